@@ -1,0 +1,397 @@
+import {
+  Reference,
+  Utils,
+  ValidationError,
+  type CountOptions,
+  type CreateOptions,
+  type EntityMetadata,
+  type EntityName,
+  type FilterQuery,
+  type FindAllOptions,
+  type FindOneOptions,
+  type FindOneOrFailOptions,
+  type FindOptions,
+  type ForkOptions,
+  type GetReferenceOptions,
+  type Loaded,
+  type Primary,
+  type RequiredEntityData,
+} from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import type { ShardId } from './choosers.ts';
+import { ShardingError } from './errors.ts';
+import { fanOutCount, fanOutFind } from './fan-out.ts';
+import { findInCandidates, primaryKeyOf, shardInIdentityMaps } from './lookup.ts';
+import { ShardedRequestContext } from './request-context.ts';
+import { callChooser, checkShards } from './route.ts';
+import type { ShardScope } from './scope.ts';
+import { knownShard, markStaging, rememberShard } from './shard-of.ts';
+import type { ShardedMikroORM } from './ShardedMikroORM.ts';
+import { settleEach } from './settle.ts';
+import { checkManagedReferences, planWrites, rehomeReferences } from './write-plan.ts';
+
+/** Targets one shard explicitly. Precedence: this option, then the entity's remembered shard, then the choosers. */
+export interface ShardOption {
+  /** The shard to use; must be a configured shard id. */
+  readonly shard?: ShardId;
+}
+
+/**
+ * MikroORM's EntityManager surface over a fleet of shards. It holds one fork per shard it touches (made on first
+ * use), so every entity lives in exactly one shard fork's identity map, and lazy loads stay on that shard.
+ * Writes are routed by the shard chooser, primary-key reads by the id chooser, queries by the query chooser.
+ */
+export class ShardedEntityManager {
+  readonly #orm: ShardedMikroORM;
+  readonly #global: boolean;
+  readonly #makeFork: (shard: ShardId) => SqlEntityManager;
+  readonly #forks = new Map<ShardId, SqlEntityManager>();
+  readonly #pending = new Set<object>();
+  #planning: ReadonlyMap<object, ShardId> | undefined;
+  readonly #staging = new Map<ShardId, SqlEntityManager>();
+  readonly #scope: ShardScope;
+
+  /** @internal Use `orm.em.fork()`. */
+  constructor(orm: ShardedMikroORM, global: boolean, makeFork: (shard: ShardId) => SqlEntityManager) {
+    this.#orm = orm;
+    this.#global = global;
+    this.#makeFork = makeFork;
+    const self = this;
+    this.#scope = {
+      orm,
+      em: this,
+      forks: this.#forks,
+      fork: shard => self.#fork(shard),
+      meta: entityName => metadataOf(orm, entityName),
+      shardOf: entity => self.shardOf(entity),
+    };
+  }
+
+  /** @internal The fleet's global entity manager. */
+  static global(orm: ShardedMikroORM): ShardedEntityManager {
+    return new ShardedEntityManager(orm, true, shard => orm.shard(shard).em as SqlEntityManager);
+  }
+
+  /** @internal An entity manager over existing shard forks (a request context's). */
+  static adopt(orm: ShardedMikroORM, forks: ReadonlyMap<ShardId, SqlEntityManager>): ShardedEntityManager {
+    return new ShardedEntityManager(orm, false, shard => forks.get(shard)!);
+  }
+
+  /** The fleet this entity manager belongs to. */
+  get orm(): ShardedMikroORM {
+    return this.#orm;
+  }
+
+  /** A new sharded entity manager with empty identity maps; shard forks are made with `options` on first use. */
+  fork(options?: ForkOptions): ShardedEntityManager {
+    // Forking needs no context: like MikroORM's global `em.fork()`, it works outside a request too.
+    const parent = this.#global ? (ShardedRequestContext.getEntityManager(this.#orm) ?? this) : this;
+    return new ShardedEntityManager(this.#orm, false, shard => (parent.#forks.get(shard) ?? this.#orm.shard(shard).em).fork(options) as SqlEntityManager);
+  }
+
+  /** This entity manager's own fork for one shard: plain MikroORM, for anything the sharded surface lacks. */
+  on(shard: ShardId): SqlEntityManager {
+    return this.#context().#fork(shard, 'em.on()');
+  }
+
+  /** The shard an entity lives on (written to, created with `{ shard }`, or loaded from); undefined while new. */
+  shardOf(entity: object): ShardId | undefined {
+    const target = Reference.unwrapReference(entity);
+    return this.#context().#planning?.get(target) ?? knownShard(target, this.#orm.shards);
+  }
+
+  /** Creates an entity; with `{ shard }` it is bound to that shard, otherwise the shard chooser places it at flush. */
+  create<Entity extends object>(entityName: EntityName<Entity>, data: RequiredEntityData<Entity>, options: CreateOptions<boolean> & ShardOption = {}): Entity {
+    const em = this.#context();
+    const { shard, ...rest } = options;
+    const target = shard === undefined ? em.#stagingFork(entityName as EntityName<object>) : em.#fork(shard, 'the { shard } option');
+    const entity = target.create(entityName, data as never, { ...rest, persist: false }) as Entity;
+    if (shard !== undefined) {
+      rememberShard(entity, shard);
+    }
+    if (rest.persist ?? target.config.get('persistOnCreate')) {
+      em.#pending.add(entity);
+    }
+    return entity;
+  }
+
+  /** Marks entities for writing at the next flush; new ones get their shard then. */
+  persist(entity: object | Iterable<object>): this {
+    const em = this.#context();
+    for (const item of asIterable(entity)) {
+      em.#pending.add(Reference.unwrapReference(item));
+    }
+    return this;
+  }
+
+  /** Marks entities for removal (on their own shards) at the next flush. */
+  remove(entity: object | Iterable<object>): this {
+    const em = this.#context();
+    for (const item of asIterable(entity)) {
+      const target = Reference.unwrapReference(item);
+      em.#pending.delete(target);
+      const shard = em.shardOf(target);
+      if (shard !== undefined) {
+        em.#fork(shard).remove(target);
+      }
+    }
+    return this;
+  }
+
+  /**
+   * Decides and validates the shard of everything to be written (throwing a {@link ShardingError} before any
+   * write if a chooser fails, names an unknown shard, or a reference crosses shards), then flushes every shard
+   * fork in parallel. Not atomic across shards: see docs/limitations.md.
+   */
+  async flush(): Promise<void> {
+    const em = this.#context();
+    await em.#assignPending(true);
+    const shards = [...em.#forks.keys()];
+    await settleEach('flush', shards, shard => em.#forks.get(shard)!.flush());
+  }
+
+  /** Drops pending entities and clears every shard fork's identity map. */
+  clear(): void {
+    const em = this.#context();
+    em.#pending.clear();
+    em.#forks.forEach(fork => fork.clear());
+  }
+
+  /** Finds entities on the query chooser's shards, merged in the global `orderBy`, paged by `limit`/`offset`. */
+  async find<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
+    entityName: EntityName<Entity>,
+    where: FilterQuery<NoInfer<Entity>>,
+    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
+  ): Promise<Loaded<Entity, Hint, Fields, Excludes>[]> {
+    const em = this.#context();
+    const { shard, ...rest } = options;
+    await em.#assignPending(false);
+    const shards = await em.#queryShards(Utils.className(entityName), where, rest, shard);
+    if (shards.length === 1) {
+      return em.#fork(shards[0]!).find(entityName, where as never, rest);
+    }
+    return fanOutFind(em.#scope, entityName, where, rest, shards) as Promise<Loaded<Entity, Hint, Fields, Excludes>[]>;
+  }
+
+  /** `find` with the condition in `options.where`. */
+  async findAll<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
+    entityName: EntityName<Entity>,
+    options: FindAllOptions<NoInfer<Entity>, Hint, Fields, Excludes> & ShardOption = {},
+  ): Promise<Loaded<Entity, Hint, Fields, Excludes>[]> {
+    const { where, ...rest } = options;
+    return this.find(entityName, (where ?? {}) as FilterQuery<NoInfer<Entity>>, rest as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption);
+  }
+
+  /**
+   * By primary key (`5`, `{ id: 5 }`, an entity): identity maps first, then the id chooser's candidates in order,
+   * first hit wins. Any other condition is a query over the query chooser's shards (the first row in `orderBy`).
+   */
+  async findOne<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
+    entityName: EntityName<Entity>,
+    where: FilterQuery<NoInfer<Entity>>,
+    options: FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
+  ): Promise<Loaded<Entity, Hint, Fields, Excludes> | null> {
+    const em = this.#context();
+    const { shard, ...rest } = options;
+    await em.#assignPending(false);
+    const known = shard ?? (Utils.isEntity(where, true) ? em.shardOf(where as object) : undefined);
+    if (known !== undefined) {
+      return em.#fork(known, 'the { shard } option').findOne(entityName, where as never, rest);
+    }
+    const name = Utils.className(entityName);
+    const pk = primaryKeyOf(em.#scope.meta(entityName), where);
+    if (pk !== undefined) {
+      return findInCandidates(em.#scope, entityName as EntityName<object>, pk, fork => fork.findOne(entityName, where as never, rest));
+    }
+    const shards = await em.#queryShards(name, where, rest, undefined);
+    if (shards.length === 1) {
+      return em.#fork(shards[0]!).findOne(entityName, where as never, rest);
+    }
+    const [first] = await fanOutFind(em.#scope, entityName, where, { ...rest, limit: 1 } as FindOptions<Entity>, shards);
+    return (first ?? null) as Loaded<Entity, Hint, Fields, Excludes> | null;
+  }
+
+  /** `findOne`, throwing MikroORM's `NotFoundError` (or your `failHandler`'s error) when nothing matches. */
+  async findOneOrFail<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
+    entityName: EntityName<Entity>,
+    where: FilterQuery<NoInfer<Entity>>,
+    options: FindOneOrFailOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
+  ): Promise<Loaded<Entity, Hint, Fields, Excludes>> {
+    const { failHandler, strict, ...rest } = options;
+    const found = strict
+      ? await this.find(entityName, where, { ...rest, limit: 2 } as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption)
+      : [await this.findOne(entityName, where, rest as FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption)];
+    if (found.length !== 1 || !found[0]) {
+      const config = this.#stagingFork(entityName as EntityName<object>).config;
+      const handler = failHandler ?? config.get(strict ? 'findExactlyOneOrFailHandler' : 'findOneOrFailHandler');
+      throw handler(Utils.className(entityName), where as never);
+    }
+    return found[0];
+  }
+
+  /** One page and the total count over the same shards (counts summed). */
+  async findAndCount<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
+    entityName: EntityName<Entity>,
+    where: FilterQuery<NoInfer<Entity>>,
+    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
+  ): Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]> {
+    const em = this.#context();
+    const { shard, ...rest } = options;
+    await em.#assignPending(false);
+    const shards = await em.#queryShards(Utils.className(entityName), where, rest, shard);
+    if (shards.length === 1) {
+      return em.#fork(shards[0]!).findAndCount(entityName, where as never, rest);
+    }
+    const name = Utils.className(entityName);
+    const countOptions = { filters: rest.filters, schema: rest.schema, flushMode: rest.flushMode };
+    const [items, total] = await Promise.all([fanOutFind(em.#scope, entityName, where, rest, shards), fanOutCount(em.#scope, entityName, where, countOptions, shards)]);
+    return [items as Loaded<Entity, Hint, Fields, Excludes>[], total];
+  }
+
+  /** Counts on the query chooser's shards, summed. */
+  async count<Entity extends object, Hint extends string = never>(
+    entityName: EntityName<Entity>,
+    where: FilterQuery<NoInfer<Entity>> = {} as FilterQuery<NoInfer<Entity>>,
+    options: CountOptions<Entity, Hint> & ShardOption = {},
+  ): Promise<number> {
+    const em = this.#context();
+    const { shard, ...rest } = options;
+    await em.#assignPending(false);
+    const shards = await em.#queryShards(Utils.className(entityName), where, rest, shard);
+    if (shards.length === 1) {
+      return em.#fork(shards[0]!).count(entityName, where as never, rest);
+    }
+    return fanOutCount(em.#scope, entityName, where, rest, shards);
+  }
+
+  /**
+   * A reference without a query. Its shard: `{ shard }`, else an identity map that has it, else the id chooser's
+   * only candidate; with several candidates it throws `AMBIGUOUS_SHARD` (use `findOne`, which searches them).
+   */
+  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options: GetReferenceOptions & ShardOption = {}): Entity {
+    const em = this.#context();
+    const { shard, ...rest } = options;
+    const name = Utils.className(entityName);
+    const target = shard ?? shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? em.#onlyCandidate(name, id);
+    return em.#fork(target, 'the { shard } option').getReference(entityName, id, rest as GetReferenceOptions) as Entity;
+  }
+
+  /** Populates relations of entities, each on its own shard. */
+  async populate<Entity extends object>(entities: Entity | readonly Entity[], populate: readonly string[] | boolean, options: Record<string, unknown> = {}): Promise<Entity[]> {
+    const em = this.#context();
+    const list = (Array.isArray(entities) ? entities : [entities]) as Entity[];
+    const byShard = new Map<ShardId, Entity[]>();
+    for (const entity of list) {
+      const shard = em.shardOf(entity);
+      if (shard === undefined) {
+        throw ShardingError.invalidOptions(`cannot populate a new ${entity.constructor.name} that has no shard yet; flush it first.`, entity);
+      }
+      byShard.set(shard, [...(byShard.get(shard) ?? []), entity]);
+    }
+    await settleEach('populate', [...byShard.keys()], shard => em.#fork(shard).populate(byShard.get(shard)!, populate as never, options as never));
+    return list;
+  }
+
+  /** Assigns a shard to every pending entity and persists it on that shard's fork (nothing is written yet). */
+  async #assignPending(checkManaged: boolean): Promise<void> {
+    if (this.#pending.size === 0 && !checkManaged) {
+      return;
+    }
+    const planned = new Map<object, ShardId>();
+    this.#planning = planned;
+    try {
+      await planWrites(this.#scope, this.#pending, planned);
+      if (checkManaged) {
+        checkManagedReferences(this.#scope, planned);
+      }
+    } finally {
+      this.#planning = undefined;
+    }
+    for (const [entity, shard] of planned) {
+      rememberShard(entity, shard);
+      rehomeReferences(this.#scope, entity, shard);
+    }
+    for (const root of this.#pending) {
+      this.#fork(planned.get(root)!).persist(root);
+    }
+    this.#pending.clear();
+  }
+
+  async #queryShards(name: string, where: unknown, options: object, shard: ShardId | undefined): Promise<ShardId[]> {
+    if (shard !== undefined) {
+      this.#fork(shard, 'the { shard } option');
+      return [shard];
+    }
+    const chooser = this.#orm.routing.queryChooser;
+    if (!chooser) {
+      return [...this.#orm.shardIds];
+    }
+    const args = { entityName: name, where: where as FilterQuery<object>, options: options as FindOptions<object, string, string, string>, em: this };
+    return checkShards(this.#scope, await callChooser('queryChooser', name, where, () => chooser(args)), 'queryChooser', name, where);
+  }
+
+  #onlyCandidate(entityName: string, id: unknown): ShardId {
+    const chooser = this.#orm.routing.idChooser;
+    const candidates = chooser ? chooser({ entityName, id: id as Primary<object>, em: this }) : this.#orm.shardIds;
+    if (candidates instanceof Promise) {
+      throw ShardingError.invalidOptions(`idChooser returned a promise for ${entityName} ${JSON.stringify(id)}, but getReference() is synchronous; pass { shard }.`, id);
+    }
+    const shards = checkShards(this.#scope, candidates, 'idChooser', entityName, id);
+    if (shards.length !== 1) {
+      throw ShardingError.ambiguousShard(entityName, id, shards);
+    }
+    return shards[0]!;
+  }
+
+  #fork(shard: ShardId, source = 'a chooser'): SqlEntityManager {
+    let fork = this.#forks.get(shard);
+    if (!fork) {
+      if (!this.#orm.shards.has(shard)) {
+        throw ShardingError.unknownShard(shard, this.#orm.shardIds, { source });
+      }
+      fork = this.#makeFork(shard);
+      this.#forks.set(shard, fork);
+    }
+    return fork;
+  }
+
+  /** Where new entities wait for their shard: a never-flushed fork of the first shard that knows the entity. */
+  #stagingFork(entityName: EntityName<object>): SqlEntityManager {
+    const home = shardWith(this.#orm, entityName);
+    let staging = this.#staging.get(home);
+    if (!staging) {
+      staging = this.#orm.shard(home).em.fork({ disableContextResolution: true }) as SqlEntityManager;
+      markStaging(staging);
+      this.#staging.set(home, staging);
+    }
+    return staging;
+  }
+
+  /** The entity manager to act on: this one, or for the global one the request context's, as MikroORM does. */
+  #context(): ShardedEntityManager {
+    if (!this.#global) {
+      return this;
+    }
+    const scoped = ShardedRequestContext.getEntityManager(this.#orm);
+    if (scoped) {
+      return scoped;
+    }
+    if (!this.#orm.shard(this.#orm.shardIds[0]!).config.get('allowGlobalContext')) {
+      throw ValidationError.cannotUseGlobalContext();
+    }
+    return this;
+  }
+}
+
+/** The first shard whose MikroORM knows the entity (shards may each hold only some entities: main + warehouse). */
+function shardWith(orm: ShardedMikroORM, entityName: EntityName<object>): ShardId {
+  return orm.shardIds.find(id => orm.shard(id).getMetadata().find(entityName) !== undefined) ?? orm.shardIds[0]!;
+}
+
+function metadataOf<T extends object>(orm: ShardedMikroORM, entityName: EntityName<T>): EntityMetadata<T> {
+  return orm.shard(shardWith(orm, entityName as EntityName<object>)).getMetadata().get(entityName);
+}
+
+function asIterable(value: object | Iterable<object>): Iterable<object> {
+  return Symbol.iterator in value && !Utils.isEntity(value) ? (value as Iterable<object>) : [value];
+}

@@ -1,0 +1,17 @@
+export { ShardedMikroORM, type Routing } from './ShardedMikroORM.ts';
+export { ShardedEntityManager, type ShardOption } from './ShardedEntityManager.ts';
+export { ShardedRequestContext } from './request-context.ts';
+export { ShardedSchema } from './ShardedSchema.ts';
+export { ShardingError, type ShardingErrorCode, type ShardingErrorDetails } from './errors.ts';
+export { defineShardingConfig, type ShardedMikroORMOptions, type ShardOptions } from './options.ts';
+export type {
+  IdChooser,
+  IdChooserArgs,
+  MaybePromise,
+  QueryChooser,
+  QueryChooserArgs,
+  ShardChooser,
+  ShardChooserArgs,
+  ShardId,
+} from './choosers.ts';
+export { comparatorOf, compareValues, concatPage, mergeSorted, sumCounts, type Merged, type SortKey, type ValueKind } from './merge.ts';

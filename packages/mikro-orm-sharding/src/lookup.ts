@@ -1,0 +1,72 @@
+import { helper, Utils, type EntityMetadata, type EntityName, type Primary } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import type { ShardId } from './choosers.ts';
+import { callChooser, checkShards } from './route.ts';
+import type { ShardScope } from './scope.ts';
+
+/**
+ * The primary key a `findOne` condition asks for, or undefined when it is a query: `5`, `[1, 2]` (composite),
+ * an entity or reference, or `{ id: 5 }` with exactly the primary key properties as plain values.
+ */
+export function primaryKeyOf<T extends object>(meta: EntityMetadata<T>, where: unknown): Primary<T> | undefined {
+  if (Utils.isPrimaryKey(where, meta.primaryKeys.length > 1)) {
+    return where as Primary<T>;
+  }
+  if (Utils.isEntity(where, true)) {
+    const wrapped = helper(where as object);
+    return wrapped.hasPrimaryKey() ? (wrapped.getPrimaryKey() as Primary<T>) : undefined;
+  }
+  if (!Utils.isPlainObject(where)) {
+    return undefined;
+  }
+  const keys = Object.keys(where);
+  if (keys.length !== meta.primaryKeys.length || !meta.primaryKeys.every(pk => keys.includes(pk))) {
+    return undefined;
+  }
+  const values = meta.primaryKeys.map(pk => (where as Record<string, unknown>)[pk]);
+  if (!values.every(value => Utils.isPrimaryKey(value))) {
+    return undefined;
+  }
+  return (values.length === 1 ? values[0] : values) as Primary<T>;
+}
+
+/** The shard whose fork already manages this entity, if any: identity maps answer before any database does. */
+export function shardInIdentityMaps(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): ShardId | undefined {
+  for (const [shard, fork] of scope.forks) {
+    if (fork.getUnitOfWork().getById(entityName, pk as never) !== undefined) {
+      return shard;
+    }
+  }
+  return undefined;
+}
+
+/** The id chooser's candidates for a primary key (every shard when none is configured). */
+export async function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): Promise<ShardId[]> {
+  const name = Utils.className(entityName);
+  const chooser = scope.orm.routing.idChooser;
+  if (!chooser) {
+    return [...scope.orm.shardIds];
+  }
+  const shards = await callChooser('idChooser', name, pk, () => chooser({ entityName: name, id: pk, em: scope.em }));
+  return checkShards(scope, shards, 'idChooser', name, pk);
+}
+
+/** Searches the candidate shards in order; the first that has the entity wins. */
+export async function findInCandidates<T>(
+  scope: ShardScope,
+  entityName: EntityName<object>,
+  pk: Primary<object>,
+  find: (fork: SqlEntityManager) => Promise<T | null>,
+): Promise<T | null> {
+  const inMap = shardInIdentityMaps(scope, entityName, pk);
+  if (inMap !== undefined) {
+    return find(scope.fork(inMap));
+  }
+  for (const shard of await idCandidates(scope, entityName, pk)) {
+    const found = await find(scope.fork(shard));
+    if (found) {
+      return found;
+    }
+  }
+  return null;
+}

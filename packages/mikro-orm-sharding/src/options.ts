@@ -1,0 +1,80 @@
+import type { IDatabaseDriver, Options } from '@mikro-orm/core';
+import { AbstractSqlDriver } from '@mikro-orm/sql';
+import type { IdChooser, QueryChooser, ShardChooser, ShardId } from './choosers.ts';
+import { ShardingError } from './errors.ts';
+
+/** MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool ...). */
+export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<Options<D>>;
+
+/**
+ * Options of {@link ShardedMikroORM.init}: MikroORM's own options, shared by every shard, plus the shard map and
+ * the three choosers.
+ *
+ * @example
+ * ```ts
+ * const orm = await ShardedMikroORM.init({
+ *   driver: SqliteDriver,
+ *   entities: [Author, Book],
+ *   shards: { s0: { dbName: 's0.db' }, s1: { dbName: 's1.db' } },
+ *   shardChooser: ({ entity }) => `s${(entity as Author).id % 2}`,
+ *   idChooser: ({ id }) => [`s${Number(id) % 2}`],
+ *   queryChooser: () => ['s0', 's1'],
+ * });
+ * ```
+ */
+export interface ShardedMikroORMOptions<D extends IDatabaseDriver = IDatabaseDriver> extends ShardOptions<D> {
+  /** The shards: each key is a shard id, each value that shard's overrides of the shared options. */
+  readonly shards: Readonly<Record<ShardId, ShardOptions<D>>>;
+  /** Decides where a new entity is written. Required. */
+  readonly shardChooser: ShardChooser;
+  /**
+   * Ordered candidate shards for a primary-key lookup.
+   * @default every shard, in the order of `shards`
+   */
+  readonly idChooser?: IdChooser;
+  /**
+   * Shards a query fans out to.
+   * @default every shard, in the order of `shards`
+   */
+  readonly queryChooser?: QueryChooser;
+}
+
+/** Identity function that gives a sharding config its type, like MikroORM's `defineConfig`. */
+export function defineShardingConfig<D extends IDatabaseDriver>(options: ShardedMikroORMOptions<D>): ShardedMikroORMOptions<D> {
+  return options;
+}
+
+/** The options split into what each shard's MikroORM gets, validated. Throws {@link ShardingError}. */
+export function shardConfigs<D extends IDatabaseDriver>(options: ShardedMikroORMOptions<D>): Map<ShardId, ShardOptions<D>> {
+  if (options === null || typeof options !== 'object') {
+    throw ShardingError.invalidOptions('pass an options object.', options);
+  }
+  const { shards, shardChooser, idChooser, queryChooser, ...shared } = options;
+  if (shards === null || typeof shards !== 'object' || Object.keys(shards).length === 0) {
+    throw ShardingError.noShards();
+  }
+  if (typeof shardChooser !== 'function') {
+    throw ShardingError.missingChooser('shardChooser');
+  }
+  for (const [name, chooser] of Object.entries({ idChooser, queryChooser })) {
+    if (chooser !== undefined && typeof chooser !== 'function') {
+      throw ShardingError.invalidOptions(`\`${name}\` must be a function returning shard ids; got ${typeof chooser}.`, chooser);
+    }
+  }
+  const configs = new Map<ShardId, ShardOptions<D>>();
+  for (const [id, own] of Object.entries(shards)) {
+    if (id === '') {
+      throw ShardingError.invalidOptions('a shard id cannot be empty.', id);
+    }
+    if (own === null || typeof own !== 'object') {
+      throw ShardingError.invalidOptions(`shard "${id}" must map to an options object (e.g. { dbName }); got ${JSON.stringify(own)}.`, own);
+    }
+    const merged: ShardOptions<D> = { ...shared, ...own, contextName: id };
+    const driver = merged.driver as unknown;
+    if (typeof driver !== 'function' || !(driver.prototype instanceof AbstractSqlDriver)) {
+      throw ShardingError.unsupportedDriver(id, driver);
+    }
+    configs.set(id, merged);
+  }
+  return configs;
+}

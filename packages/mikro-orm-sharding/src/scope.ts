@@ -1,0 +1,23 @@
+import type { EntityMetadata, EntityName } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import type { ShardId } from './choosers.ts';
+import type { ShardedEntityManager } from './ShardedEntityManager.ts';
+import type { ShardedMikroORM } from './ShardedMikroORM.ts';
+
+/**
+ * What the write and read paths need of one sharded entity manager. The facade builds it over its private state,
+ * so those paths stay plain functions and the facade stays thin.
+ */
+export interface ShardScope {
+  readonly orm: ShardedMikroORM;
+  /** The facade, handed to choosers. */
+  readonly em: ShardedEntityManager;
+  /** The facade's fork of a shard's entity manager, made on first use. Throws `UNKNOWN_SHARD`. */
+  fork(shard: ShardId): SqlEntityManager;
+  /** The forks made so far. */
+  readonly forks: ReadonlyMap<ShardId, SqlEntityManager>;
+  /** Metadata of an entity (all shards share the entity definitions). */
+  meta<T extends object>(entityName: EntityName<T>): EntityMetadata<T>;
+  /** Where a known entity lives, or undefined for a new one. */
+  shardOf(entity: object): ShardId | undefined;
+}

@@ -1,0 +1,49 @@
+import { Reference, type MikroORM } from '@mikro-orm/core';
+import type { ShardId } from './choosers.ts';
+
+/**
+ * An entity's shard, once known (SQLAlchemy's `identity_token`). Module-private: the only writer is the write path,
+ * and a WeakMap lets entities be garbage-collected as usual.
+ */
+const remembered = new WeakMap<object, ShardId>();
+
+/** Entity managers that only stage new entities before their shard is decided; what they own has no shard yet. */
+const staging = new WeakSet<object>();
+
+export function markStaging(em: object): void {
+  staging.add(em);
+}
+
+/** Whether an entity (usually a reference made by `em.create(Book, { author: 1 })`) belongs to a staging fork. */
+export function isStaged(entity: object): boolean {
+  const owner = ownerOf(entity);
+  return owner !== undefined && staging.has(owner);
+}
+
+function ownerOf(entity: object): { config: MikroORM['config'] } | undefined {
+  // `helper()` would throw for an object that is not an entity; such an object simply has no owner.
+  return (entity as { __helper?: { __em?: { config: MikroORM['config'] } } }).__helper?.__em;
+}
+
+export function rememberShard(entity: object, shard: ShardId): void {
+  remembered.set(entity, shard);
+}
+
+/**
+ * Where an entity lives: the shard it was written to or explicitly created on, or else the shard of the entity
+ * manager that loaded it (each shard's MikroORM has `contextName` = its shard id).
+ */
+export function knownShard(entity: object, shards: ReadonlyMap<ShardId, MikroORM>): ShardId | undefined {
+  const target = Reference.unwrapReference(entity);
+  const shard = remembered.get(target);
+  if (shard !== undefined) {
+    return shard;
+  }
+  const owner = ownerOf(target);
+  if (!owner || staging.has(owner)) {
+    return undefined;
+  }
+  const name = owner.config.get('contextName');
+  // Forks share their ORM's Configuration, so identity tells our shard apart from another fleet's same-named one.
+  return shards.get(name)?.config === owner.config ? name : undefined;
+}

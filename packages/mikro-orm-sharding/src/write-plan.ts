@@ -1,0 +1,126 @@
+import { Collection, helper, Reference, ReferenceKind, type Dictionary, type EntityProperty } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import type { ShardId } from './choosers.ts';
+import { ShardingError } from './errors.ts';
+import { callChooser, checkShard } from './route.ts';
+import type { ShardScope } from './scope.ts';
+import { isStaged } from './shard-of.ts';
+
+/**
+ * Decides the shard of every new entity a flush will write, and checks that no reference crosses shards, before
+ * anything is written. New entities reached through a relation of an entity being written go where it goes, as
+ * MikroORM's cascade persist writes them together; the others are the shard chooser's to place.
+ *
+ * `planned` is filled as decisions are made so that `em.shardOf()` inside a chooser already sees them.
+ * Throws {@link ShardingError}; then nothing was persisted anywhere.
+ */
+export async function planWrites(scope: ShardScope, roots: Iterable<object>, planned: Map<object, ShardId>): Promise<void> {
+  const queue: object[] = [];
+  for (const root of roots) {
+    if (!planned.has(root)) {
+      const shard = scope.shardOf(root) ?? (await chooseShard(scope, root));
+      planned.set(root, shard);
+      queue.push(root);
+    }
+    // Walk as we go: entities reached from this root are placed before later roots ask the chooser.
+    while (queue.length > 0) {
+      const entity = queue.pop()!;
+      const shard = planned.get(entity)!;
+      forEachRelated(entity, (target, prop) => {
+        const targetShard = planned.get(target) ?? scope.shardOf(target);
+        if (targetShard === undefined) {
+          if (isNew(target)) {
+            planned.set(target, shard);
+            queue.push(target);
+          }
+          return;
+        }
+        if (targetShard !== shard) {
+          throw ShardingError.crossShardReference(labelOf(entity), shard, prop.name, labelOf(target), targetShard);
+        }
+      });
+    }
+  }
+}
+
+/**
+ * Checks the entities a shard's fork already manages: a relation set since they were loaded must not point at an
+ * entity of another shard (MikroORM would write the foreign key as is, dangling or failing on that database).
+ */
+export function checkManagedReferences(scope: ShardScope, planned: ReadonlyMap<object, ShardId>): void {
+  for (const [shard, fork] of scope.forks) {
+    for (const entity of fork.getUnitOfWork().getIdentityMap()) {
+      if (helper(entity).__meta.relations.length === 0) {
+        continue;
+      }
+      forEachRelated(entity, (target, prop) => {
+        const targetShard = planned.get(target) ?? scope.shardOf(target);
+        if (targetShard !== undefined && targetShard !== shard) {
+          throw ShardingError.crossShardReference(labelOf(entity), shard, prop.name, labelOf(target), targetShard);
+        }
+      });
+    }
+  }
+}
+
+/**
+ * References made before the shard was known (`em.create(Book, { author: 1 })`) live on the staging fork; give
+ * them their shard's identity so lazy loads and the identity map stay on that shard.
+ */
+export function rehomeReferences(scope: ShardScope, entity: object, shard: ShardId): void {
+  const fork = scope.fork(shard);
+  const data = entity as Dictionary;
+  for (const prop of helper(entity).__meta.relations) {
+    const value = data[prop.name];
+    if (value instanceof Collection) {
+      if (value.isInitialized() && value.getItems(false).some(isStaged)) {
+        value.set(value.getItems(false).map(item => (isStaged(item) ? moved(fork, item) : item)));
+      }
+    } else if (value !== null && value !== undefined && isStaged(Reference.unwrapReference(value))) {
+      const target = moved(fork, Reference.unwrapReference(value));
+      data[prop.name] = Reference.isReference(value) ? Reference.create(target) : target;
+    }
+  }
+}
+
+function moved(fork: SqlEntityManager, entity: object): object {
+  const wrapped = helper(entity);
+  return fork.getReference(wrapped.__meta.class, wrapped.getPrimaryKey() as never);
+}
+
+async function chooseShard(scope: ShardScope, entity: object): Promise<ShardId> {
+  const entityName = helper(entity).__meta.className;
+  const shard = await callChooser('shardChooser', labelOf(entity), entity, () => scope.orm.routing.shardChooser({ entity, entityName, em: scope.em }));
+  return checkShard(scope, shard, 'shardChooser', labelOf(entity), shard);
+}
+
+function forEachRelated(entity: object, visit: (target: object, prop: EntityProperty) => void): void {
+  const data = entity as Dictionary;
+  for (const prop of helper(entity).__meta.relations) {
+    const value = data[prop.name];
+    if (value === null || value === undefined) {
+      continue;
+    }
+    if (prop.kind === ReferenceKind.ONE_TO_MANY || prop.kind === ReferenceKind.MANY_TO_MANY) {
+      if (value instanceof Collection && value.isInitialized()) {
+        for (const item of value.getItems(false)) {
+          visit(item, prop);
+        }
+      }
+    } else if (typeof value === 'object') {
+      visit(Reference.unwrapReference(value), prop);
+    }
+  }
+}
+
+/** Not yet managed by any entity manager, nor a reference made before its shard was known. */
+function isNew(entity: object): boolean {
+  return (entity as { __helper?: { __em?: unknown } }).__helper?.__em === undefined;
+}
+
+/** `Book#12` for an entity with a primary key, `new Book` for one without. */
+export function labelOf(entity: object): string {
+  const wrapped = helper(entity);
+  const name = wrapped.__meta.className;
+  return wrapped.hasPrimaryKey() ? `${name}#${wrapped.getSerializedPrimaryKey()}` : `new ${name}`;
+}
