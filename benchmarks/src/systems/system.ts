@@ -1,0 +1,30 @@
+// What every in-process system under test offers the phase runner.
+import type { Databases } from '../databases.ts';
+import type { ItemLike, Row } from '../workload.ts';
+
+/** One unit of work for phase P (a fresh fork per 100 lookups). */
+export interface LookupSession {
+  findById(id: number): Promise<ItemLike | null>;
+}
+
+export interface System {
+  readonly name: string;
+  /** How many databases the system spreads the rows over. */
+  readonly databases: number;
+  /** One batch of phase W: persist all rows, one flush (one unit of work). */
+  insertBatch(rows: readonly Row[]): Promise<void>;
+  /** A fresh unit of work for lookups by primary key. */
+  session(): LookupSession;
+  /** `score >= x order by score desc`, the page at `offset`, `limit` rows, over all the system's data. */
+  topPage(x: number, offset: number, limit: number): Promise<ItemLike[]>;
+  /** How many rows have `score >= x`, over all the system's data. */
+  count(x: number): Promise<number>;
+  /** Closes the ORMs and drops the databases. */
+  close(): Promise<void>;
+}
+
+export interface SystemContext {
+  dbs: Databases;
+  /** S, the shard count of the run (plain ignores it). */
+  shards: number;
+}
