@@ -1,0 +1,78 @@
+// Smoke test of the benchmark CLI (benchmarks/src/cli.ts) on tiny sizes: every JSON line has every key the workload
+// names, with numbers > 0, and the sharded fan-out answers equal the plain system's. No timing is asserted.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const CLI = fileURLToPath(new URL('../benchmarks/src/cli.ts', import.meta.url));
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+type Line = Record<string, unknown>;
+const PHASES = ['W', 'P', 'F', 'C'] as const;
+const NUMERIC = [
+  'shards',
+  'rows',
+  'W_rows_per_s',
+  'P_ops_per_s',
+  'F_ops_per_s',
+  'C_ops_per_s',
+  'peak_rss_mb',
+  ...PHASES.flatMap((p) => [`${p}_p50_ms`, `${p}_p99_ms`]),
+];
+
+async function bench(...args: string[]): Promise<Line[]> {
+  // process.execPath is the pinned Node 24 under vitest (better-sqlite3 needs it).
+  const { stdout } = await run(process.execPath, [CLI, ...args], { timeout: 60_000, maxBuffer: 16 << 20 });
+  return stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Line);
+}
+
+describe('benchmark CLI (sqlite, tiny sizes)', () => {
+  it('prints one complete JSON line per system, with equal fan-out answers', { timeout: 60_000 }, async () => {
+    const chart = join(dir, 'chart.svg');
+    const lines = await bench(
+      '--driver', 'sqlite', '--shards', '4', '--rows', '300', '--points', '50', '--fanouts', '10',
+      '--systems', 'sharded,plain,handrolled,sqlalchemy', '--json', '--no-warmup', '--chart', chart,
+    );
+    const bySystem = new Map(lines.map((l) => [l.system, l]));
+    expect([...bySystem.keys()].sort()).toEqual(['handrolled', 'plain', 'sharded', 'sqlalchemy']);
+    for (const line of lines) {
+      // SQLAlchemy is optional: without python3-sqlalchemy it is reported unavailable, not a crash.
+      if (line.system === 'sqlalchemy' && line.available === false) {
+        expect(line.reason).toEqual(expect.any(String));
+        continue;
+      }
+      expect(line.driver).toBe('sqlite');
+      for (const key of NUMERIC) {
+        expect(line[key], `${line.system}.${key}`).toEqual(expect.any(Number));
+        expect(line[key] as number, `${line.system}.${key}`).toBeGreaterThan(0);
+      }
+      expect(line.rows).toBe(300);
+      expect(line.F_verified, `${line.system} F answers checked`).toBe(true);
+      expect(line.C_verified, `${line.system} C answers checked`).toBe(true);
+      expect(line.F_answers_checksum).toMatch(/^[0-9a-f]{8}$/);
+    }
+    const sharded = bySystem.get('sharded')!;
+    const plain = bySystem.get('plain')!;
+    expect(sharded.shards).toBe(4);
+    expect(plain.shards).toBe(1);
+    expect(sharded.F_answers_checksum).toBe(plain.F_answers_checksum);
+    expect(sharded.C_answers_checksum).toBe(plain.C_answers_checksum);
+    expect(bySystem.get('handrolled')!.F_answers_checksum).toBe(plain.F_answers_checksum);
+    const svg = readFileSync(chart, 'utf8');
+    expect(svg).toMatch(/^<svg /);
+    expect(svg).toContain('sharded');
+  });
+
+  it('rejects unknown options with a usage message and exit code 2', async () => {
+    await expect(bench('--no-such-option')).rejects.toMatchObject({ code: 2 });
+  });
+});
