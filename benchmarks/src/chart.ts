@@ -48,7 +48,7 @@ function niceStep(max: number): number {
 export function renderChart(spec: ChartSpec): string {
   const W = 980;
   const H = 560;
-  const m = { top: 78, right: 24, bottom: 96, left: 86 };
+  const m = { top: 92, right: 24, bottom: 104, left: 86 };
   const plotW = W - m.left - m.right;
   const plotH = H - m.top - m.bottom;
   const all = spec.values.flat().filter((v): v is number => typeof v === 'number' && v > 0 && Number.isFinite(v));
@@ -118,13 +118,14 @@ export function renderChart(spec: ChartSpec): string {
     }
   });
 
-  // Legend, top right inside the plot.
-  const lx = m.left + plotW - 150;
-  out.push(`<rect x="${lx - 10}" y="${m.top + 4}" width="156" height="${n * 20 + 10}" fill="#ffffff" fill-opacity="0.9" stroke="#e5e7eb"/>`);
+  // Legend: one row under the subtitle, centred, so it never covers a bar.
+  const itemW = spec.series.map((s) => 30 + s.length * 7.5);
+  let lx = W / 2 - itemW.reduce((a, b) => a + b, 0) / 2;
   spec.series.forEach((s, si) => {
-    const ly = m.top + 14 + si * 20;
-    out.push(`<rect x="${lx}" y="${ly - 9}" width="14" height="14" fill="${PALETTE[s] ?? FALLBACK[si % FALLBACK.length]}" rx="2"/>`);
-    out.push(`<text x="${lx + 22}" y="${ly + 3}" font-size="13" fill="#111827">${esc(s)}</text>`);
+    const ly = 72;
+    out.push(`<rect x="${lx.toFixed(1)}" y="${ly - 10}" width="14" height="14" fill="${PALETTE[s] ?? FALLBACK[si % FALLBACK.length]}" rx="2"/>`);
+    out.push(`<text x="${(lx + 20).toFixed(1)}" y="${ly + 2}" font-size="13" fill="#111827">${esc(s)}</text>`);
+    lx += itemW[si]!;
   });
   if (spec.footer) out.push(`<text x="${W / 2}" y="${H - 10}" text-anchor="middle" font-size="11" fill="#6b7280">${esc(spec.footer)}</text>`);
   out.push('</svg>');
