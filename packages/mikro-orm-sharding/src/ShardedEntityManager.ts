@@ -84,8 +84,7 @@ export class ShardedEntityManager {
 
   /** A new sharded entity manager with empty identity maps; shard forks are made with `options` on first use. */
   fork(options?: ForkOptions): ShardedEntityManager {
-    // Forking needs no context: like MikroORM's global `em.fork()`, it works outside a request too.
-    const parent = this.#global ? (ShardedRequestContext.getEntityManager(this.#orm) ?? this) : this;
+    const parent = this.#context(false);
     return new ShardedEntityManager(this.#orm, false, shard => (parent.#forks.get(shard) ?? this.#orm.shard(shard).em).fork(options) as SqlEntityManager);
   }
 
@@ -97,7 +96,7 @@ export class ShardedEntityManager {
   /** The shard an entity lives on (written to, created with `{ shard }`, or loaded from); undefined while new. */
   shardOf(entity: object): ShardId | undefined {
     const target = Reference.unwrapReference(entity);
-    return this.#context().#planning?.get(target) ?? knownShard(target, this.#orm.shards);
+    return this.#context(false).#planning?.get(target) ?? knownShard(target, this.#orm.shards);
   }
 
   /** Creates an entity; with `{ shard }` it is bound to that shard, otherwise the shard chooser places it at flush. */
@@ -367,8 +366,11 @@ export class ShardedEntityManager {
     return staging;
   }
 
-  /** The entity manager to act on: this one, or for the global one the request context's, as MikroORM does. */
-  #context(): ShardedEntityManager {
+  /**
+   * The entity manager to act on: this one, or for the global one the request context's, as MikroORM does.
+   * Like MikroORM, only context-specific work (`validate`) is refused on the global one; `fork()` and `shardOf()` are not.
+   */
+  #context(validate = true): ShardedEntityManager {
     if (!this.#global) {
       return this;
     }
@@ -376,7 +378,7 @@ export class ShardedEntityManager {
     if (scoped) {
       return scoped;
     }
-    if (!this.#orm.shard(this.#orm.shardIds[0]!).config.get('allowGlobalContext')) {
+    if (validate && !this.#orm.shard(this.#orm.shardIds[0]!).config.get('allowGlobalContext')) {
       throw ValidationError.cannotUseGlobalContext();
     }
     return this;

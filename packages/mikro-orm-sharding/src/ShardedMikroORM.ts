@@ -45,7 +45,19 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver> {
   static async init<D extends IDatabaseDriver = IDatabaseDriver>(options: ShardedMikroORMOptions<D>): Promise<ShardedMikroORM<D>> {
     const configs = shardConfigs(options);
     const ids = [...configs.keys()];
-    const results = await Promise.allSettled(ids.map(id => MikroORM.init<D>(configs.get(id)!)));
+    const connect = options.connect ?? true;
+    const results = await Promise.allSettled(
+      ids.map(async id => {
+        const orm = await MikroORM.init<D>(configs.get(id)!);
+        if (connect) {
+          await orm.connect().catch(async (error: unknown) => {
+            await orm.close(true);
+            throw error;
+          });
+        }
+        return orm;
+      }),
+    );
     const failed = results.findIndex(result => result.status === 'rejected');
     if (failed >= 0) {
       await Promise.allSettled(results.map(result => (result.status === 'fulfilled' ? result.value.close(true) : undefined)));

@@ -37,6 +37,12 @@ export interface ShardedMikroORMOptions<D extends IDatabaseDriver = IDatabaseDri
    * @default every shard, in the order of `shards`
    */
   readonly queryChooser?: QueryChooser;
+  /**
+   * Connect to every shard during `init()`, so an unreachable shard fails startup with its name
+   * (MikroORM alone connects on first use).
+   * @default true
+   */
+  readonly connect?: boolean;
 }
 
 /** Identity function that gives a sharding config its type, like MikroORM's `defineConfig`. */
@@ -49,7 +55,7 @@ export function shardConfigs<D extends IDatabaseDriver>(options: ShardedMikroORM
   if (options === null || typeof options !== 'object') {
     throw ShardingError.invalidOptions('pass an options object.', options);
   }
-  const { shards, shardChooser, idChooser, queryChooser, ...shared } = options;
+  const { shards, shardChooser, idChooser, queryChooser, connect, ...shared } = options;
   if (shards === null || typeof shards !== 'object' || Object.keys(shards).length === 0) {
     throw ShardingError.noShards();
   }
