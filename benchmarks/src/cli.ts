@@ -40,6 +40,7 @@ async function main(): Promise<number> {
     if (args.chart) process.stderr.write(`chart written to ${args.chart}\n`);
     return 0;
   } catch (e) {
+    if (stopping) return await new Promise<number>(() => {}); // the signal handler exits once the databases are gone
     progress.end();
     process.stderr.write(`\nbenchmark failed: ${(e as Error).stack ?? e}\n`);
     return 1;

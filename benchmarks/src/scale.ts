@@ -20,7 +20,8 @@ export async function scale(args: Args, dbs: Databases, progress: Progress, emit
   // byS[S][run] = result
   const byS = new Map<number, Result[]>(counts.map((s) => [s, []]));
   for (let run = 0; run < args.repeat; run++) {
-    for (const S of counts) {
+    // Rotate the order of shard counts from run to run so none always goes first.
+    for (const S of [...counts.slice(run % counts.length), ...counts.slice(0, run % counts.length)]) {
       const [r] = await runOnce({ args: sargs, shards: S, work, truth, run, systems: ['sharded'], phases, progress }, dbs);
       const line = { ...r!, mode: 'scale' };
       byS.get(S)!.push(line);
