@@ -285,7 +285,12 @@ export class ShardedEntityManager {
       if (shard === undefined) {
         throw ShardingError.invalidOptions(`cannot populate a new ${entity.constructor.name} that has no shard yet; flush it first.`, entity);
       }
-      byShard.set(shard, [...(byShard.get(shard) ?? []), entity]);
+      const group = byShard.get(shard);
+      if (group) {
+        group.push(entity);
+      } else {
+        byShard.set(shard, [entity]);
+      }
     }
     await settleEach('populate', [...byShard.keys()], shard => em.#fork(shard).populate(byShard.get(shard)!, populate as never, options as never));
     return list;
@@ -316,17 +321,17 @@ export class ShardedEntityManager {
     this.#pending.clear();
   }
 
-  async #queryShards(name: string, where: unknown, options: object, shard: ShardId | undefined): Promise<ShardId[]> {
+  async #queryShards(name: string, where: unknown, options: object, shard: ShardId | undefined): Promise<readonly ShardId[]> {
     if (shard !== undefined) {
       this.#fork(shard, 'the { shard } option');
       return [shard];
     }
     const chooser = this.#orm.routing.queryChooser;
     if (!chooser) {
-      return [...this.#orm.shardIds];
+      return this.#orm.shardIds;
     }
     const args = { entityName: name, where: where as FilterQuery<object>, options: options as FindOptions<object, string, string, string>, em: this };
-    return checkShards(this.#scope, await callChooser('queryChooser', name, where, () => chooser(args)), 'queryChooser', name, where);
+    return checkShards(this.#scope, await callChooser('queryChooser', () => name, where, () => chooser(args)), 'queryChooser', name, where);
   }
 
   #onlyCandidate(entityName: string, id: unknown): ShardId {

@@ -114,7 +114,12 @@ async function materialize<T extends object>(
     const fork = scope.fork(shard);
     const data = fork.getDriver().mapResult(row as EntityData<T>, meta) as EntityData<T>;
     const entity = fork.getEntityFactory().create(entityName, data, { merge: true, refresh: options.refresh, convertCustomTypes: true }) as T;
-    perShard.set(shard, [...(perShard.get(shard) ?? []), entity]);
+    const list = perShard.get(shard);
+    if (list) {
+      list.push(entity);
+    } else {
+      perShard.set(shard, [entity]);
+    }
     return entity;
   });
   await Promise.all(

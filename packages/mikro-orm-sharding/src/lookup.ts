@@ -41,13 +41,13 @@ export function shardInIdentityMaps(scope: ShardScope, entityName: EntityName<ob
 }
 
 /** The id chooser's candidates for a primary key (every shard when none is configured). */
-export async function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): Promise<ShardId[]> {
-  const name = Utils.className(entityName);
+export async function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): Promise<readonly ShardId[]> {
   const chooser = scope.orm.routing.idChooser;
   if (!chooser) {
-    return [...scope.orm.shardIds];
+    return scope.orm.shardIds;
   }
-  const shards = await callChooser('idChooser', name, pk, () => chooser({ entityName: name, id: pk, em: scope.em }));
+  const name = Utils.className(entityName);
+  const shards = await callChooser('idChooser', () => name, pk, () => chooser({ entityName: name, id: pk, em: scope.em }));
   return checkShards(scope, shards, 'idChooser', name, pk);
 }
 

@@ -18,7 +18,8 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
   const queue: object[] = [];
   for (const root of roots) {
     if (!planned.has(root)) {
-      const shard = scope.shardOf(root) ?? (await chooseShard(scope, root));
+      const known = scope.shardOf(root) ?? chooseShard(scope, root);
+      const shard = known instanceof Promise ? await known : known;
       planned.set(root, shard);
       queue.push(root);
     }
@@ -88,10 +89,11 @@ function moved(fork: SqlEntityManager, entity: object): object {
   return fork.getReference(wrapped.__meta.class, wrapped.getPrimaryKey() as never);
 }
 
-async function chooseShard(scope: ShardScope, entity: object): Promise<ShardId> {
+function chooseShard(scope: ShardScope, entity: object): ShardId | Promise<ShardId> {
   const entityName = helper(entity).__meta.className;
-  const shard = await callChooser('shardChooser', labelOf(entity), entity, () => scope.orm.routing.shardChooser({ entity, entityName, em: scope.em }));
-  return checkShard(scope, shard, 'shardChooser', labelOf(entity), shard);
+  const label = () => labelOf(entity);
+  const shard = callChooser('shardChooser', label, entity, () => scope.orm.routing.shardChooser({ entity, entityName, em: scope.em }));
+  return shard instanceof Promise ? shard.then(value => checkShard(scope, value, 'shardChooser', label, value)) : checkShard(scope, shard, 'shardChooser', label, shard);
 }
 
 function forEachRelated(entity: object, visit: (target: object, prop: EntityProperty) => void): void {
