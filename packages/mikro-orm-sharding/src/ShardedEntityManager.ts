@@ -20,10 +20,9 @@ import {
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
-import { fanOutCount, fanOutFind } from './fan-out.ts';
-import { findInCandidates, primaryKeyOf, shardInIdentityMaps } from './lookup.ts';
+import { onlyCandidate, shardInIdentityMaps } from './lookup.ts';
+import * as reads from './read-path.ts';
 import { ShardedRequestContext } from './request-context.ts';
-import { callChooser, checkShards } from './route.ts';
 import type { ShardScope } from './scope.ts';
 import { knownShard, markStaging, rememberShard } from './shard-of.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
@@ -61,7 +60,8 @@ export class ShardedEntityManager {
       orm,
       em: this,
       forks: this.#forks,
-      fork: shard => self.#fork(shard),
+      fork: (shard, source) => self.#fork(shard, source),
+      placePending: () => self.#assignPending(false),
       meta: entityName => metadataOf(orm, entityName),
       shardOf: entity => self.shardOf(entity),
     };
@@ -162,14 +162,8 @@ export class ShardedEntityManager {
     where: FilterQuery<NoInfer<Entity>>,
     options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes>[]> {
-    const em = this.#context();
     const { shard, ...rest } = options;
-    await em.#assignPending(false);
-    const shards = await em.#queryShards(Utils.className(entityName), where, rest, shard);
-    if (shards.length === 1) {
-      return em.#fork(shards[0]!).find(entityName, where as never, rest);
-    }
-    return fanOutFind(em.#scope, entityName, where, rest, shards) as Promise<Loaded<Entity, Hint, Fields, Excludes>[]>;
+    return reads.find(this.#context().#scope, entityName, where, rest, shard) as Promise<Loaded<Entity, Hint, Fields, Excludes>[]>;
   }
 
   /** `find` with the condition in `options.where`. */
@@ -190,24 +184,8 @@ export class ShardedEntityManager {
     where: FilterQuery<NoInfer<Entity>>,
     options: FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes> | null> {
-    const em = this.#context();
     const { shard, ...rest } = options;
-    await em.#assignPending(false);
-    const known = shard ?? (Utils.isEntity(where, true) ? em.shardOf(where as object) : undefined);
-    if (known !== undefined) {
-      return em.#fork(known, 'the { shard } option').findOne(entityName, where as never, rest);
-    }
-    const name = Utils.className(entityName);
-    const pk = primaryKeyOf(em.#scope.meta(entityName), where);
-    if (pk !== undefined) {
-      return findInCandidates(em.#scope, entityName as EntityName<object>, pk, fork => fork.findOne(entityName, where as never, rest));
-    }
-    const shards = await em.#queryShards(name, where, rest, undefined);
-    if (shards.length === 1) {
-      return em.#fork(shards[0]!).findOne(entityName, where as never, rest);
-    }
-    const [first] = await fanOutFind(em.#scope, entityName, where, { ...rest, limit: 1 } as FindOptions<Entity>, shards);
-    return (first ?? null) as Loaded<Entity, Hint, Fields, Excludes> | null;
+    return reads.findOne(this.#context().#scope, entityName, where, rest, shard) as Promise<Loaded<Entity, Hint, Fields, Excludes> | null>;
   }
 
   /** `findOne`, throwing MikroORM's `NotFoundError` (or your `failHandler`'s error) when nothing matches. */
@@ -234,17 +212,8 @@ export class ShardedEntityManager {
     where: FilterQuery<NoInfer<Entity>>,
     options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
   ): Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]> {
-    const em = this.#context();
     const { shard, ...rest } = options;
-    await em.#assignPending(false);
-    const shards = await em.#queryShards(Utils.className(entityName), where, rest, shard);
-    if (shards.length === 1) {
-      return em.#fork(shards[0]!).findAndCount(entityName, where as never, rest);
-    }
-    const name = Utils.className(entityName);
-    const countOptions = { filters: rest.filters, schema: rest.schema, flushMode: rest.flushMode };
-    const [items, total] = await Promise.all([fanOutFind(em.#scope, entityName, where, rest, shards), fanOutCount(em.#scope, entityName, where, countOptions, shards)]);
-    return [items as Loaded<Entity, Hint, Fields, Excludes>[], total];
+    return reads.findAndCount(this.#context().#scope, entityName, where, rest, shard) as Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]>;
   }
 
   /** Counts on the query chooser's shards, summed. */
@@ -253,14 +222,8 @@ export class ShardedEntityManager {
     where: FilterQuery<NoInfer<Entity>> = {} as FilterQuery<NoInfer<Entity>>,
     options: CountOptions<Entity, Hint> & ShardOption = {},
   ): Promise<number> {
-    const em = this.#context();
     const { shard, ...rest } = options;
-    await em.#assignPending(false);
-    const shards = await em.#queryShards(Utils.className(entityName), where, rest, shard);
-    if (shards.length === 1) {
-      return em.#fork(shards[0]!).count(entityName, where as never, rest);
-    }
-    return fanOutCount(em.#scope, entityName, where, rest, shards);
+    return reads.count(this.#context().#scope, entityName, where, rest, shard);
   }
 
   /**
@@ -271,7 +234,7 @@ export class ShardedEntityManager {
     const em = this.#context();
     const { shard, ...rest } = options;
     const name = Utils.className(entityName);
-    const target = shard ?? shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? em.#onlyCandidate(name, id);
+    const target = shard ?? shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? onlyCandidate(em.#scope, name, id as Primary<object>);
     return em.#fork(target, 'the { shard } option').getReference(entityName, id, rest as GetReferenceOptions) as Entity;
   }
 
@@ -319,32 +282,6 @@ export class ShardedEntityManager {
       this.#fork(planned.get(root)!).persist(root);
     }
     this.#pending.clear();
-  }
-
-  async #queryShards(name: string, where: unknown, options: object, shard: ShardId | undefined): Promise<readonly ShardId[]> {
-    if (shard !== undefined) {
-      this.#fork(shard, 'the { shard } option');
-      return [shard];
-    }
-    const chooser = this.#orm.routing.queryChooser;
-    if (!chooser) {
-      return this.#orm.shardIds;
-    }
-    const args = { entityName: name, where: where as FilterQuery<object>, options: options as FindOptions<object, string, string, string>, em: this };
-    return checkShards(this.#scope, await callChooser('queryChooser', () => name, where, () => chooser(args)), 'queryChooser', name, where);
-  }
-
-  #onlyCandidate(entityName: string, id: unknown): ShardId {
-    const chooser = this.#orm.routing.idChooser;
-    const candidates = chooser ? chooser({ entityName, id: id as Primary<object>, em: this }) : this.#orm.shardIds;
-    if (candidates instanceof Promise) {
-      throw ShardingError.invalidOptions(`idChooser returned a promise for ${entityName} ${JSON.stringify(id)}, but getReference() is synchronous; pass { shard }.`, id);
-    }
-    const shards = checkShards(this.#scope, candidates, 'idChooser', entityName, id);
-    if (shards.length !== 1) {
-      throw ShardingError.ambiguousShard(entityName, id, shards);
-    }
-    return shards[0]!;
   }
 
   #fork(shard: ShardId, source = 'a chooser'): SqlEntityManager {

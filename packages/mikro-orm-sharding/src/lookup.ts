@@ -1,6 +1,7 @@
 import { helper, Utils, type EntityMetadata, type EntityName, type Primary } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
+import { ShardingError } from './errors.ts';
 import { callChooser, checkShards } from './route.ts';
 import type { ShardScope } from './scope.ts';
 
@@ -49,6 +50,20 @@ export async function idCandidates(scope: ShardScope, entityName: EntityName<obj
   const name = Utils.className(entityName);
   const shards = await callChooser('idChooser', () => name, pk, () => chooser({ entityName: name, id: pk, em: scope.em }));
   return checkShards(scope, shards, 'idChooser', name, pk);
+}
+
+/** The id chooser's only candidate, for a reference made without a query; several candidates are ambiguous. */
+export function onlyCandidate(scope: ShardScope, entityName: string, id: Primary<object>): ShardId {
+  const chooser = scope.orm.routing.idChooser;
+  const candidates = chooser ? chooser({ entityName, id, em: scope.em }) : scope.orm.shardIds;
+  if (candidates instanceof Promise) {
+    throw ShardingError.invalidOptions(`idChooser returned a promise for ${entityName} ${JSON.stringify(id)}, but getReference() is synchronous; pass { shard }.`, id);
+  }
+  const shards = checkShards(scope, candidates, 'idChooser', entityName, id);
+  if (shards.length !== 1) {
+    throw ShardingError.ambiguousShard(entityName, id, shards);
+  }
+  return shards[0]!;
 }
 
 /** Searches the candidate shards in order; the first that has the entity wins. */

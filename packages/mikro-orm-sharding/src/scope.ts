@@ -12,8 +12,10 @@ export interface ShardScope {
   readonly orm: ShardedMikroORM;
   /** The facade, handed to choosers. */
   readonly em: ShardedEntityManager;
-  /** The facade's fork of a shard's entity manager, made on first use. Throws `UNKNOWN_SHARD`. */
-  fork(shard: ShardId): SqlEntityManager;
+  /** The facade's fork of a shard's entity manager, made on first use. Throws `UNKNOWN_SHARD` naming `source`. */
+  fork(shard: ShardId, source?: string): SqlEntityManager;
+  /** Places pending new entities on their shards' forks (choosing and validating), writing nothing. */
+  placePending(): Promise<void>;
   /** The forks made so far. */
   readonly forks: ReadonlyMap<ShardId, SqlEntityManager>;
   /** Metadata of an entity (all shards share the entity definitions). */

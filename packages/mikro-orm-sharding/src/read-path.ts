@@ -1,0 +1,82 @@
+import { Utils, type CountOptions, type EntityName, type FilterQuery, type FindOneOptions, type FindOptions } from '@mikro-orm/core';
+import type { ShardId } from './choosers.ts';
+import { fanOutCount, fanOutFind } from './fan-out.ts';
+import { findInCandidates, primaryKeyOf } from './lookup.ts';
+import { callChooser, checkShards } from './route.ts';
+import type { ShardScope } from './scope.ts';
+
+type Find = FindOptions<any, any, any, any>;
+
+/**
+ * The read side of the facade. Every read first places pending entities on their shards, so that each shard's own
+ * auto-flush writes them before it answers, as one MikroORM entity manager would.
+ */
+export async function find<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: Find, shard: ShardId | undefined): Promise<T[]> {
+  await scope.placePending();
+  const shards = await readShards(scope, entityName, where, options, shard);
+  if (shards.length === 1) {
+    return scope.fork(shards[0]!).find(entityName, where as never, options) as Promise<T[]>;
+  }
+  return fanOutFind(scope, entityName, where, options, shards);
+}
+
+/** By primary key: identity maps, then the id chooser's candidates in order; otherwise the first row of a query. */
+export async function findOne<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  where: FilterQuery<T>,
+  options: FindOneOptions<T, any, any, any>,
+  shard: ShardId | undefined,
+): Promise<T | null> {
+  await scope.placePending();
+  const known = shard ?? (Utils.isEntity(where, true) ? scope.shardOf(where as object) : undefined);
+  if (known !== undefined) {
+    return scope.fork(known, 'the { shard } option').findOne(entityName, where as never, options) as Promise<T | null>;
+  }
+  const pk = primaryKeyOf(scope.meta(entityName), where);
+  if (pk !== undefined) {
+    return findInCandidates(scope, entityName as EntityName<object>, pk, fork => fork.findOne(entityName, where as never, options) as Promise<T | null>);
+  }
+  const shards = await readShards(scope, entityName, where, options, undefined);
+  if (shards.length === 1) {
+    return scope.fork(shards[0]!).findOne(entityName, where as never, options) as Promise<T | null>;
+  }
+  const [first] = await fanOutFind(scope, entityName, where, { ...options, limit: 1 } as Find, shards);
+  return first ?? null;
+}
+
+/** A page and the total, both over the same shards. */
+export async function findAndCount<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: Find, shard: ShardId | undefined): Promise<[T[], number]> {
+  await scope.placePending();
+  const shards = await readShards(scope, entityName, where, options, shard);
+  if (shards.length === 1) {
+    return scope.fork(shards[0]!).findAndCount(entityName, where as never, options) as Promise<[T[], number]>;
+  }
+  const countOptions = { filters: options.filters, schema: options.schema, flushMode: options.flushMode };
+  return Promise.all([fanOutFind(scope, entityName, where, options, shards), fanOutCount(scope, entityName, where, countOptions, shards)]);
+}
+
+/** Counts, summed over the shards. */
+export async function count<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: CountOptions<T, any>, shard: ShardId | undefined): Promise<number> {
+  await scope.placePending();
+  const shards = await readShards(scope, entityName, where, options, shard);
+  if (shards.length === 1) {
+    return scope.fork(shards[0]!).count(entityName, where as never, options);
+  }
+  return fanOutCount(scope, entityName, where, options, shards);
+}
+
+/** The shards a query reads: the explicit `{ shard }`, else the query chooser's (every shard without one). */
+async function readShards<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: unknown, options: object, shard: ShardId | undefined): Promise<readonly ShardId[]> {
+  if (shard !== undefined) {
+    scope.fork(shard, 'the { shard } option');
+    return [shard];
+  }
+  const chooser = scope.orm.routing.queryChooser;
+  if (!chooser) {
+    return scope.orm.shardIds;
+  }
+  const name = Utils.className(entityName);
+  const args = { entityName: name, where: where as FilterQuery<object>, options: options as FindOptions<object, string, string, string>, em: scope.em };
+  return checkShards(scope, await callChooser('queryChooser', () => name, where, () => chooser(args)), 'queryChooser', name, where);
+}
