@@ -2,7 +2,10 @@
  * Raw-SQL helpers for the seed scenarios: every "where did it land" check reads the databases directly through
  * each shard's own MikroORM connection, never through the sharding library's routing.
  */
+import { MikroORM } from '@mikro-orm/core';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import type { ShardedMikroORM, ShardId } from 'mikro-orm-sharding';
+import { PG_URL } from '../support/topology.ts';
 
 /** Runs a raw statement on one shard's own connection. */
 export async function rawQuery(orm: ShardedMikroORM, shard: ShardId, sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
@@ -27,4 +30,16 @@ export async function rawCounts(orm: ShardedMikroORM, table: string, where = '')
 /** A name unique to this run, for databases, schemas and roles on the shared PostgreSQL server. */
 export function uniqueName(label: string): string {
   return `mos_seed_${label}_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`;
+}
+
+/** Runs statements on the PostgreSQL server's `postgres` database (create/drop databases and roles). */
+export async function adminExecute(statements: readonly string[]): Promise<void> {
+  const admin = await MikroORM.init({ driver: PostgreSqlDriver, clientUrl: PG_URL, dbName: 'postgres', entities: [], discovery: { warnWhenNoEntities: false } });
+  try {
+    for (const sql of statements) {
+      await admin.em.getConnection().execute(sql);
+    }
+  } finally {
+    await admin.close(true);
+  }
 }
