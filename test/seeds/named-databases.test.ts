@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineEntity, p } from '@mikro-orm/core';
 import { SqliteDriver } from '@mikro-orm/sqlite';
-import { ShardedMikroORM, type ShardId } from 'mikro-orm-sharding';
+import { ShardedMikroORM, type ShardId, type ShardOptions } from 'mikro-orm-sharding';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawCount, rawQuery } from './raw.ts';
 
@@ -80,7 +80,7 @@ describe('named databases: main, warehouse and log, each with its own entities (
   const userIds = new Map<string, number>();
 
   beforeAll(async () => {
-    const shard = (id: ShardId, entities: unknown[]) => ({
+    const shard = (id: ShardId, entities: ShardOptions['entities']): ShardOptions => ({
       dbName: join(dir, `${id}.db`),
       entities,
       logger: (message: string) => statements.push({ shard: id, sql: message }),
