@@ -24,10 +24,10 @@ import { onlyCandidate, shardInIdentityMaps } from './lookup.ts';
 import * as reads from './read-path.ts';
 import { ShardedRequestContext } from './request-context.ts';
 import type { ShardScope } from './scope.ts';
-import { knownShard, markStaging, rememberShard } from './shard-of.ts';
+import { knownShard, markStaging, rememberShard, STAGED_SCHEMA } from './shard-of.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { settleEach } from './settle.ts';
-import { checkManagedReferences, planWrites, rehomeReferences } from './write-plan.ts';
+import { adoptStaged, checkManagedReferences, planWrites } from './write-plan.ts';
 
 /** Targets one shard explicitly. Precedence: this option, then the entity's remembered shard, then the choosers. */
 export interface ShardOption {
@@ -276,7 +276,7 @@ export class ShardedEntityManager {
     }
     for (const [entity, shard] of planned) {
       rememberShard(entity, shard);
-      rehomeReferences(this.#scope, entity, shard);
+      adoptStaged(this.#scope, entity, shard);
     }
     for (const root of this.#pending) {
       this.#fork(planned.get(root)!).persist(root);
@@ -301,7 +301,7 @@ export class ShardedEntityManager {
     const home = shardWith(this.#orm, entityName);
     let staging = this.#staging.get(home);
     if (!staging) {
-      staging = this.#orm.shard(home).em.fork({ disableContextResolution: true }) as SqlEntityManager;
+      staging = this.#orm.shard(home).em.fork({ disableContextResolution: true, schema: STAGED_SCHEMA }) as SqlEntityManager;
       markStaging(staging);
       this.#staging.set(home, staging);
     }

@@ -73,8 +73,9 @@ export async function fanOutCount<T extends object>(
 }
 
 /**
- * Runs one compiled statement on each shard at once. Shards of one driver share the compiled SQL; each shard first
- * auto-flushes what is pending for this entity, as `em.find` does.
+ * Runs one compiled statement on each shard at once. Shards of one driver and one default schema share the compiled
+ * SQL (a schema is part of the table names in it); each shard first auto-flushes what is pending for this entity, as
+ * `em.find` does.
  */
 async function runOnShards<R>(
   scope: ShardScope,
@@ -85,15 +86,15 @@ async function runOnShards<R>(
   execute: (fork: SqlEntityManager, compiled: CompiledQuery) => Promise<R>,
   compile: (fork: SqlEntityManager) => CompiledQuery,
 ): Promise<R[]> {
-  const byPlatform = new Map<unknown, CompiledQuery>();
+  const byDialect = new Map<string, CompiledQuery>();
   return settleEach(operation, shards, async shard => {
     const fork = scope.fork(shard);
     await fork.tryFlush(entityName, { flushMode: options.flushMode as never });
-    const platform = fork.getPlatform().constructor;
-    let compiled = byPlatform.get(platform);
+    const dialect = `${fork.getPlatform().constructor.name}\0${fork.schema ?? fork.config.get('schema') ?? ''}`;
+    let compiled = byDialect.get(dialect);
     if (!compiled) {
       compiled = compile(fork);
-      byPlatform.set(platform, compiled);
+      byDialect.set(dialect, compiled);
     }
     return execute(fork, compiled);
   });

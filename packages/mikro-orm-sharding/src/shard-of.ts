@@ -14,6 +14,12 @@ export function markStaging(em: object): void {
   staging.add(em);
 }
 
+/**
+ * The default schema of staging forks. Entities remember the schema of the entity manager that created them, and
+ * a staged entity must take its shard's schema instead (shards may be schemas of one database).
+ */
+export const STAGED_SCHEMA = '\0mikro-orm-sharding:staged';
+
 /** Whether an entity (usually a reference made by `em.create(Book, { author: 1 })`) belongs to a staging fork. */
 export function isStaged(entity: object): boolean {
   const owner = ownerOf(entity);

@@ -4,7 +4,7 @@ import type { ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
 import { callChooser, checkShard } from './route.ts';
 import type { ShardScope } from './scope.ts';
-import { isStaged } from './shard-of.ts';
+import { isStaged, STAGED_SCHEMA } from './shard-of.ts';
 
 /**
  * Decides the shard of every new entity a flush will write, and checks that no reference crosses shards, before
@@ -65,13 +65,18 @@ export function checkManagedReferences(scope: ShardScope, planned: ReadonlyMap<o
 }
 
 /**
- * References made before the shard was known (`em.create(Book, { author: 1 })`) live on the staging fork; give
- * them their shard's identity so lazy loads and the identity map stay on that shard.
+ * Moves what an entity got from the staging fork to its shard: the staging schema is dropped (so the shard's
+ * fork gives its own), and references made before the shard was known (`em.create(Book, { author: 1 })`) become
+ * references of the shard's fork, so lazy loads and the identity map stay on that shard.
  */
-export function rehomeReferences(scope: ShardScope, entity: object, shard: ShardId): void {
+export function adoptStaged(scope: ShardScope, entity: object, shard: ShardId): void {
+  const wrapped = helper(entity);
+  if (wrapped.__schema === STAGED_SCHEMA) {
+    wrapped.__schema = undefined;
+  }
   const fork = scope.fork(shard);
   const data = entity as Dictionary;
-  for (const prop of helper(entity).__meta.relations) {
+  for (const prop of wrapped.__meta.relations) {
     const value = data[prop.name];
     if (value instanceof Collection) {
       if (value.isInitialized() && value.getItems(false).some(isStaged)) {
