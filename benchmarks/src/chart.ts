@@ -12,6 +12,8 @@ export interface ChartSpec {
   series: string[];
   /** values[group][series]; undefined leaves a gap */
   values: (number | undefined)[][];
+  /** one colour per series; default: by system name, else a palette */
+  colors?: string[];
   yLabel: string;
   log: boolean;
   footer?: string;
@@ -24,6 +26,10 @@ const PALETTE: Record<string, string> = {
   sqlalchemy: '#10b981',
 };
 const FALLBACK = ['#2563eb', '#f59e0b', '#6b7280', '#10b981', '#db2777', '#7c3aed'];
+
+function colorOf(spec: ChartSpec, series: string, i: number): string {
+  return spec.colors?.[i] ?? PALETTE[series] ?? FALLBACK[i % FALLBACK.length]!;
+}
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -104,7 +110,7 @@ export function renderChart(spec: ChartSpec): string {
       const v = spec.values[gi]?.[si];
       if (typeof v !== 'number' || !(v > 0)) return;
       const top = y(v);
-      const color = PALETTE[s] ?? FALLBACK[si % FALLBACK.length];
+      const color = colorOf(spec, s, si);
       const bx = x0 + si * barW;
       out.push(`<rect x="${(bx + 2).toFixed(1)}" y="${top.toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${(m.top + plotH - top).toFixed(1)}" fill="${color}" rx="2"><title>${esc(`${s} · ${g}: ${v.toFixed(1)}`)}</title></rect>`);
       out.push(`<text x="${(bx + barW / 2).toFixed(1)}" y="${(top - 5).toFixed(1)}" text-anchor="middle" font-size="11" fill="#111827">${short(v)}</text>`);
@@ -123,7 +129,7 @@ export function renderChart(spec: ChartSpec): string {
   let lx = W / 2 - itemW.reduce((a, b) => a + b, 0) / 2;
   spec.series.forEach((s, si) => {
     const ly = 72;
-    out.push(`<rect x="${lx.toFixed(1)}" y="${ly - 10}" width="14" height="14" fill="${PALETTE[s] ?? FALLBACK[si % FALLBACK.length]}" rx="2"/>`);
+    out.push(`<rect x="${lx.toFixed(1)}" y="${ly - 10}" width="14" height="14" fill="${colorOf(spec, s, si)}" rx="2"/>`);
     out.push(`<text x="${(lx + 20).toFixed(1)}" y="${ly + 2}" font-size="13" fill="#111827">${esc(s)}</text>`);
     lx += itemW[si]!;
   });
