@@ -55,12 +55,16 @@ export async function timePhase(
 ): Promise<PhaseStats> {
   const lat = new Float64Array(n);
   const start = performance.now();
+  let lastSample = start;
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     await op(i);
     lat[i] = performance.now() - t0;
-    // Big operations (W batches) sample memory every time, small ones every 64 calls: the sample costs microseconds.
-    if (units > n || (i & 63) === 63) sampleRss();
+    // Reading RSS costs tens of microseconds: sample at most every 20 ms of phase time.
+    if (lat[i]! > 20 || performance.now() - lastSample > 20) {
+      sampleRss();
+      lastSample = performance.now();
+    }
     tick?.(i + 1);
   }
   const seconds = (performance.now() - start) / 1000;
