@@ -160,6 +160,25 @@ export function describeBehaviour(makeTopology: () => Topology): void {
       });
     }
 
+    it('answers queries of one shape with different values each time (compiled once, values bound anew)', async () => {
+      const wheres = [
+        ...[1955, 1960, 1975, 1989].map(born => ({ born: { $gte: born } })),
+        ...[[1, 2, 3], [4], [5, 6, 7, 8, 9]].map(ids => ({ id: { $in: ids } })),
+        ...['ann%', 'Bob%', '%-1%'].map(name => ({ name: { $like: name } })),
+        ...[[3, 'cid-02'], [9, 'eve-29']].map(([id, name]) => ({ $or: [{ id: { $lte: id } }, { name }] })),
+        { born: { $gte: 1960, $lt: 1970 }, name: { $ne: 'Dee-04' } },
+      ];
+      for (const where of wheres) {
+        for (const limit of [3, 6]) {
+          const options = { orderBy: { born: 'desc', id: 'asc' }, limit } as const;
+          const sharded = await orm.em.fork().find(Author, where, options);
+          const plain = await reference.em.fork().find(Author, where, options);
+          expect([where, sharded.map(a => a.id)]).toEqual([where, plain.map(a => a.id)]);
+        }
+        expect(await orm.em.fork().count(Author, where)).toBe(await reference.em.fork().count(Author, where));
+      }
+    });
+
     it('merges decimals by value on both the row path and the entity path', async () => {
       const options = { orderBy: { price: 'desc', id: 'asc' }, limit: 12 } as const;
       const plain = (await reference.em.fork().find(Book, {}, options)).map(b => b.id);

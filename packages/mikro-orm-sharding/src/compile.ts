@@ -1,7 +1,7 @@
-import type { EntityName } from '@mikro-orm/core';
+import { ReferenceKind, type EntityMetadata, type EntityName } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 
-/** SQL and its parameters, ready to run on any shard of the same driver. */
+/** SQL and its parameters, ready to run on any shard of the same driver and schema. */
 export interface CompiledQuery {
   readonly sql: string;
   readonly params: unknown[];
@@ -14,11 +14,49 @@ export interface QueryParts {
   readonly limit?: number | undefined;
 }
 
+/** A compiled statement of one query shape: where each parameter comes from among the query's values. */
+interface ShapeStatement {
+  readonly sql: string;
+  readonly slots: readonly number[];
+}
+
+const MAX_SHAPES = 500;
+const shapes = new WeakMap<object, Map<string, ShapeStatement | null>>();
+const OPERATORS = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$like', '$ilike']);
+
 /**
- * Builds a query's SQL once with MikroORM's QueryBuilder, so that every shard of one driver runs the same text
- * (a QueryBuilder per shard per query was the largest cost of fan-out, measured).
+ * A query's SQL, built once per query shape. Queries that differ only in their values (`score >= 17` and
+ * `score >= 905`) share one statement; only the parameters are new. Measured, building a QueryBuilder per query
+ * was the largest cost of a fan-out. Shapes this cannot prove safe are built with the QueryBuilder every time.
  */
-export function compiledQuery(fork: SqlEntityManager, entityName: EntityName<object>, kind: 'select' | 'count', parts: QueryParts): CompiledQuery {
+export function compiledQuery(fork: SqlEntityManager, meta: EntityMetadata, kind: 'select' | 'count', parts: QueryParts, dialect: string): CompiledQuery {
+  const shape = shapeOf(meta, parts.where);
+  if (!shape) {
+    return build(fork, meta.class, kind, parts);
+  }
+  const limited = kind === 'select' && parts.limit !== undefined;
+  const key = `${dialect}\0${kind}\0${meta.className}\0${shape.key}\0${kind === 'select' ? JSON.stringify(parts.orderBy ?? null) : ''}\0${limited}`;
+  let cache = shapes.get(fork.config);
+  if (!cache) {
+    cache = new Map();
+    shapes.set(fork.config, cache);
+  }
+  let statement = cache.get(key);
+  if (statement === undefined) {
+    statement = prepareShape(fork, meta, kind, parts, shape, limited);
+    if (cache.size >= MAX_SHAPES) {
+      cache.clear();
+    }
+    cache.set(key, statement);
+  }
+  if (statement === null) {
+    return build(fork, meta.class, kind, parts);
+  }
+  const values = limited ? [...shape.values, parts.limit] : shape.values;
+  return { sql: statement.sql, params: statement.slots.map(slot => values[slot]) };
+}
+
+function build(fork: SqlEntityManager, entityName: EntityName<object>, kind: 'select' | 'count', parts: QueryParts): CompiledQuery {
   const qb = fork.createQueryBuilder(entityName);
   if (kind === 'count') {
     qb.count();
@@ -36,4 +74,91 @@ export function compiledQuery(fork: SqlEntityManager, entityName: EntityName<obj
   }
   const { sql, params } = qb.toQuery();
   return { sql, params: [...params] };
+}
+
+/**
+ * Compiles the shape with a unique stand-in for every value and finds each stand-in among the parameters. Any
+ * doubt (a parameter that is no stand-in, a stand-in that vanished into the SQL) makes the shape uncacheable.
+ */
+function prepareShape(fork: SqlEntityManager, meta: EntityMetadata, kind: 'select' | 'count', parts: QueryParts, shape: Shape, limited: boolean): ShapeStatement | null {
+  const standIns = shape.values.map((value, i) => (typeof value === 'number' ? STAND_IN_NUMBER + i : `${STAND_IN_TEXT}${i}`));
+  let next = 0;
+  const where = mapLeaves(parts.where, () => standIns[next++]);
+  const limitStandIn = STAND_IN_NUMBER + standIns.length;
+  const compiled = build(fork, meta.class, kind, { where, orderBy: parts.orderBy, limit: limited ? limitStandIn : undefined });
+  const index = new Map<unknown, number>(standIns.map((standIn, i) => [standIn, i]));
+  if (limited) {
+    index.set(limitStandIn, standIns.length);
+  }
+  const slots = compiled.params.map(param => index.get(param));
+  if (slots.some(slot => slot === undefined) || new Set(slots).size !== index.size) {
+    return null;
+  }
+  return { sql: compiled.sql, slots: slots as number[] };
+}
+
+const STAND_IN_NUMBER = 7_340_021_234_567;
+const STAND_IN_TEXT = '\u0000mikro-orm-sharding:';
+
+interface Shape {
+  readonly key: string;
+  readonly values: readonly (number | string)[];
+}
+
+/**
+ * The shape of a plain condition on scalar columns (values replaced by `?`) and its values, or undefined for
+ * anything else: relations, custom types, dates, booleans and nulls are left to the QueryBuilder every time.
+ */
+function shapeOf(meta: EntityMetadata, where: unknown): Shape | undefined {
+  const values: (number | string)[] = [];
+  const walk = (node: unknown, column: boolean): string | undefined => {
+    if (typeof node === 'number' || typeof node === 'string') {
+      if (!column || (typeof node === 'number' && !Number.isFinite(node))) {
+        return undefined;
+      }
+      values.push(node);
+      return '?';
+    }
+    if (Array.isArray(node)) {
+      const items = node.map(item => walk(item, column));
+      return items.includes(undefined) ? undefined : `[${items.join(',')}]`;
+    }
+    if (node === null || typeof node !== 'object' || Object.getPrototypeOf(node) !== Object.prototype) {
+      return undefined;
+    }
+    const entries: string[] = [];
+    for (const [key, value] of Object.entries(node)) {
+      let inner: string | undefined;
+      if (key === '$and' || key === '$or') {
+        inner = !column && Array.isArray(value) ? walk(value, false) : undefined;
+      } else if (key.startsWith('$')) {
+        inner = column && OPERATORS.has(key) ? walk(value, true) : undefined;
+      } else {
+        const prop = column ? undefined : meta.properties[key as keyof typeof meta.properties];
+        const plainColumn = prop && prop.kind === ReferenceKind.SCALAR && !prop.customType && prop.fieldNames?.length === 1 && !prop.formula;
+        inner = plainColumn ? walk(value, true) : undefined;
+      }
+      if (inner === undefined) {
+        return undefined;
+      }
+      entries.push(`${JSON.stringify(key)}:${inner}`);
+    }
+    return `{${entries.join(',')}}`;
+  };
+  const key = where === undefined || where === null ? '{}' : walk(where, false);
+  return key === undefined ? undefined : { key, values };
+}
+
+/** A copy of a condition with every leaf value replaced, in the order `shapeOf` collected them. */
+function mapLeaves(node: unknown, replace: () => unknown): unknown {
+  if (typeof node === 'number' || typeof node === 'string') {
+    return replace();
+  }
+  if (Array.isArray(node)) {
+    return node.map(item => mapLeaves(item, replace));
+  }
+  if (node !== null && typeof node === 'object') {
+    return Object.fromEntries(Object.entries(node).map(([key, value]) => [key, mapLeaves(value, replace)]));
+  }
+  return node;
 }

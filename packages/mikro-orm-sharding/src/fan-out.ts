@@ -44,7 +44,7 @@ export async function fanOutFind<T extends object>(
     const query = { where, orderBy, limit: pushDownLimit(options.offset, options.limit) };
     const lists = await runOnShards<Dictionary[]>(scope, 'find', entityName as EntityName<object>, shards, options, (fork, compiled) =>
       fork.getConnection().execute(compiled.sql, compiled.params, 'all', fork.getTransactionContext()),
-      fork => compiledQuery(fork, entityName as EntityName<object>, 'select', query),
+      (fork, dialect) => compiledQuery(fork, meta, 'select', query, dialect),
     );
     const page = pageOf(lists, terms.length > 0 ? comparatorOf(rowKeys) : undefined, options);
     return materialize(scope, entityName, meta, page, shards, options);
@@ -64,7 +64,7 @@ export async function fanOutCount<T extends object>(
   if (rowMergeable(scope, meta, where, options, ROW_COUNT_OPTIONS)) {
     const counts = await runOnShards<Dictionary | undefined>(scope, 'count', entityName as EntityName<object>, shards, options, (fork, compiled) =>
       fork.getConnection().execute(compiled.sql, compiled.params, 'get', fork.getTransactionContext()),
-      fork => compiledQuery(fork, entityName as EntityName<object>, 'count', { where }),
+      (fork, dialect) => compiledQuery(fork, meta, 'count', { where }, dialect),
     );
     return sumCounts(counts.map(row => row?.count as number | string | undefined));
   }
@@ -84,7 +84,7 @@ async function runOnShards<R>(
   shards: readonly ShardId[],
   options: { flushMode?: unknown },
   execute: (fork: SqlEntityManager, compiled: CompiledQuery) => Promise<R>,
-  compile: (fork: SqlEntityManager) => CompiledQuery,
+  compile: (fork: SqlEntityManager, dialect: string) => CompiledQuery,
 ): Promise<R[]> {
   const byDialect = new Map<string, CompiledQuery>();
   return settleEach(operation, shards, async shard => {
@@ -93,7 +93,7 @@ async function runOnShards<R>(
     const dialect = `${fork.getPlatform().constructor.name}\0${fork.schema ?? fork.config.get('schema') ?? ''}`;
     let compiled = byDialect.get(dialect);
     if (!compiled) {
-      compiled = compile(fork);
+      compiled = compile(fork, dialect);
       byDialect.set(dialect, compiled);
     }
     return execute(fork, compiled);
