@@ -1,4 +1,4 @@
-import { helper, NotFoundError, type MikroORM } from '@mikro-orm/core';
+import { helper, NotFoundError, type FilterQuery, type MikroORM } from '@mikro-orm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShardedRequestContext, ShardingError, type ShardedEntityManager, type ShardedMikroORM } from 'mikro-orm-sharding';
 import { Author, Book, Tag } from './support/entities.ts';
@@ -161,11 +161,11 @@ export function describeBehaviour(makeTopology: () => Topology): void {
     }
 
     it('answers queries of one shape with different values each time (compiled once, values bound anew)', async () => {
-      const wheres = [
+      const wheres: FilterQuery<Author>[] = [
         ...[1955, 1960, 1975, 1989].map(born => ({ born: { $gte: born } })),
         ...[[1, 2, 3], [4], [5, 6, 7, 8, 9]].map(ids => ({ id: { $in: ids } })),
         ...['ann%', 'Bob%', '%-1%'].map(name => ({ name: { $like: name } })),
-        ...[[3, 'cid-02'], [9, 'eve-29']].map(([id, name]) => ({ $or: [{ id: { $lte: id } }, { name }] })),
+        ...([[3, 'cid-02'], [9, 'eve-29']] as const).map(([id, name]) => ({ $or: [{ id: { $lte: id } }, { name }] })),
         { born: { $gte: 1960, $lt: 1970 }, name: { $ne: 'Dee-04' } },
       ];
       for (const where of wheres) {

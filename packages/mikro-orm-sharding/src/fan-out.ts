@@ -14,6 +14,7 @@ import type { ShardId } from './choosers.ts';
 import { comparatorOf, concatPage, mergeSorted, pushDownLimit, sumCounts, type Merged } from './merge.ts';
 import { entitySortKeys, nullsSortHigh, orderTerms, relationPaths, rowSortKeys, type OrderTerm } from './order-by.ts';
 import { compiledQuery, type CompiledQuery } from './compile.ts';
+import { runCompiled } from './execute.ts';
 import type { ShardScope } from './scope.ts';
 import { settleEach } from './settle.ts';
 
@@ -43,7 +44,7 @@ export async function fanOutFind<T extends object>(
   if (rowKeys) {
     const query = { where, orderBy, limit: pushDownLimit(options.offset, options.limit) };
     const lists = await runOnShards<Dictionary[]>(scope, 'find', entityName as EntityName<object>, shards, options, (fork, compiled) =>
-      fork.getConnection().execute(compiled.sql, compiled.params, 'all', fork.getTransactionContext()),
+      runCompiled(fork, compiled, 'all') as Promise<Dictionary[]>,
       (fork, dialect) => compiledQuery(fork, meta, 'select', query, dialect),
     );
     const page = pageOf(lists, terms.length > 0 ? comparatorOf(rowKeys) : undefined, options);
@@ -63,7 +64,7 @@ export async function fanOutCount<T extends object>(
   const meta = scope.meta<T>(entityName);
   if (rowMergeable(scope, meta, where, options, ROW_COUNT_OPTIONS)) {
     const counts = await runOnShards<Dictionary | undefined>(scope, 'count', entityName as EntityName<object>, shards, options, (fork, compiled) =>
-      fork.getConnection().execute(compiled.sql, compiled.params, 'get', fork.getTransactionContext()),
+      runCompiled(fork, compiled, 'get') as Promise<Dictionary | undefined>,
       (fork, dialect) => compiledQuery(fork, meta, 'count', { where }, dialect),
     );
     return sumCounts(counts.map(row => row?.count as number | string | undefined));
