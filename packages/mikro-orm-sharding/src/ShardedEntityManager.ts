@@ -48,6 +48,7 @@ export class ShardedEntityManager {
   readonly #pending = new Set<object>();
   #planning: ReadonlyMap<object, ShardId> | undefined;
   readonly #staging = new Map<ShardId, SqlEntityManager>();
+  readonly #stagingByEntity = new Map<EntityName<object>, SqlEntityManager>();
   readonly #scope: ShardScope;
 
   /** @internal Use `orm.em.fork()`. */
@@ -274,12 +275,22 @@ export class ShardedEntityManager {
     } finally {
       this.#planning = undefined;
     }
+    const roots = new Map<ShardId, object[]>();
+    for (const root of this.#pending) {
+      const shard = planned.get(root)!;
+      const group = roots.get(shard);
+      if (group) {
+        group.push(root);
+      } else {
+        roots.set(shard, [root]);
+      }
+    }
     for (const [entity, shard] of planned) {
       rememberShard(entity, shard);
       adoptStaged(this.#scope, entity, shard);
     }
-    for (const root of this.#pending) {
-      this.#fork(planned.get(root)!).persist(root);
+    for (const [shard, group] of roots) {
+      this.#fork(shard).persist(group);
     }
     this.#pending.clear();
   }
@@ -298,6 +309,10 @@ export class ShardedEntityManager {
 
   /** Where new entities wait for their shard: a never-flushed fork of the first shard that knows the entity. */
   #stagingFork(entityName: EntityName<object>): SqlEntityManager {
+    const cached = this.#stagingByEntity.get(entityName);
+    if (cached) {
+      return cached;
+    }
     const home = shardWith(this.#orm, entityName);
     let staging = this.#staging.get(home);
     if (!staging) {
@@ -305,6 +320,7 @@ export class ShardedEntityManager {
       markStaging(staging);
       this.#staging.set(home, staging);
     }
+    this.#stagingByEntity.set(entityName, staging);
     return staging;
   }
 

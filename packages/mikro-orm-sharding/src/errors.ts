@@ -11,7 +11,6 @@ export type ShardingErrorCode =
   | 'CHOOSER_FAILED'
   | 'CHOOSER_RETURNED_NOTHING'
   | 'CROSS_SHARD_REFERENCE'
-  | 'SHARD_MISMATCH'
   | 'AMBIGUOUS_SHARD'
   | 'SHARD_OPERATION_FAILED';
 
@@ -102,14 +101,6 @@ export class ShardingError extends Error {
       `${entity} on shard "${shard}" references ${target} on shard "${targetShard}" through "${property}"; a reference cannot cross shards. ` +
         `Route ${entity} to "${targetShard}" (in shardChooser, e.g. \`em.shardOf(entity.${property})\`, or with \`{ shard: '${targetShard}' }\`). Nothing was written.`,
       { entity, shard, value: targetShard },
-    );
-  }
-
-  static shardMismatch(entity: string, remembered: ShardId, requested: ShardId): ShardingError {
-    return new ShardingError(
-      'SHARD_MISMATCH',
-      `${entity} already belongs to shard "${remembered}" and cannot be moved to "${requested}"; an entity keeps its shard.`,
-      { entity, shard: remembered, value: requested },
     );
   }
 

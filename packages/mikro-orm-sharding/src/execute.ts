@@ -23,9 +23,11 @@ const statements = new WeakMap<SqliteDatabase, Map<string, SqliteStatement>>();
  * logging on, values better-sqlite3 cannot bind, or another unit of work's transaction open on the connection
  * (`execute()` waits for it; the shared connection would otherwise read its uncommitted rows).
  */
-export async function runCompiled(fork: SqlEntityManager, compiled: CompiledQuery, method: 'all' | 'get'): Promise<unknown> {
-  const connection = fork.getConnection();
+export async function runCompiled(fork: SqlEntityManager, compiled: CompiledQuery, method: 'all' | 'get', connectionType?: 'read' | 'write'): Promise<unknown> {
   const ctx = fork.getTransactionContext();
+  // The connection MikroORM's own find would use: the transaction's, else a read replica when preferred.
+  const type = ctx ? 'write' : (connectionType ?? (fork.config.get('preferReadReplicas') ? 'read' : 'write'));
+  const connection = fork.getConnection(type);
   const db = await sqliteOf(connection);
   if (db && db.open && (ctx !== undefined || !db.inTransaction) && !fork.config.get('debug') && compiled.params.every(bindable)) {
     const statement = prepared(db, compiled.sql);

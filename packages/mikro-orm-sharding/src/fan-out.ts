@@ -21,8 +21,8 @@ import { settleEach } from './settle.ts';
 type AnyFindOptions = FindOptions<any, any, any, any>;
 
 /** Find options that rows can be merged under before they become entities; anything else takes the entity path. */
-const ROW_MERGE_OPTIONS = new Set(['orderBy', 'limit', 'offset', 'populate', 'populateWhere', 'populateOrderBy', 'flushMode', 'refresh', 'strategy']);
-const ROW_COUNT_OPTIONS = new Set(['flushMode']);
+const ROW_MERGE_OPTIONS = new Set(['orderBy', 'limit', 'offset', 'populate', 'populateWhere', 'populateOrderBy', 'flushMode', 'refresh', 'strategy', 'filters', 'connectionType']);
+const ROW_COUNT_OPTIONS = new Set(['flushMode', 'filters', 'connectionType']);
 
 /**
  * A query over several shards. Each shard runs it with `limit` = offset + limit and no offset; the pages are merged
@@ -40,11 +40,11 @@ export async function fanOutFind<T extends object>(
   const orderBy = meta.orderBy ? QueryHelper.mergeOrderBy(options.orderBy, meta.orderBy) : options.orderBy;
   const terms = orderTerms(orderBy);
   const nullsHigh = nullsSortHigh(scope.fork(shards[0]!).getPlatform());
-  const rowKeys = rowMergeable(scope, meta, where, options) ? rowSortKeys(meta, terms, nullsHigh) : undefined;
+  const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, terms, nullsHigh) : undefined;
   if (rowKeys) {
     const query = { where, orderBy, limit: pushDownLimit(options.offset, options.limit) };
     const lists = await runOnShards<Dictionary[]>(scope, 'find', entityName as EntityName<object>, shards, options, (fork, compiled) =>
-      runCompiled(fork, compiled, 'all') as Promise<Dictionary[]>,
+      runCompiled(fork, compiled, 'all', options.connectionType) as Promise<Dictionary[]>,
       (fork, dialect) => compiledQuery(fork, meta, 'select', query, dialect),
     );
     const page = pageOf(lists, terms.length > 0 ? comparatorOf(rowKeys) : undefined, options);
@@ -62,9 +62,9 @@ export async function fanOutCount<T extends object>(
   shards: readonly ShardId[],
 ): Promise<number> {
   const meta = scope.meta<T>(entityName);
-  if (rowMergeable(scope, meta, where, options, ROW_COUNT_OPTIONS)) {
+  if (rowMergeable(meta, where, options, ROW_COUNT_OPTIONS) && (await unfiltered(scope, meta, where, options, shards))) {
     const counts = await runOnShards<Dictionary | undefined>(scope, 'count', entityName as EntityName<object>, shards, options, (fork, compiled) =>
-      runCompiled(fork, compiled, 'get') as Promise<Dictionary | undefined>,
+      runCompiled(fork, compiled, 'get', options.connectionType) as Promise<Dictionary | undefined>,
       (fork, dialect) => compiledQuery(fork, meta, 'count', { where }, dialect),
     );
     return sumCounts(counts.map(row => row?.count as number | string | undefined));
@@ -171,10 +171,10 @@ const rowReady = new WeakMap<EntityMetadata, boolean>();
 
 /**
  * Whether raw rows of this query can be merged and then mapped exactly as `em.find` would map them: a plain
- * condition, only the options above, and an entity with no filters, inheritance, formulas, lazy or SQL-converted
- * properties (those change the SELECT that `em.find` builds).
+ * condition, only the options above, and an entity with no inheritance, formulas, lazy or SQL-converted
+ * properties (those change the SELECT that `em.find` builds). Filters are checked per query by {@link unfiltered}.
  */
-function rowMergeable(scope: ShardScope, meta: EntityMetadata, where: unknown, options: object, allowed = ROW_MERGE_OPTIONS): boolean {
+function rowMergeable(meta: EntityMetadata, where: unknown, options: object, allowed = ROW_MERGE_OPTIONS): boolean {
   if (where !== undefined && where !== null && !Utils.isPlainObject(where)) {
     return false;
   }
@@ -185,17 +185,28 @@ function rowMergeable(scope: ShardScope, meta: EntityMetadata, where: unknown, o
   }
   let ready = rowReady.get(meta);
   if (ready === undefined) {
-    const globalFilters = scope.orm.shard(scope.orm.shardIds[0]!).config.get('filters') ?? {};
     ready =
       !meta.virtual &&
       !meta.inheritanceType &&
       !meta.discriminatorColumn &&
-      Object.keys(meta.filters ?? {}).length === 0 &&
-      Object.keys(globalFilters).length === 0 &&
       meta.props.every(prop => !prop.formula && !prop.lazy && !prop.customType?.convertToJSValueSQL && !prop.customType?.convertToDatabaseValueSQL);
     rowReady.set(meta, ready);
   }
   return ready;
+}
+
+/**
+ * Whether no filter applies to this query on any of its shards (config, entity, or added to one shard's fork with
+ * `em.on(shard).addFilter()`, honouring `options.filters`). MikroORM returns the condition itself when none does.
+ */
+async function unfiltered(scope: ShardScope, meta: EntityMetadata, where: unknown, options: { filters?: unknown }, shards: readonly ShardId[]): Promise<boolean> {
+  for (const shard of shards) {
+    const filtered = await scope.fork(shard).applyFilters(meta.class, where as never, options.filters as never, 'read');
+    if (filtered !== where) {
+      return false;
+    }
+  }
+  return true;
 }
 
 function hasPopulate(populate: unknown): boolean {

@@ -34,7 +34,8 @@ export function primaryKeyOf<T extends object>(meta: EntityMetadata<T>, where: u
 /** The shard whose fork already manages this entity, if any: identity maps answer before any database does. */
 export function shardInIdentityMaps(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): ShardId | undefined {
   for (const [shard, fork] of scope.forks) {
-    if (fork.getUnitOfWork().getById(entityName, pk as never) !== undefined) {
+    // Shards may hold only some entities (main + warehouse); a shard without this one cannot have it.
+    if (fork.getMetadata().find(entityName) !== undefined && fork.getUnitOfWork().getById(entityName, pk as never) !== undefined) {
       return shard;
     }
   }
@@ -55,8 +56,9 @@ export async function idCandidates(scope: ShardScope, entityName: EntityName<obj
 /** The id chooser's only candidate, for a reference made without a query; several candidates are ambiguous. */
 export function onlyCandidate(scope: ShardScope, entityName: string, id: Primary<object>): ShardId {
   const chooser = scope.orm.routing.idChooser;
-  const candidates = chooser ? chooser({ entityName, id, em: scope.em }) : scope.orm.shardIds;
+  const candidates = chooser ? callChooser('idChooser', () => entityName, id, () => chooser({ entityName, id, em: scope.em })) : scope.orm.shardIds;
   if (candidates instanceof Promise) {
+    candidates.catch(() => undefined);
     throw ShardingError.invalidOptions(`idChooser returned a promise for ${entityName} ${JSON.stringify(id)}, but getReference() is synchronous; pass { shard }.`, id);
   }
   const shards = checkShards(scope, candidates, 'idChooser', entityName, id);

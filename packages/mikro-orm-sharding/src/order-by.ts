@@ -16,6 +16,12 @@ export function orderTerms(orderBy: unknown): OrderTerm[] {
     if (Array.isArray(value)) {
       value.forEach(item => visit(item, path));
     } else if (value !== null && typeof value === 'object') {
+      if (Object.getOwnPropertySymbols(value).length > 0) {
+        throw ShardingError.invalidOptions(
+          'orderBy has a raw SQL key, which shard results cannot be merged by; order by entity properties, or query one shard with `{ shard }`.',
+          path.join('.'),
+        );
+      }
       for (const [key, inner] of Object.entries(value)) {
         visit(inner, [...path, key]);
       }

@@ -2,10 +2,18 @@ import { Reference, type MikroORM } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
 
 /**
- * An entity's shard, once known (SQLAlchemy's `identity_token`). Module-private: the only writer is the write path,
- * and a WeakMap lets entities be garbage-collected as usual.
+ * An entity's shard, once known (SQLAlchemy's `identity_token`), kept under a module-private symbol on MikroORM's
+ * per-entity helper object: invisible to users and serialization, and (measured) several times cheaper than a
+ * WeakMap entry on the write path, where it is set once per new entity.
  */
-const remembered = new WeakMap<object, ShardId>();
+const SHARD = Symbol('mikro-orm-sharding:shard');
+
+type Wrapped = { [SHARD]?: ShardId; __em?: { config: MikroORM['config'] } };
+
+function wrappedOf(entity: object): Wrapped | undefined {
+  // `helper()` would throw for an object that is not an entity; such an object simply has no shard.
+  return (entity as { __helper?: Wrapped }).__helper;
+}
 
 /** Entity managers that only stage new entities before their shard is decided; what they own has no shard yet. */
 const staging = new WeakSet<object>();
@@ -27,12 +35,14 @@ export function isStaged(entity: object): boolean {
 }
 
 function ownerOf(entity: object): { config: MikroORM['config'] } | undefined {
-  // `helper()` would throw for an object that is not an entity; such an object simply has no owner.
-  return (entity as { __helper?: { __em?: { config: MikroORM['config'] } } }).__helper?.__em;
+  return wrappedOf(entity)?.__em;
 }
 
 export function rememberShard(entity: object, shard: ShardId): void {
-  remembered.set(entity, shard);
+  const wrapped = wrappedOf(entity);
+  if (wrapped) {
+    wrapped[SHARD] = shard;
+  }
 }
 
 /**
@@ -40,12 +50,12 @@ export function rememberShard(entity: object, shard: ShardId): void {
  * manager that loaded it (each shard's MikroORM has `contextName` = its shard id).
  */
 export function knownShard(entity: object, shards: ReadonlyMap<ShardId, MikroORM>): ShardId | undefined {
-  const target = Reference.unwrapReference(entity);
-  const shard = remembered.get(target);
+  const wrapped = wrappedOf(Reference.unwrapReference(entity));
+  const shard = wrapped?.[SHARD];
   if (shard !== undefined) {
     return shard;
   }
-  const owner = ownerOf(target);
+  const owner = wrapped?.__em;
   if (!owner || staging.has(owner)) {
     return undefined;
   }

@@ -4,7 +4,7 @@ import type { ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
 import { callChooser, checkShard } from './route.ts';
 import type { ShardScope } from './scope.ts';
-import { isStaged, STAGED_SCHEMA } from './shard-of.ts';
+import { isStaged, knownShard, STAGED_SCHEMA } from './shard-of.ts';
 
 /**
  * Decides the shard of every new entity a flush will write, and checks that no reference crosses shards, before
@@ -16,19 +16,22 @@ import { isStaged, STAGED_SCHEMA } from './shard-of.ts';
  */
 export async function planWrites(scope: ShardScope, roots: Iterable<object>, planned: Map<object, ShardId>): Promise<void> {
   const queue: object[] = [];
+  const shards = scope.orm.shards;
   for (const root of roots) {
     if (!planned.has(root)) {
-      const known = scope.shardOf(root) ?? chooseShard(scope, root);
+      const known = knownShard(root, shards) ?? chooseShard(scope, root);
       const shard = known instanceof Promise ? await known : known;
       planned.set(root, shard);
-      queue.push(root);
+      if (helper(root).__meta.relations.length > 0) {
+        queue.push(root);
+      }
     }
     // Walk as we go: entities reached from this root are placed before later roots ask the chooser.
     while (queue.length > 0) {
       const entity = queue.pop()!;
       const shard = planned.get(entity)!;
       forEachRelated(entity, (target, prop) => {
-        const targetShard = planned.get(target) ?? scope.shardOf(target);
+        const targetShard = planned.get(target) ?? knownShard(target, shards);
         if (targetShard === undefined) {
           if (isNew(target)) {
             planned.set(target, shard);
@@ -95,10 +98,12 @@ function moved(fork: SqlEntityManager, entity: object): object {
 }
 
 function chooseShard(scope: ShardScope, entity: object): ShardId | Promise<ShardId> {
-  const entityName = helper(entity).__meta.className;
-  const label = () => labelOf(entity);
-  const shard = callChooser('shardChooser', label, entity, () => scope.orm.routing.shardChooser({ entity, entityName, em: scope.em }));
-  return shard instanceof Promise ? shard.then(value => checkShard(scope, value, 'shardChooser', label, value)) : checkShard(scope, shard, 'shardChooser', label, shard);
+  const args = { entity, entityName: helper(entity).__meta.className, em: scope.em };
+  const shard = callChooser('shardChooser', () => labelOf(entity), entity, () => scope.orm.routing.shardChooser(args));
+  if (typeof shard === 'string' && scope.orm.shards.has(shard)) {
+    return shard;
+  }
+  return Promise.resolve(shard).then(value => checkShard(scope, value, 'shardChooser', () => labelOf(entity), value));
 }
 
 function forEachRelated(entity: object, visit: (target: object, prop: EntityProperty) => void): void {
