@@ -5,7 +5,7 @@ import { Author, Book, Tag } from './support/entities.ts';
 import { openFleet, seedRows, shardOfId } from './support/fleet.ts';
 import { sqliteTopology, type Topology } from './support/topology.ts';
 
-const bornAfter = { name: 'bornAfter', entity: ['Author'], cond: (args: { year: number }) => ({ born: { $gt: args.year } }), default: false };
+const bornAfter = { name: 'bornAfter', entity: [Author], cond: (args: Record<string, number>) => ({ born: { $gt: args.year } }), default: false };
 
 let topology: Topology;
 let orm: ShardedMikroORM;
