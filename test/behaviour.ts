@@ -83,6 +83,23 @@ export function describeBehaviour(makeTopology: () => Topology): void {
       expect((await orm.shard(shardOfId(1001)).em.fork().getConnection().execute('select * from author where id = 1001')).length).toBe(0);
     });
 
+    it('updates and deletes by condition on every chosen shard, summing the rows affected', async () => {
+      const em = orm.em.fork();
+      for (const id of [5001, 5002, 5003]) {
+        em.create(Author, { id, name: 'bulk', born: 1900 });
+      }
+      await em.flush();
+      expect(await orm.em.fork().nativeUpdate(Author, { name: 'bulk' }, { born: 1901 })).toBe(3);
+      expect(await orm.em.fork().count(Author, { name: 'bulk', born: 1901 })).toBe(3);
+      const stale = await em.findOneOrFail(Author, 5002);
+      stale.born = 1800;
+      expect((await em.refresh(stale))?.born).toBe(1901);
+      expect(await orm.em.fork().nativeDelete(Author, { name: 'bulk' }, { shard: shardOfId(5001) })).toBe(1);
+      expect(await orm.em.fork().nativeDelete(Author, { name: 'bulk' })).toBe(2);
+      expect(await orm.em.fork().count(Author, { name: 'bulk' })).toBe(0);
+      await expect(em.refresh(em.create(Author, { id: 5004, name: 'new' }))).rejects.toMatchObject({ code: 'UNPLACED_ENTITY', entity: 'Author#5004' });
+    });
+
     it('re-homes references made by primary key before the shard was known', async () => {
       const em = orm.em.fork();
       em.create(Book, { id: 9001, title: 'by-reference', author: 5 } as never);

@@ -3,6 +3,8 @@ import {
   Utils,
   ValidationError,
   type CountOptions,
+  type DeleteOptions,
+  type EntityData,
   type CreateOptions,
   type EntityMetadata,
   type EntityName,
@@ -16,6 +18,7 @@ import {
   type Loaded,
   type Primary,
   type RequiredEntityData,
+  type UpdateOptions,
 } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
@@ -27,7 +30,7 @@ import type { ShardScope } from './scope.ts';
 import { knownShard, markStaging, rememberShard, STAGED_SCHEMA } from './shard-of.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { settleEach } from './settle.ts';
-import { adoptStaged, checkManagedReferences, planWrites } from './write-plan.ts';
+import { adoptStaged, checkManagedReferences, labelOf, planWrites } from './write-plan.ts';
 
 /** Targets one shard explicitly. Precedence: this option, then the entity's remembered shard, then the choosers. */
 export interface ShardOption {
@@ -228,6 +231,36 @@ export class ShardedEntityManager {
   }
 
   /**
+   * Updates the rows matching `where` on the query chooser's shards, bypassing the unit of work (like MikroORM's
+   * `nativeUpdate`); returns the number of rows affected on all of them.
+   */
+  async nativeUpdate<Entity extends object>(
+    entityName: EntityName<Entity>,
+    where: FilterQuery<NoInfer<Entity>>,
+    data: EntityData<Entity>,
+    options: UpdateOptions<Entity> & ShardOption = {},
+  ): Promise<number> {
+    const { shard, ...rest } = options;
+    return reads.nativeWrite(this.#context().#scope, 'nativeUpdate', entityName, where, rest, shard, fork => fork.nativeUpdate(entityName, where as never, data, rest));
+  }
+
+  /** Deletes the rows matching `where` on the query chooser's shards (like MikroORM's `nativeDelete`); returns the total. */
+  async nativeDelete<Entity extends object>(entityName: EntityName<Entity>, where: FilterQuery<NoInfer<Entity>>, options: DeleteOptions<Entity> & ShardOption = {}): Promise<number> {
+    const { shard, ...rest } = options;
+    return reads.nativeWrite(this.#context().#scope, 'nativeDelete', entityName, where, rest, shard, fork => fork.nativeDelete(entityName, where as never, rest));
+  }
+
+  /** Reloads a managed entity from its own shard; null when the row is gone. */
+  async refresh<Entity extends object>(entity: Entity, options: FindOneOptions<Entity> = {}): Promise<Entity | null> {
+    const em = this.#context();
+    const shard = em.shardOf(entity);
+    if (shard === undefined) {
+      throw ShardingError.unplacedEntity('refresh', labelOf(entity));
+    }
+    return em.#fork(shard).refresh(entity, options as never) as Promise<Entity | null>;
+  }
+
+  /**
    * A reference without a query. Its shard: `{ shard }`, else an identity map that has it, else the id chooser's
    * only candidate; with several candidates it throws `AMBIGUOUS_SHARD` (use `findOne`, which searches them).
    */
@@ -247,7 +280,7 @@ export class ShardedEntityManager {
     for (const entity of list) {
       const shard = em.shardOf(entity);
       if (shard === undefined) {
-        throw ShardingError.invalidOptions(`cannot populate a new ${entity.constructor.name} that has no shard yet; flush it first.`, entity);
+        throw ShardingError.unplacedEntity('populate', labelOf(entity));
       }
       const group = byShard.get(shard);
       if (group) {

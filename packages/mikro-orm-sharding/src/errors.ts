@@ -12,6 +12,7 @@ export type ShardingErrorCode =
   | 'CHOOSER_RETURNED_NOTHING'
   | 'CROSS_SHARD_REFERENCE'
   | 'AMBIGUOUS_SHARD'
+  | 'UNPLACED_ENTITY'
   | 'SHARD_OPERATION_FAILED';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
@@ -111,6 +112,10 @@ export class ShardingError extends Error {
         `Pass \`{ shard }\`, or use findOne() which searches the candidates in order.`,
       { entity, value: id },
     );
+  }
+
+  static unplacedEntity(operation: string, entity: string): ShardingError {
+    return new ShardingError('UNPLACED_ENTITY', `Cannot ${operation} ${entity}: it is new and has no shard yet. Flush it first.`, { entity });
   }
 
   static shardOperationFailed(operation: string, shard: ShardId, cause: unknown, done: readonly ShardId[] = []): ShardingError {

@@ -1,6 +1,9 @@
 import { Utils, type CountOptions, type EntityName, type FilterQuery, type FindOneOptions, type FindOptions } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
+import type { SqlEntityManager } from '@mikro-orm/sql';
 import { fanOutCount, fanOutFind } from './fan-out.ts';
+import { sumCounts } from './merge.ts';
+import { settleEach } from './settle.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
 import { callChooser, checkShards } from './route.ts';
 import type { ShardScope } from './scope.ts';
@@ -64,6 +67,25 @@ export async function count<T extends object>(scope: ShardScope, entityName: Ent
     return scope.fork(shards[0]!).count(entityName, where as never, options);
   }
   return fanOutCount(scope, entityName, where, options, shards);
+}
+
+/**
+ * Updates or deletes rows by condition on the query chooser's shards at once, without the unit of work; returns
+ * the rows affected, summed. Each shard's statement commits on its own: a failure names the shards already done.
+ */
+export async function nativeWrite<T extends object>(
+  scope: ShardScope,
+  operation: 'nativeUpdate' | 'nativeDelete',
+  entityName: EntityName<T>,
+  where: FilterQuery<T>,
+  options: object,
+  shard: ShardId | undefined,
+  write: (fork: SqlEntityManager) => Promise<number>,
+): Promise<number> {
+  await scope.placePending();
+  const shards = await readShards(scope, entityName, where, options, shard);
+  const affected = await settleEach(operation, shards, id => write(scope.fork(id)));
+  return sumCounts(affected);
 }
 
 /** The shards a query reads: the explicit `{ shard }`, else the query chooser's (every shard without one). */
