@@ -27,10 +27,11 @@ import { onlyCandidate, shardInIdentityMaps } from './lookup.ts';
 import * as reads from './read-path.ts';
 import { ShardedRequestContext } from './request-context.ts';
 import type { ShardScope } from './scope.ts';
-import { knownShard, markStaging, rememberShard, STAGED_SCHEMA } from './shard-of.ts';
+import { metadataOf, PendingWrites } from './pending-writes.ts';
+import { knownShard, rememberShard } from './shard-of.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { settleEach } from './settle.ts';
-import { adoptStaged, checkManagedReferences, labelOf, planWrites } from './write-plan.ts';
+import { labelOf } from './write-plan.ts';
 
 /** Targets one shard explicitly. Precedence: this option, then the entity's remembered shard, then the choosers. */
 export interface ShardOption {
@@ -48,10 +49,7 @@ export class ShardedEntityManager {
   readonly #global: boolean;
   readonly #makeFork: (shard: ShardId) => SqlEntityManager;
   readonly #forks = new Map<ShardId, SqlEntityManager>();
-  readonly #pending = new Set<object>();
-  #planning: ReadonlyMap<object, ShardId> | undefined;
-  readonly #staging = new Map<ShardId, SqlEntityManager>();
-  readonly #stagingByEntity = new Map<EntityName<object>, SqlEntityManager>();
+  readonly #pending: PendingWrites;
   readonly #scope: ShardScope;
 
   /** @internal Use `orm.em.fork()`. */
@@ -65,10 +63,11 @@ export class ShardedEntityManager {
       em: this,
       forks: this.#forks,
       fork: (shard, source) => self.#fork(shard, source),
-      placePending: () => self.#assignPending(false),
+      placePending: () => self.#pending.place(false),
       meta: entityName => metadataOf(orm, entityName),
       shardOf: entity => self.shardOf(entity),
     };
+    this.#pending = new PendingWrites(this.#scope);
   }
 
   /** @internal The fleet's global entity manager. */
@@ -100,14 +99,14 @@ export class ShardedEntityManager {
   /** The shard an entity lives on (written to, created with `{ shard }`, or loaded from); undefined while new. */
   shardOf(entity: object): ShardId | undefined {
     const target = Reference.unwrapReference(entity);
-    return this.#context(false).#planning?.get(target) ?? knownShard(target, this.#orm.shards);
+    return this.#context(false).#pending.planned(target) ?? knownShard(target, this.#orm.shards);
   }
 
   /** Creates an entity; with `{ shard }` it is bound to that shard, otherwise the shard chooser places it at flush. */
   create<Entity extends object>(entityName: EntityName<Entity>, data: RequiredEntityData<Entity>, options: CreateOptions<boolean> & ShardOption = {}): Entity {
     const em = this.#context();
     const { shard, ...rest } = options;
-    const target = shard === undefined ? em.#stagingFork(entityName as EntityName<object>) : em.#fork(shard, 'the { shard } option');
+    const target = shard === undefined ? em.#pending.stagingFork(entityName as EntityName<object>) : em.#fork(shard, 'the { shard } option');
     const entity = target.create(entityName, data as never, { ...rest, persist: false }) as Entity;
     if (shard !== undefined) {
       rememberShard(entity, shard);
@@ -148,7 +147,7 @@ export class ShardedEntityManager {
    */
   async flush(): Promise<void> {
     const em = this.#context();
-    await em.#assignPending(true);
+    await em.#pending.place(true);
     const shards = [...em.#forks.keys()];
     await settleEach('flush', shards, shard => em.#forks.get(shard)!.flush());
   }
@@ -203,7 +202,7 @@ export class ShardedEntityManager {
       ? await this.find(entityName, where, { ...rest, limit: 2 } as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption)
       : [await this.findOne(entityName, where, rest as FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption)];
     if (found.length !== 1 || !found[0]) {
-      const config = this.#stagingFork(entityName as EntityName<object>).config;
+      const config = this.#pending.stagingFork(entityName as EntityName<object>).config;
       const handler = failHandler ?? config.get(strict ? 'findExactlyOneOrFailHandler' : 'findOneOrFailHandler');
       throw handler(Utils.className(entityName), where as never);
     }
@@ -293,41 +292,6 @@ export class ShardedEntityManager {
     return list;
   }
 
-  /** Assigns a shard to every pending entity and persists it on that shard's fork (nothing is written yet). */
-  async #assignPending(checkManaged: boolean): Promise<void> {
-    if (this.#pending.size === 0 && !checkManaged) {
-      return;
-    }
-    const planned = new Map<object, ShardId>();
-    this.#planning = planned;
-    try {
-      await planWrites(this.#scope, this.#pending, planned);
-      if (checkManaged) {
-        checkManagedReferences(this.#scope, planned);
-      }
-    } finally {
-      this.#planning = undefined;
-    }
-    const roots = new Map<ShardId, object[]>();
-    for (const root of this.#pending) {
-      const shard = planned.get(root)!;
-      const group = roots.get(shard);
-      if (group) {
-        group.push(root);
-      } else {
-        roots.set(shard, [root]);
-      }
-    }
-    for (const [entity, shard] of planned) {
-      rememberShard(entity, shard);
-      adoptStaged(this.#scope, entity, shard);
-    }
-    for (const [shard, group] of roots) {
-      this.#fork(shard).persist(group);
-    }
-    this.#pending.clear();
-  }
-
   #fork(shard: ShardId, source = 'a chooser'): SqlEntityManager {
     let fork = this.#forks.get(shard);
     if (!fork) {
@@ -338,23 +302,6 @@ export class ShardedEntityManager {
       this.#forks.set(shard, fork);
     }
     return fork;
-  }
-
-  /** Where new entities wait for their shard: a never-flushed fork of the first shard that knows the entity. */
-  #stagingFork(entityName: EntityName<object>): SqlEntityManager {
-    const cached = this.#stagingByEntity.get(entityName);
-    if (cached) {
-      return cached;
-    }
-    const home = shardWith(this.#orm, entityName);
-    let staging = this.#staging.get(home);
-    if (!staging) {
-      staging = this.#orm.shard(home).em.fork({ disableContextResolution: true, schema: STAGED_SCHEMA }) as SqlEntityManager;
-      markStaging(staging);
-      this.#staging.set(home, staging);
-    }
-    this.#stagingByEntity.set(entityName, staging);
-    return staging;
   }
 
   /**
@@ -374,15 +321,6 @@ export class ShardedEntityManager {
     }
     return this;
   }
-}
-
-/** The first shard whose MikroORM knows the entity (shards may each hold only some entities: main + warehouse). */
-function shardWith(orm: ShardedMikroORM, entityName: EntityName<object>): ShardId {
-  return orm.shardIds.find(id => orm.shard(id).getMetadata().find(entityName) !== undefined) ?? orm.shardIds[0]!;
-}
-
-function metadataOf<T extends object>(orm: ShardedMikroORM, entityName: EntityName<T>): EntityMetadata<T> {
-  return orm.shard(shardWith(orm, entityName as EntityName<object>)).getMetadata().get(entityName);
 }
 
 function asIterable(value: object | Iterable<object>): Iterable<object> {
