@@ -6,7 +6,6 @@ import {
   type DeleteOptions,
   type EntityData,
   type CreateOptions,
-  type EntityMetadata,
   type EntityName,
   type FilterQuery,
   type FindAllOptions,
