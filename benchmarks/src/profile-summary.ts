@@ -1,6 +1,6 @@
 // Summarises a V8 .cpuprofile (from `node --cpu-prof`): self time per function and per package/file, and the total
 // time spent under functions whose location matches a filter (e.g. the sharding library).
-//   node benchmarks/src/profile-summary.ts FILE.cpuprofile [--top 25] [--under mikro-orm-sharding/src]
+//   node benchmarks/src/profile-summary.ts FILE.cpuprofile [--top 25] [--under mikro-orm-sharding/src | --under fn:NAME]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -70,7 +70,8 @@ for (const [id, t] of self) {
   if (values.under) {
     // Inclusive time under the filter: any ancestor frame matches.
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
-      if (byId.get(cur)!.callFrame.url.includes(values.under)) {
+      const frame = byId.get(cur)!.callFrame;
+      if (values.under.startsWith('fn:') ? frame.functionName === values.under.slice(3) : frame.url.includes(values.under)) {
         under += t;
         break;
       }

@@ -37,8 +37,14 @@ export function medians(runs: readonly Result[][]): Result[] {
  * For D (deep page) it is the time ratio a-time / b-time, as the goal is stated.
  */
 export function ratio(runs: readonly Result[][], a: string, b: string, phase: PhaseName): number | undefined {
+  const per = ratios(runs, a, b, phase);
+  return per.length ? median(per) : undefined;
+}
+
+/** The per-run ratios behind {@link ratio}. */
+export function ratios(runs: readonly Result[][], a: string, b: string, phase: PhaseName): number[] {
   const key = UNIT_KEY[phase];
-  const per = runs
+  return runs
     .map((run) => {
       const x = run.find((r) => r.system === a)?.[key];
       const y = run.find((r) => r.system === b)?.[key];
@@ -46,7 +52,14 @@ export function ratio(runs: readonly Result[][], a: string, b: string, phase: Ph
       return phase === 'D' ? y / x : x / y;
     })
     .filter((v): v is number => v !== undefined);
-  return per.length ? median(per) : undefined;
+}
+
+/** `0.85` for one run, `0.85 (0.71-1.02)` (median, then min-max over runs) for several. */
+function ratioCell(runs: readonly Result[][], a: string, b: string, phase: PhaseName): string {
+  const per = ratios(runs, a, b, phase);
+  if (per.length === 0) return '–';
+  const mid = fmt(median(per));
+  return per.length > 1 ? `${mid} (${fmt(Math.min(...per))}-${fmt(Math.max(...per))})` : mid;
 }
 
 export function fmt(n: unknown, digits?: number): string {
@@ -75,7 +88,7 @@ export function compareTable(runs: readonly Result[][], phases: readonly PhaseNa
     PHASE_LABEL[phase],
     UNIT_LABEL[phase],
     ...available.map((r) => fmt(r[UNIT_KEY[phase]])),
-    ...(hasSharded ? others.map((o) => fmt(ratio(runs, 'sharded', o, phase))) : []),
+    ...(hasSharded ? others.map((o) => ratioCell(runs, 'sharded', o, phase)) : []),
   ]);
   const lat = phases.map((phase) => [
     `${phase} p50 / p99 ms`,
@@ -85,6 +98,7 @@ export function compareTable(runs: readonly Result[][], phases: readonly PhaseNa
   const rss = ['peak RSS MB', '', ...available.map((r) => fmt(r.peak_rss_mb, 0))];
   const notes: string[] = [];
   for (const r of meds) if (r.available === false) notes.push(`${r.system}: unavailable (${r.reason})`);
+  if (runs.length > 1) notes.push(`Ratios: median of the ${runs.length} per-run ratios (min-max over runs).`);
   if (phases.includes('D')) notes.push('D ratio is a TIME ratio: sharded time per query / plain time per query (lower is better).');
   const checked = phases.filter((p) => p !== 'W' && p !== 'P');
   if (checked.length) notes.push(`${checked.join(', ')} answers checked against the data for every system, and equal across systems; every P lookup found its row.`);
