@@ -103,6 +103,7 @@ export function renderChart(spec: ChartSpec): string {
   const groupW = plotW / Math.max(1, spec.groups.length);
   const n = spec.series.length;
   const barW = Math.min(64, (groupW * 0.78) / Math.max(1, n));
+  const valueFont = Math.max(8, Math.min(11, barW / 3.1)).toFixed(1);
   spec.groups.forEach((g, gi) => {
     const gx = m.left + gi * groupW + groupW / 2;
     const x0 = gx - (barW * n) / 2;
@@ -113,7 +114,7 @@ export function renderChart(spec: ChartSpec): string {
       const color = colorOf(spec, s, si);
       const bx = x0 + si * barW;
       out.push(`<rect x="${(bx + 2).toFixed(1)}" y="${top.toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${(m.top + plotH - top).toFixed(1)}" fill="${color}" rx="2"><title>${esc(`${s} · ${g}: ${v.toFixed(1)}`)}</title></rect>`);
-      out.push(`<text x="${(bx + barW / 2).toFixed(1)}" y="${(top - 5).toFixed(1)}" text-anchor="middle" font-size="11" fill="#111827">${short(v)}</text>`);
+      out.push(`<text x="${(bx + barW / 2).toFixed(1)}" y="${(top - 5).toFixed(1)}" text-anchor="middle" font-size="${valueFont}" fill="#111827">${short(v)}</text>`);
     });
     out.push(`<text x="${gx.toFixed(1)}" y="${m.top + plotH + 22}" text-anchor="middle" font-size="14" font-weight="bold" fill="#111827">${esc(g)}</text>`);
     const note = spec.groupNotes?.[gi];

@@ -78,7 +78,8 @@ export async function scale(args: Args, dbs: Databases, progress: Progress, emit
         title: 'mikro-orm-sharding: lookups and fan-out by shard count',
         subtitle: `${what} · ${runsText} · higher is better`,
         groups: counts.map((S) => `S=${S}`),
-        groupNotes: counts.map((S) => `sharded P ${fmt(rel('sharded', S, 'P'))}× · F ${fmt(rel('sharded', S, 'F'))}×\nof S=${base}`),
+        groupNotes: counts.map((S) => `sharded P ${fmt(rel('sharded', S, 'P'))}×\nsharded F ${fmt(rel('sharded', S, 'F'))}×`),
+        footer: `group notes: sharded throughput relative to S=${base} · pnpm bench -- ${process.argv.slice(2).filter((a) => a !== '--').join(' ')}`,
         series: hand ? ['sharded P', 'handrolled P', 'sharded F', 'handrolled F'] : ['sharded P', 'sharded F'],
         values: counts.map((S) =>
           hand
