@@ -62,9 +62,12 @@ export class ShardedEntityManager {
       em: this,
       forks: this.#forks,
       fork: (shard, source) => self.#fork(shard, source),
-      placePending: () => self.#pending.place(false),
+      get placePending() {
+        return self.#pending.size > 0 ? () => self.#pending.place(false) : undefined;
+      },
       meta: entityName => metadataOf(orm, entityName),
       shardOf: entity => self.shardOf(entity),
+      decided: entity => self.#pending.decided(entity),
     };
     this.#pending = new PendingWrites(this.#scope);
   }
@@ -98,12 +101,20 @@ export class ShardedEntityManager {
   /** The shard an entity lives on (written to, created with `{ shard }`, or loaded from); undefined while new. */
   shardOf(entity: object): ShardId | undefined {
     const target = Reference.unwrapReference(entity);
-    return this.#context(false).#pending.planned(target) ?? knownShard(target, this.#orm.shards);
+    return this.#context(false).#pending.decided(target) ?? knownShard(target, this.#orm.shards);
   }
 
   /** Creates an entity; with `{ shard }` it is bound to that shard, otherwise the shard chooser places it at flush. */
-  create<Entity extends object>(entityName: EntityName<Entity>, data: RequiredEntityData<Entity>, options: CreateOptions<boolean> & ShardOption = {}): Entity {
+  create<Entity extends object>(entityName: EntityName<Entity>, data: RequiredEntityData<Entity>, options: CreateOptions<boolean> & ShardOption = NO_OPTIONS): Entity {
     const em = this.#context();
+    if (options === NO_OPTIONS) {
+      const staging = em.#pending.stagingFork(entityName as EntityName<object>);
+      const entity = staging.create(entityName, data as never, DO_NOT_PERSIST) as Entity;
+      if (staging.config.get('persistOnCreate')) {
+        em.#pending.add(entity);
+      }
+      return entity;
+    }
     const { shard, ...rest } = options;
     const target = shard === undefined ? em.#pending.stagingFork(entityName as EntityName<object>) : em.#fork(shard, 'the { shard } option');
     const entity = target.create(entityName, data as never, { ...rest, persist: false }) as Entity;
@@ -149,6 +160,7 @@ export class ShardedEntityManager {
     await em.#pending.place(true);
     const shards = [...em.#forks.keys()];
     await settleEach('flush', shards, shard => em.#forks.get(shard)!.flush());
+    em.#pending.flushed();
   }
 
   /** Drops pending entities and clears every shard fork's identity map. */
@@ -321,6 +333,9 @@ export class ShardedEntityManager {
     return this;
   }
 }
+
+const NO_OPTIONS = Object.freeze({});
+const DO_NOT_PERSIST = Object.freeze({ persist: false });
 
 function asIterable(value: object | Iterable<object>): Iterable<object> {
   return Symbol.iterator in value && !Utils.isEntity(value) ? (value as Iterable<object>) : [value];

@@ -2,8 +2,9 @@ import { helper, Utils, type EntityMetadata, type EntityName, type Primary } fro
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
-import { callChooser, checkShards } from './route.ts';
+import { callChooser, checkShards, describeEntityName } from './route.ts';
 import type { ShardScope } from './scope.ts';
+import { shardsKnowing } from './pending-writes.ts';
 
 /**
  * The primary key a `findOne` condition asks for, or undefined when it is a query: `5`, `[1, 2]` (composite),
@@ -33,9 +34,10 @@ export function primaryKeyOf<T extends object>(meta: EntityMetadata<T>, where: u
 
 /** The shard whose fork already manages this entity, if any: identity maps answer before any database does. */
 export function shardInIdentityMaps(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): ShardId | undefined {
+  const knowing = shardsKnowing(scope.orm, entityName);
   for (const [shard, fork] of scope.forks) {
     // Shards may hold only some entities (main + warehouse); a shard without this one cannot have it.
-    if (fork.getMetadata().find(entityName) !== undefined && fork.getUnitOfWork().getById(entityName, pk as never) !== undefined) {
+    if (knowing.has(shard) && fork.getUnitOfWork().getById(entityName, pk as never) !== undefined) {
       return shard;
     }
   }
@@ -43,20 +45,20 @@ export function shardInIdentityMaps(scope: ShardScope, entityName: EntityName<ob
 }
 
 /** The id chooser's candidates for a primary key (every shard when none is configured). */
-export async function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): Promise<readonly ShardId[]> {
+export function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): readonly ShardId[] | Promise<readonly ShardId[]> {
   const chooser = scope.orm.routing.idChooser;
   if (!chooser) {
     return scope.orm.shardIds;
   }
   const name = Utils.className(entityName);
-  const shards = await callChooser('idChooser', () => name, pk, () => chooser({ entityName: name, id: pk, em: scope.em }));
-  return checkShards(scope, shards, 'idChooser', name, pk);
+  const shards = callChooser('idChooser', chooser, { entityName: name, id: pk, em: scope.em }, describeEntityName, pk);
+  return shards instanceof Promise ? shards.then(list => checkShards(scope, list, 'idChooser', name, pk)) : checkShards(scope, shards, 'idChooser', name, pk);
 }
 
 /** The id chooser's only candidate, for a reference made without a query; several candidates are ambiguous. */
 export function onlyCandidate(scope: ShardScope, entityName: string, id: Primary<object>): ShardId {
   const chooser = scope.orm.routing.idChooser;
-  const candidates = chooser ? callChooser('idChooser', () => entityName, id, () => chooser({ entityName, id, em: scope.em })) : scope.orm.shardIds;
+  const candidates = chooser ? callChooser('idChooser', chooser, { entityName, id, em: scope.em }, describeEntityName, id) : scope.orm.shardIds;
   if (candidates instanceof Promise) {
     candidates.catch(() => undefined);
     throw ShardingError.invalidOptions(`idChooser returned a promise for ${entityName} ${JSON.stringify(id)}, but getReference() is synchronous; pass { shard }.`, id);
@@ -79,7 +81,8 @@ export async function findInCandidates<T>(
   if (inMap !== undefined) {
     return find(scope.fork(inMap));
   }
-  for (const shard of await idCandidates(scope, entityName, pk)) {
+  const candidates = idCandidates(scope, entityName, pk);
+  for (const shard of candidates instanceof Promise ? await candidates : candidates) {
     const found = await find(scope.fork(shard));
     if (found) {
       return found;

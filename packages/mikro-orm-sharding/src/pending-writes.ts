@@ -2,7 +2,7 @@ import type { EntityMetadata, EntityName } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import type { ShardScope } from './scope.ts';
-import { markStaging, rememberShard, STAGED_SCHEMA } from './shard-of.ts';
+import { markStaging, STAGED_SCHEMA } from './shard-of.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { adoptStaged, checkManagedReferences, planWrites } from './write-plan.ts';
 
@@ -14,11 +14,17 @@ export class PendingWrites {
   readonly #scope: ShardScope;
   readonly #entities = new Set<object>();
   #planning: ReadonlyMap<object, ShardId> | undefined;
+  // Placed but not yet flushed: MikroORM tells an entity's entity manager (so its shard) only once it is written.
+  readonly #placed: ReadonlyMap<object, ShardId>[] = [];
   readonly #staging = new Map<ShardId, SqlEntityManager>();
   readonly #stagingByEntity = new Map<EntityName<object>, SqlEntityManager>();
 
   constructor(scope: ShardScope) {
     this.#scope = scope;
+  }
+
+  get size(): number {
+    return this.#entities.size;
   }
 
   add(entity: object): void {
@@ -33,9 +39,27 @@ export class PendingWrites {
     this.#entities.clear();
   }
 
-  /** The shard decided for an entity by the placing under way, so choosers asking `em.shardOf()` see it. */
-  planned(entity: object): ShardId | undefined {
-    return this.#planning?.get(entity);
+  /**
+   * The shard decided for an entity by this entity manager and not yet flushed: by the placing under way (so
+   * choosers asking `em.shardOf()` see it), or by an earlier one.
+   */
+  decided(entity: object): ShardId | undefined {
+    const planned = this.#planning?.get(entity);
+    if (planned !== undefined) {
+      return planned;
+    }
+    for (const placed of this.#placed) {
+      const shard = placed.get(entity);
+      if (shard !== undefined) {
+        return shard;
+      }
+    }
+    return undefined;
+  }
+
+  /** After a successful flush every placed entity is managed, and MikroORM knows its entity manager. */
+  flushed(): void {
+    this.#placed.length = 0;
   }
 
   /**
@@ -68,9 +92,9 @@ export class PendingWrites {
       }
     }
     for (const [entity, shard] of planned) {
-      rememberShard(entity, shard);
       adoptStaged(this.#scope, entity, shard);
     }
+    this.#placed.push(planned);
     for (const [shard, group] of roots) {
       this.#scope.fork(shard).persist(group);
     }
@@ -96,9 +120,30 @@ export class PendingWrites {
   }
 }
 
-/** The first shard whose MikroORM knows the entity (shards may each hold only some entities: main + warehouse). */
+const knowledge = new WeakMap<ShardedMikroORM, Map<EntityName<object>, ReadonlySet<ShardId>>>();
+
+/**
+ * The shards whose MikroORM knows an entity (shards may each hold only some entities: main + warehouse),
+ * computed once per fleet and entity: metadata does not change after init, and lookups ask on every call.
+ */
+export function shardsKnowing(orm: ShardedMikroORM, entityName: EntityName<object>): ReadonlySet<ShardId> {
+  let known = knowledge.get(orm);
+  if (!known) {
+    known = new Map();
+    knowledge.set(orm, known);
+  }
+  let shards = known.get(entityName);
+  if (!shards) {
+    shards = new Set(orm.shardIds.filter(id => orm.shard(id).getMetadata().find(entityName) !== undefined));
+    known.set(entityName, shards);
+  }
+  return shards;
+}
+
+/** The first shard that knows the entity (the first shard of all when none does: MikroORM will say so). */
 function shardWith(orm: ShardedMikroORM, entityName: EntityName<object>): ShardId {
-  return orm.shardIds.find(id => orm.shard(id).getMetadata().find(entityName) !== undefined) ?? orm.shardIds[0]!;
+  const [first] = shardsKnowing(orm, entityName);
+  return first ?? orm.shardIds[0]!;
 }
 
 export function metadataOf<T extends object>(orm: ShardedMikroORM, entityName: EntityName<T>): EntityMetadata<T> {

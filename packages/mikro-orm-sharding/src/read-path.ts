@@ -5,17 +5,20 @@ import { fanOutCount, fanOutFind } from './fan-out.ts';
 import { sumCounts } from './merge.ts';
 import { settleEach } from './settle.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
-import { callChooser, checkShards } from './route.ts';
+import { callChooser, checkShards, describeEntityName } from './route.ts';
 import type { ShardScope } from './scope.ts';
 
 type Find = FindOptions<any, any, any, any>;
 
 /**
  * The read side of the facade. Every read first places pending entities on their shards, so that each shard's own
- * auto-flush writes them before it answers, as one MikroORM entity manager would.
+ * auto-flush writes them before it answers, as one MikroORM entity manager would (and awaits nothing when none wait).
  */
 export async function find<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: Find, shard: ShardId | undefined): Promise<T[]> {
-  await scope.placePending();
+  const placing = scope.placePending?.();
+  if (placing) {
+    await placing;
+  }
   const shards = await readShards(scope, entityName, where, options, shard);
   if (shards.length === 1) {
     return scope.fork(shards[0]!).find(entityName, where as never, options) as Promise<T[]>;
@@ -31,7 +34,10 @@ export async function findOne<T extends object>(
   options: FindOneOptions<T, any, any, any>,
   shard: ShardId | undefined,
 ): Promise<T | null> {
-  await scope.placePending();
+  const placing = scope.placePending?.();
+  if (placing) {
+    await placing;
+  }
   const known = shard ?? (Utils.isEntity(where, true) ? scope.shardOf(where as object) : undefined);
   if (known !== undefined) {
     return scope.fork(known, 'the { shard } option').findOne(entityName, where as never, options) as Promise<T | null>;
@@ -50,7 +56,10 @@ export async function findOne<T extends object>(
 
 /** A page and the total, both over the same shards. */
 export async function findAndCount<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: Find, shard: ShardId | undefined): Promise<[T[], number]> {
-  await scope.placePending();
+  const placing = scope.placePending?.();
+  if (placing) {
+    await placing;
+  }
   const shards = await readShards(scope, entityName, where, options, shard);
   if (shards.length === 1) {
     return scope.fork(shards[0]!).findAndCount(entityName, where as never, options) as Promise<[T[], number]>;
@@ -61,7 +70,10 @@ export async function findAndCount<T extends object>(scope: ShardScope, entityNa
 
 /** Counts, summed over the shards. */
 export async function count<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: CountOptions<T, any>, shard: ShardId | undefined): Promise<number> {
-  await scope.placePending();
+  const placing = scope.placePending?.();
+  if (placing) {
+    await placing;
+  }
   const shards = await readShards(scope, entityName, where, options, shard);
   if (shards.length === 1) {
     return scope.fork(shards[0]!).count(entityName, where as never, options);
@@ -82,7 +94,10 @@ export async function nativeWrite<T extends object>(
   shard: ShardId | undefined,
   write: (fork: SqlEntityManager) => Promise<number>,
 ): Promise<number> {
-  await scope.placePending();
+  const placing = scope.placePending?.();
+  if (placing) {
+    await placing;
+  }
   const shards = await readShards(scope, entityName, where, options, shard);
   const affected = await settleEach(operation, shards, id => write(scope.fork(id)));
   return sumCounts(affected);
@@ -100,5 +115,6 @@ async function readShards<T extends object>(scope: ShardScope, entityName: Entit
   }
   const name = Utils.className(entityName);
   const args = { entityName: name, where: where as FilterQuery<object>, options: options as FindOptions<object, string, string, string>, em: scope.em };
-  return checkShards(scope, await callChooser('queryChooser', () => name, where, () => chooser(args)), 'queryChooser', name, where);
+  const shards = callChooser('queryChooser', chooser, args, describeEntityName, where);
+  return checkShards(scope, shards instanceof Promise ? await shards : shards, 'queryChooser', name, where);
 }

@@ -4,19 +4,24 @@ import type { ShardScope } from './scope.ts';
 
 /**
  * Calls a user's chooser, turning a throw or a rejected promise into `CHOOSER_FAILED`. A synchronous answer stays
- * synchronous: routing runs once per entity written, and a promise per call would cost more than the chooser.
+ * synchronous, and nothing is allocated on the way: routing runs once per entity written or looked up.
+ * `describe` names what was routed, for the error only.
  */
-export function callChooser<T>(name: string, entity: () => string, value: unknown, call: () => MaybePromise<T>): MaybePromise<T> {
-  const fail = (error: unknown): never => {
-    throw error instanceof ShardingError ? error : ShardingError.chooserFailed(name, entity(), value, error);
-  };
+export function callChooser<A, T>(name: string, chooser: (args: A) => MaybePromise<T>, args: A, describe: (args: A) => string, value: unknown): MaybePromise<T> {
   try {
-    const answer = call();
-    return answer instanceof Promise ? answer.catch(fail) : answer;
+    const answer = chooser(args);
+    return answer instanceof Promise ? answer.catch((error: unknown) => failed(name, describe(args), value, error)) : answer;
   } catch (error) {
-    return fail(error);
+    return failed(name, describe(args), value, error);
   }
 }
+
+function failed(name: string, entity: string, value: unknown, error: unknown): never {
+  throw error instanceof ShardingError ? error : ShardingError.chooserFailed(name, entity, value, error);
+}
+
+/** Names the entity of id and query chooser arguments in errors. */
+export const describeEntityName = (args: { readonly entityName: string }): string => args.entityName;
 
 /** Checks one shard id a chooser or a caller gave; `entity` labels the error (a function: labels cost). */
 export function checkShard(scope: ShardScope, shard: unknown, source: string, entity: string | (() => string), value?: unknown): ShardId {
@@ -38,9 +43,11 @@ export function checkShards(scope: ShardScope, shards: unknown, source: string, 
     }
     throw ShardingError.chooserReturnedNothing(source, entity, value);
   }
-  for (const shard of shards) {
-    checkShard(scope, shard, source, entity, value);
+  let duplicates = false;
+  for (let i = 0; i < shards.length; i++) {
+    checkShard(scope, shards[i], source, entity, value);
+    duplicates ||= shards.indexOf(shards[i]) !== i;
   }
   // The common answer has no duplicates; keep it as given rather than copy it on the lookup path.
-  return new Set(shards).size === shards.length ? (shards as readonly ShardId[]) : [...new Set(shards as ShardId[])];
+  return duplicates ? [...new Set(shards as ShardId[])] : (shards as readonly ShardId[]);
 }

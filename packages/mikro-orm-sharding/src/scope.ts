@@ -14,12 +14,14 @@ export interface ShardScope {
   readonly em: ShardedEntityManager;
   /** The facade's fork of a shard's entity manager, made on first use. Throws `UNKNOWN_SHARD` naming `source`. */
   fork(shard: ShardId, source?: string): SqlEntityManager;
-  /** Places pending new entities on their shards' forks (choosing and validating), writing nothing. */
-  placePending(): Promise<void>;
+  /** Places pending new entities on their shards' forks (choosing and validating), writing nothing; absent when none wait. */
+  readonly placePending: (() => Promise<void>) | undefined;
   /** The forks made so far. */
   readonly forks: ReadonlyMap<ShardId, SqlEntityManager>;
   /** Metadata of an entity (all shards share the entity definitions). */
   meta<T extends object>(entityName: EntityName<T>): EntityMetadata<T>;
   /** Where a known entity lives, or undefined for a new one. */
   shardOf(entity: object): ShardId | undefined;
+  /** The shard this entity manager decided for an entity it has not flushed yet. */
+  decided(entity: object): ShardId | undefined;
 }

@@ -2,13 +2,13 @@ import { Reference, type MikroORM } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
 
 /**
- * An entity's shard, once known (SQLAlchemy's `identity_token`), kept under a module-private symbol on MikroORM's
- * per-entity helper object: invisible to users and serialization, and (measured) several times cheaper than a
- * WeakMap entry on the write path, where it is set once per new entity.
+ * The shard an entity was explicitly created on (`{ shard }`), before any entity manager manages it. Written and
+ * flushed entities need no entry: MikroORM tells their entity manager, hence their shard.
  */
-const SHARD = Symbol('mikro-orm-sharding:shard');
+const remembered = new WeakMap<object, ShardId>();
 
-type Wrapped = { [SHARD]?: ShardId; __em?: { config: MikroORM['config'] } };
+/** The part of MikroORM's per-entity helper this module reads. */
+export type Wrapped = { __em?: { config: MikroORM['config'] } };
 
 function wrappedOf(entity: object): Wrapped | undefined {
   // `helper()` would throw for an object that is not an entity; such an object simply has no shard.
@@ -39,10 +39,7 @@ function ownerOf(entity: object): { config: MikroORM['config'] } | undefined {
 }
 
 export function rememberShard(entity: object, shard: ShardId): void {
-  const wrapped = wrappedOf(entity);
-  if (wrapped) {
-    wrapped[SHARD] = shard;
-  }
+  remembered.set(entity, shard);
 }
 
 /**
@@ -50,8 +47,13 @@ export function rememberShard(entity: object, shard: ShardId): void {
  * manager that loaded it (each shard's MikroORM has `contextName` = its shard id).
  */
 export function knownShard(entity: object, shards: ReadonlyMap<ShardId, MikroORM>): ShardId | undefined {
-  const wrapped = wrappedOf(Reference.unwrapReference(entity));
-  const shard = wrapped?.[SHARD];
+  const target = Reference.unwrapReference(entity);
+  return shardOfWrapped(target, wrappedOf(target), shards);
+}
+
+/** {@link knownShard} for a caller that already holds the entity's helper (the write path reads it once). */
+export function shardOfWrapped(entity: object, wrapped: Wrapped | undefined, shards: ReadonlyMap<ShardId, MikroORM>): ShardId | undefined {
+  const shard = remembered.get(entity);
   if (shard !== undefined) {
     return shard;
   }

@@ -4,7 +4,7 @@ import type { ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
 import { callChooser, checkShard } from './route.ts';
 import type { ShardScope } from './scope.ts';
-import { isStaged, knownShard, STAGED_SCHEMA } from './shard-of.ts';
+import { isStaged, shardOfWrapped, STAGED_SCHEMA } from './shard-of.ts';
 
 /**
  * Decides the shard of every new entity a flush will write, and checks that no reference crosses shards, before
@@ -19,10 +19,12 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
   const shards = scope.orm.shards;
   for (const root of roots) {
     if (!planned.has(root)) {
-      const known = knownShard(root, shards) ?? chooseShard(scope, root);
+      // The hot path of a bulk insert: read MikroORM's helper once per entity.
+      const wrapped = helper(root);
+      const known = scope.decided(root) ?? shardOfWrapped(root, wrapped, shards) ?? chooseShard(scope, root, wrapped.__meta.className);
       const shard = known instanceof Promise ? await known : known;
       planned.set(root, shard);
-      if (helper(root).__meta.relations.length > 0) {
+      if (wrapped.__meta.relations.length > 0) {
         queue.push(root);
       }
     }
@@ -31,7 +33,7 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
       const entity = queue.pop()!;
       const shard = planned.get(entity)!;
       forEachRelated(entity, (target, prop) => {
-        const targetShard = planned.get(target) ?? knownShard(target, shards);
+        const targetShard = planned.get(target) ?? scope.shardOf(target);
         if (targetShard === undefined) {
           if (isNew(target)) {
             planned.set(target, shard);
@@ -77,9 +79,13 @@ export function adoptStaged(scope: ShardScope, entity: object, shard: ShardId): 
   if (wrapped.__schema === STAGED_SCHEMA) {
     wrapped.__schema = undefined;
   }
+  const relations = wrapped.__meta.relations;
+  if (relations.length === 0) {
+    return;
+  }
   const fork = scope.fork(shard);
   const data = entity as Dictionary;
-  for (const prop of wrapped.__meta.relations) {
+  for (const prop of relations) {
     const value = data[prop.name];
     if (value instanceof Collection) {
       if (value.isInitialized() && value.getItems(false).some(isStaged)) {
@@ -97,14 +103,16 @@ function moved(fork: SqlEntityManager, entity: object): object {
   return fork.getReference(wrapped.__meta.class, wrapped.getPrimaryKey() as never);
 }
 
-function chooseShard(scope: ShardScope, entity: object): ShardId | Promise<ShardId> {
-  const args = { entity, entityName: helper(entity).__meta.className, em: scope.em };
-  const shard = callChooser('shardChooser', () => labelOf(entity), entity, () => scope.orm.routing.shardChooser(args));
+function chooseShard(scope: ShardScope, entity: object, entityName: string): ShardId | Promise<ShardId> {
+  const args = { entity, entityName, em: scope.em };
+  const shard = callChooser('shardChooser', scope.orm.routing.shardChooser, args, describeEntity, entity);
   if (typeof shard === 'string' && scope.orm.shards.has(shard)) {
     return shard;
   }
   return Promise.resolve(shard).then(value => checkShard(scope, value, 'shardChooser', () => labelOf(entity), value));
 }
+
+const describeEntity = (args: { readonly entity: object }): string => labelOf(args.entity);
 
 function forEachRelated(entity: object, visit: (target: object, prop: EntityProperty) => void): void {
   const data = entity as Dictionary;
