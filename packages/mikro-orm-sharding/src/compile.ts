@@ -12,6 +12,9 @@ export interface QueryParts {
   readonly where: unknown;
   readonly orderBy?: unknown;
   readonly limit?: number | undefined;
+  readonly offset?: number | undefined;
+  /** Properties to select instead of every column. */
+  readonly fields?: readonly string[];
 }
 
 /** A compiled statement of one query shape: where each parameter comes from among the query's values. */
@@ -35,7 +38,9 @@ export function compiledQuery(fork: SqlEntityManager, meta: EntityMetadata, kind
     return build(fork, meta.class, kind, parts);
   }
   const limited = kind === 'select' && parts.limit !== undefined;
-  const key = `${dialect}\0${kind}\0${meta.className}\0${shape.key}\0${kind === 'select' ? JSON.stringify(parts.orderBy ?? null) : ''}\0${limited}`;
+  const offsetted = limited && parts.offset !== undefined && parts.offset > 0;
+  const select = kind === 'select' ? `${JSON.stringify(parts.orderBy ?? null)}\0${parts.fields?.join(',') ?? '*'}\0${limited}\0${offsetted}` : '';
+  const key = `${dialect}\0${kind}\0${meta.className}\0${shape.key}\0${select}`;
   let cache = shapes.get(fork.config);
   if (!cache) {
     cache = new Map();
@@ -43,7 +48,7 @@ export function compiledQuery(fork: SqlEntityManager, meta: EntityMetadata, kind
   }
   let statement = cache.get(key);
   if (statement === undefined) {
-    statement = prepareShape(fork, meta, kind, parts, shape, limited);
+    statement = prepareShape(fork, meta, kind, parts, shape, limited, offsetted);
     if (cache.size >= MAX_SHAPES) {
       cache.clear();
     }
@@ -52,7 +57,7 @@ export function compiledQuery(fork: SqlEntityManager, meta: EntityMetadata, kind
   if (statement === null) {
     return build(fork, meta.class, kind, parts);
   }
-  const values = limited ? [...shape.values, parts.limit] : shape.values;
+  const values = limited ? [...shape.values, parts.limit, ...(offsetted ? [parts.offset] : [])] : shape.values;
   return { sql: statement.sql, params: statement.slots.map(slot => values[slot]) };
 }
 
@@ -61,7 +66,7 @@ function build(fork: SqlEntityManager, entityName: EntityName<object>, kind: 'se
   if (kind === 'count') {
     qb.count();
   } else {
-    qb.select('*');
+    qb.select((parts.fields ?? '*') as never);
   }
   if (parts.where !== undefined && parts.where !== null) {
     qb.where(parts.where as never);
@@ -70,7 +75,7 @@ function build(fork: SqlEntityManager, entityName: EntityName<object>, kind: 'se
     qb.orderBy(parts.orderBy as never);
   }
   if (kind === 'select' && parts.limit !== undefined) {
-    qb.limit(parts.limit);
+    qb.limit(parts.limit, parts.offset);
   }
   const { sql, params } = qb.toQuery();
   return { sql, params: [...params] };
@@ -80,15 +85,33 @@ function build(fork: SqlEntityManager, entityName: EntityName<object>, kind: 'se
  * Compiles the shape with a unique stand-in for every value and finds each stand-in among the parameters. Any
  * doubt (a parameter that is no stand-in, a stand-in that vanished into the SQL) makes the shape uncacheable.
  */
-function prepareShape(fork: SqlEntityManager, meta: EntityMetadata, kind: 'select' | 'count', parts: QueryParts, shape: Shape, limited: boolean): ShapeStatement | null {
+function prepareShape(
+  fork: SqlEntityManager,
+  meta: EntityMetadata,
+  kind: 'select' | 'count',
+  parts: QueryParts,
+  shape: Shape,
+  limited: boolean,
+  offsetted: boolean,
+): ShapeStatement | null {
   const standIns = shape.values.map((value, i) => (typeof value === 'number' ? STAND_IN_NUMBER + i : `${STAND_IN_TEXT}${i}`));
   let next = 0;
   const where = mapLeaves(parts.where, () => standIns[next++]);
   const limitStandIn = STAND_IN_NUMBER + standIns.length;
-  const compiled = build(fork, meta.class, kind, { where, orderBy: parts.orderBy, limit: limited ? limitStandIn : undefined });
+  const offsetStandIn = limitStandIn + 1;
+  const compiled = build(fork, meta.class, kind, {
+    where,
+    orderBy: parts.orderBy,
+    fields: parts.fields,
+    limit: limited ? limitStandIn : undefined,
+    offset: offsetted ? offsetStandIn : undefined,
+  });
   const index = new Map<unknown, number>(standIns.map((standIn, i) => [standIn, i]));
   if (limited) {
     index.set(limitStandIn, standIns.length);
+  }
+  if (offsetted) {
+    index.set(offsetStandIn, standIns.length + 1);
   }
   const slots = compiled.params.map(param => index.get(param));
   if (slots.some(slot => slot === undefined) || new Set(slots).size !== index.size) {

@@ -3,18 +3,18 @@ import {
   Utils,
   type CountOptions,
   type Dictionary,
-  type EntityData,
   type EntityMetadata,
   type EntityName,
   type FilterQuery,
   type FindOptions,
 } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import { comparatorOf, concatPage, mergeSorted, pushDownLimit, sumCounts, type Merged } from './merge.ts';
 import { entitySortKeys, nullsSortHigh, orderTerms, relationPaths, rowSortKeys, type OrderTerm } from './order-by.ts';
-import { compiledQuery, type CompiledQuery } from './compile.ts';
+import { compiledQuery } from './compile.ts';
+import { DEEP_OFFSET, findDeepPage } from './deep-page.ts';
 import { runCompiled } from './execute.ts';
+import { materialize, runOnShards, unfiltered } from './shard-rows.ts';
 import type { ShardScope } from './scope.ts';
 import { settleEach } from './settle.ts';
 
@@ -42,6 +42,13 @@ export async function fanOutFind<T extends object>(
   const nullsHigh = nullsSortHigh(scope.fork(shards[0]!).getPlatform());
   const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, terms, nullsHigh) : undefined;
   if (rowKeys) {
+    const { offset, limit } = options;
+    if (terms.length > 0 && limit !== undefined && limit >= 0 && offset !== undefined && offset >= DEEP_OFFSET) {
+      const page = await findDeepPage(scope, meta, where, orderBy, nullsHigh, { ...options, offset, limit }, shards);
+      if (page) {
+        return page;
+      }
+    }
     const query = { where, orderBy, limit: pushDownLimit(options.offset, options.limit) };
     const lists = await runOnShards<Dictionary[]>(scope, 'find', entityName as EntityName<object>, shards, options, (fork, compiled) =>
       runCompiled(fork, compiled, 'all', options.connectionType) as Promise<Dictionary[]>,
@@ -73,72 +80,7 @@ export async function fanOutCount<T extends object>(
   return sumCounts(counts);
 }
 
-/**
- * Runs one compiled statement on each shard at once. Shards of one driver and one default schema share the compiled
- * SQL (a schema is part of the table names in it); each shard first auto-flushes what is pending for this entity, as
- * `em.find` does.
- */
-async function runOnShards<R>(
-  scope: ShardScope,
-  operation: string,
-  entityName: EntityName<object>,
-  shards: readonly ShardId[],
-  options: { flushMode?: unknown },
-  execute: (fork: SqlEntityManager, compiled: CompiledQuery) => Promise<R>,
-  compile: (fork: SqlEntityManager, dialect: string) => CompiledQuery,
-): Promise<R[]> {
-  const byDialect = new Map<string, CompiledQuery>();
-  return settleEach(operation, shards, async shard => {
-    const fork = scope.fork(shard);
-    await fork.tryFlush(entityName, { flushMode: options.flushMode as never });
-    const dialect = `${fork.getPlatform().constructor.name}\0${fork.schema ?? fork.config.get('schema') ?? ''}`;
-    let compiled = byDialect.get(dialect);
-    if (!compiled) {
-      compiled = compile(fork, dialect);
-      byDialect.set(dialect, compiled);
-    }
-    return execute(fork, compiled);
-  });
-}
 
-/** Turns the surviving rows into managed entities on their own shards' forks, then populates per shard. */
-async function materialize<T extends object>(
-  scope: ShardScope,
-  entityName: EntityName<T>,
-  meta: EntityMetadata<T>,
-  page: readonly Merged<Dictionary>[],
-  shards: readonly ShardId[],
-  options: AnyFindOptions,
-): Promise<T[]> {
-  const perShard = new Map<ShardId, T[]>();
-  const entities = page.map(({ source, row }) => {
-    const shard = shards[source]!;
-    const fork = scope.fork(shard);
-    const data = fork.getDriver().mapResult(row as EntityData<T>, meta) as EntityData<T>;
-    const entity = fork.getEntityFactory().create(entityName, data, { merge: true, refresh: options.refresh, convertCustomTypes: true }) as T;
-    const list = perShard.get(shard);
-    if (list) {
-      list.push(entity);
-    } else {
-      perShard.set(shard, [entity]);
-    }
-    return entity;
-  });
-  await Promise.all(
-    [...perShard].map(async ([shard, list]) => {
-      const fork = scope.fork(shard);
-      if (hasPopulate(options.populate)) {
-        await fork.populate(list, options.populate as never, {
-          where: options.populateWhere,
-          orderBy: options.populateOrderBy,
-          refresh: options.refresh,
-        } as never);
-      }
-      await fork.getUnitOfWork().dispatchOnLoadEvent();
-    }),
-  );
-  return entities;
-}
 
 /** The general path: every shard hydrates its page with `em.find`, and the entities are merged. */
 async function findEntities<T extends object>(
@@ -195,23 +137,6 @@ function rowMergeable(meta: EntityMetadata, where: unknown, options: object, all
   return ready;
 }
 
-/**
- * Whether no filter applies to this query on any of its shards (config, entity, or added to one shard's fork with
- * `em.on(shard).addFilter()`, honouring `options.filters`). MikroORM returns the condition itself when none does.
- */
-async function unfiltered(scope: ShardScope, meta: EntityMetadata, where: unknown, options: { filters?: unknown }, shards: readonly ShardId[]): Promise<boolean> {
-  for (const shard of shards) {
-    const filtered = await scope.fork(shard).applyFilters(meta.class, where as never, options.filters as never, 'read');
-    if (filtered !== where) {
-      return false;
-    }
-  }
-  return true;
-}
-
-function hasPopulate(populate: unknown): boolean {
-  return populate === true || (Array.isArray(populate) && populate.length > 0) || (typeof populate === 'string' && populate !== '');
-}
 
 function asList(populate: unknown): string[] {
   return Array.isArray(populate) ? (populate as string[]) : populate === undefined || populate === false ? [] : [populate as string];

@@ -14,4 +14,15 @@ export type {
   ShardChooserArgs,
   ShardId,
 } from './choosers.ts';
-export { comparatorOf, compareValues, concatPage, mergeSorted, sumCounts, type Merged, type SortKey, type ValueKind } from './merge.ts';
+export {
+  comparatorOf,
+  compareValues,
+  concatPage,
+  mergeSorted,
+  pagePositions,
+  sumCounts,
+  type Merged,
+  type PagePositions,
+  type SortKey,
+  type ValueKind,
+} from './merge.ts';

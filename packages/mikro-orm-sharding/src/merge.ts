@@ -143,10 +143,42 @@ export function mergeSorted<Row>(
   offset = 0,
   limit = Number.POSITIVE_INFINITY,
 ): Merged<Row>[] {
-  const heads = lists.map(() => 0);
   const out: Merged<Row>[] = [];
-  let skipped = 0;
-  while (out.length < limit) {
+  walkMerged(lists, compare, offset + limit, (source, row, rank) => {
+    if (rank >= offset) {
+      out.push({ source, row });
+    }
+  });
+  return out;
+}
+
+/** Where a page of the merged order lies in each list: rows of list `i` before it (`skip[i]`) and in it (`take[i]`). */
+export interface PagePositions {
+  readonly skip: readonly number[];
+  readonly take: readonly number[];
+}
+
+/**
+ * The page `offset`..`offset + limit` of the merged order as positions in each list: what each shard must skip and
+ * return. It lets a deep page be found on narrow rows (sort keys only) and then fetched whole, only its own rows.
+ */
+export function pagePositions<Row>(lists: readonly (readonly Row[])[], compare: (a: Row, b: Row) => number, offset: number, limit: number): PagePositions {
+  const skip = lists.map(() => 0);
+  const take = lists.map(() => 0);
+  walkMerged(lists, compare, offset + limit, (source, _row, rank) => {
+    if (rank < offset) {
+      skip[source]!++;
+    } else {
+      take[source]!++;
+    }
+  });
+  return { skip, take };
+}
+
+/** Visits the first `count` rows of the merged order with their list and global rank; ties keep list order. */
+function walkMerged<Row>(lists: readonly (readonly Row[])[], compare: (a: Row, b: Row) => number, count: number, visit: (source: number, row: Row, rank: number) => void): void {
+  const heads = lists.map(() => 0);
+  for (let rank = 0; rank < count; rank++) {
     let best = -1;
     for (let i = 0; i < lists.length; i++) {
       const list = lists[i]!;
@@ -155,17 +187,11 @@ export function mergeSorted<Row>(
       }
     }
     if (best < 0) {
-      break;
+      return;
     }
-    const row = lists[best]![heads[best]!]!;
+    visit(best, lists[best]![heads[best]!]!, rank);
     heads[best]!++;
-    if (skipped < offset) {
-      skipped++;
-    } else {
-      out.push({ source: best, row });
-    }
   }
-  return out;
 }
 
 /** Lists one after another (no order asked for), skipping `offset` rows and keeping at most `limit`. */

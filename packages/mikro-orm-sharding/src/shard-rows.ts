@@ -1,0 +1,101 @@
+import type { Dictionary, EntityData, EntityMetadata, EntityName, FindOptions } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import type { ShardId } from './choosers.ts';
+import type { CompiledQuery } from './compile.ts';
+import type { Merged } from './merge.ts';
+import type { ShardScope } from './scope.ts';
+import { settleEach } from './settle.ts';
+
+/** The per-shard steps of the fast fan-out path, shared by ordinary and deep pages. */
+
+/** What decides a query's SQL text beyond the query: the driver's dialect and the default schema (table names). */
+export function dialectOf(fork: SqlEntityManager): string {
+  return `${fork.getPlatform().constructor.name}\0${fork.schema ?? fork.config.get('schema') ?? ''}`;
+}
+
+type AnyFindOptions = FindOptions<any, any, any, any>;
+
+/**
+ * Runs one compiled statement on each shard at once. Shards of one driver and one default schema share the compiled
+ * SQL (a schema is part of the table names in it); each shard first auto-flushes what is pending for this entity, as
+ * `em.find` does.
+ */
+export async function runOnShards<R>(
+  scope: ShardScope,
+  operation: string,
+  entityName: EntityName<object>,
+  shards: readonly ShardId[],
+  options: { flushMode?: unknown },
+  execute: (fork: SqlEntityManager, compiled: CompiledQuery) => Promise<R>,
+  compile: (fork: SqlEntityManager, dialect: string) => CompiledQuery,
+): Promise<R[]> {
+  const byDialect = new Map<string, CompiledQuery>();
+  return settleEach(operation, shards, async shard => {
+    const fork = scope.fork(shard);
+    await fork.tryFlush(entityName, { flushMode: options.flushMode as never });
+    const dialect = dialectOf(fork);
+    let compiled = byDialect.get(dialect);
+    if (!compiled) {
+      compiled = compile(fork, dialect);
+      byDialect.set(dialect, compiled);
+    }
+    return execute(fork, compiled);
+  });
+}
+
+/** Turns the surviving rows into managed entities on their own shards' forks, then populates per shard. */
+export async function materialize<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  meta: EntityMetadata<T>,
+  page: readonly Merged<Dictionary>[],
+  shards: readonly ShardId[],
+  options: AnyFindOptions,
+): Promise<T[]> {
+  const perShard = new Map<ShardId, T[]>();
+  const entities = page.map(({ source, row }) => {
+    const shard = shards[source]!;
+    const fork = scope.fork(shard);
+    const data = fork.getDriver().mapResult(row as EntityData<T>, meta) as EntityData<T>;
+    const entity = fork.getEntityFactory().create(entityName, data, { merge: true, refresh: options.refresh, convertCustomTypes: true }) as T;
+    const list = perShard.get(shard);
+    if (list) {
+      list.push(entity);
+    } else {
+      perShard.set(shard, [entity]);
+    }
+    return entity;
+  });
+  await Promise.all(
+    [...perShard].map(async ([shard, list]) => {
+      const fork = scope.fork(shard);
+      if (hasPopulate(options.populate)) {
+        await fork.populate(list, options.populate as never, {
+          where: options.populateWhere,
+          orderBy: options.populateOrderBy,
+          refresh: options.refresh,
+        } as never);
+      }
+      await fork.getUnitOfWork().dispatchOnLoadEvent();
+    }),
+  );
+  return entities;
+}
+
+/**
+ * Whether no filter applies to this query on any of its shards (config, entity, or added to one shard's fork with
+ * `em.on(shard).addFilter()`, honouring `options.filters`). MikroORM returns the condition itself when none does.
+ */
+export async function unfiltered(scope: ShardScope, meta: EntityMetadata, where: unknown, options: { filters?: unknown }, shards: readonly ShardId[]): Promise<boolean> {
+  for (const shard of shards) {
+    const filtered = await scope.fork(shard).applyFilters(meta.class, where as never, options.filters as never, 'read');
+    if (filtered !== where) {
+      return false;
+    }
+  }
+  return true;
+}
+
+function hasPopulate(populate: unknown): boolean {
+  return populate === true || (Array.isArray(populate) && populate.length > 0) || (typeof populate === 'string' && populate !== '');
+}
