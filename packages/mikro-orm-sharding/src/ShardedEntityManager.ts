@@ -193,13 +193,22 @@ export class ShardedEntityManager {
    * By primary key (`5`, `{ id: 5 }`, an entity): identity maps first, then the id chooser's candidates in order,
    * first hit wins. Any other condition is a query over the query chooser's shards (the first row in `orderBy`).
    */
-  async findOne<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
+  findOne<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
-    options: FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
+    options: FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption = NO_OPTIONS,
   ): Promise<Loaded<Entity, Hint, Fields, Excludes> | null> {
-    const { shard, ...rest } = options;
-    return reads.findOne(this.#context().#scope, entityName, where, rest, shard) as Promise<Loaded<Entity, Hint, Fields, Excludes> | null>;
+    // Not async (a lookup by primary key is the hottest read), yet every error still arrives as a rejection.
+    try {
+      const scope = this.#context().#scope;
+      if (options === NO_OPTIONS) {
+        return reads.findOne(scope, entityName, where, options, undefined) as Promise<Loaded<Entity, Hint, Fields, Excludes> | null>;
+      }
+      const { shard, ...rest } = options;
+      return reads.findOne(scope, entityName, where, rest, shard) as Promise<Loaded<Entity, Hint, Fields, Excludes> | null>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** `findOne`, throwing MikroORM's `NotFoundError` (or your `failHandler`'s error) when nothing matches. */

@@ -71,7 +71,7 @@ export function onlyCandidate(scope: ShardScope, entityName: string, id: Primary
 }
 
 /** Searches the candidate shards in order; the first that has the entity wins. */
-export async function findInCandidates<T>(
+export function findInCandidates<T>(
   scope: ShardScope,
   entityName: EntityName<object>,
   pk: Primary<object>,
@@ -82,11 +82,21 @@ export async function findInCandidates<T>(
     return find(scope.fork(inMap));
   }
   const candidates = idCandidates(scope, entityName, pk);
-  for (const shard of candidates instanceof Promise ? await candidates : candidates) {
-    const found = await find(scope.fork(shard));
-    if (found) {
-      return found;
-    }
+  return candidates instanceof Promise ? candidates.then(list => searchInOrder(scope, list, find)) : searchInOrder(scope, candidates, find);
+}
+
+/** The first candidate that has it; with one candidate (an id that names its shard) that shard's answer, as is. */
+function searchInOrder<T>(scope: ShardScope, shards: readonly ShardId[], find: (fork: SqlEntityManager) => Promise<T | null>): Promise<T | null> {
+  if (shards.length === 1) {
+    return find(scope.fork(shards[0]!));
   }
-  return null;
+  return (async () => {
+    for (const shard of shards) {
+      const found = await find(scope.fork(shard));
+      if (found) {
+        return found;
+      }
+    }
+    return null;
+  })();
 }

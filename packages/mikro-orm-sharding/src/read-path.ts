@@ -27,17 +27,28 @@ export async function find<T extends object>(scope: ShardScope, entityName: Enti
 }
 
 /** By primary key: identity maps, then the id chooser's candidates in order; otherwise the first row of a query. */
-export async function findOne<T extends object>(
+export function findOne<T extends object>(
   scope: ShardScope,
   entityName: EntityName<T>,
   where: FilterQuery<T>,
   options: FindOneOptions<T, any, any, any>,
   shard: ShardId | undefined,
 ): Promise<T | null> {
+  // Not async: a lookup by primary key is the hottest read, and each async layer costs promise turns.
   const placing = scope.placePending?.();
   if (placing) {
-    await placing;
+    return placing.then(() => findOneNow(scope, entityName, where, options, shard));
   }
+  return findOneNow(scope, entityName, where, options, shard);
+}
+
+function findOneNow<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  where: FilterQuery<T>,
+  options: FindOneOptions<T, any, any, any>,
+  shard: ShardId | undefined,
+): Promise<T | null> {
   const known = shard ?? (Utils.isEntity(where, true) ? scope.shardOf(where as object) : undefined);
   if (known !== undefined) {
     return scope.fork(known, 'the { shard } option').findOne(entityName, where as never, options) as Promise<T | null>;
@@ -46,6 +57,10 @@ export async function findOne<T extends object>(
   if (pk !== undefined) {
     return findInCandidates(scope, entityName as EntityName<object>, pk, fork => fork.findOne(entityName, where as never, options) as Promise<T | null>);
   }
+  return findOneByQuery(scope, entityName, where, options);
+}
+
+async function findOneByQuery<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: FindOneOptions<T, any, any, any>): Promise<T | null> {
   const shards = await readShards(scope, entityName, where, options, undefined);
   if (shards.length === 1) {
     return scope.fork(shards[0]!).findOne(entityName, where as never, options) as Promise<T | null>;
