@@ -81,18 +81,18 @@ export class PendingWrites {
     } finally {
       this.#planning = undefined;
     }
+    // One pass: adopt every planned entity, and group the pending ones (the roots) by shard to persist them.
     const roots = new Map<ShardId, object[]>();
-    for (const root of this.#entities) {
-      const shard = planned.get(root)!;
-      const group = roots.get(shard);
-      if (group) {
-        group.push(root);
-      } else {
-        roots.set(shard, [root]);
-      }
-    }
     for (const [entity, shard] of planned) {
       adoptStaged(this.#scope, entity, shard);
+      if (this.#entities.has(entity)) {
+        const group = roots.get(shard);
+        if (group) {
+          group.push(entity);
+        } else {
+          roots.set(shard, [entity]);
+        }
+      }
     }
     this.#placed.push(planned);
     for (const [shard, group] of roots) {
