@@ -15,11 +15,7 @@ type Find = FindOptions<any, any, any, any>;
  * auto-flush writes them before it answers, as one MikroORM entity manager would (and awaits nothing when none wait).
  */
 export async function find<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: Find, shard: ShardId | undefined): Promise<T[]> {
-  const placing = scope.placePending?.();
-  if (placing) {
-    await placing;
-  }
-  const shards = await readShards(scope, entityName, where, options, shard);
+  const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
     return scope.fork(shards[0]!).find(entityName, where as never, options) as Promise<T[]>;
   }
@@ -71,11 +67,7 @@ async function findOneByQuery<T extends object>(scope: ShardScope, entityName: E
 
 /** A page and the total, both over the same shards. */
 export async function findAndCount<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: Find, shard: ShardId | undefined): Promise<[T[], number]> {
-  const placing = scope.placePending?.();
-  if (placing) {
-    await placing;
-  }
-  const shards = await readShards(scope, entityName, where, options, shard);
+  const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
     return scope.fork(shards[0]!).findAndCount(entityName, where as never, options) as Promise<[T[], number]>;
   }
@@ -85,11 +77,7 @@ export async function findAndCount<T extends object>(scope: ShardScope, entityNa
 
 /** Counts, summed over the shards. */
 export async function count<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: CountOptions<T, any>, shard: ShardId | undefined): Promise<number> {
-  const placing = scope.placePending?.();
-  if (placing) {
-    await placing;
-  }
-  const shards = await readShards(scope, entityName, where, options, shard);
+  const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
     return scope.fork(shards[0]!).count(entityName, where as never, options);
   }
@@ -109,13 +97,18 @@ export async function nativeWrite<T extends object>(
   shard: ShardId | undefined,
   write: (fork: SqlEntityManager) => Promise<number>,
 ): Promise<number> {
+  const shards = await shardsToRead(scope, entityName, where, options, shard);
+  const affected = await settleEach(operation, shards, id => write(scope.fork(id)));
+  return sumCounts(affected);
+}
+
+/** Places pending entities (if any wait), then names the shards to read. */
+async function shardsToRead<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: unknown, options: object, shard: ShardId | undefined): Promise<readonly ShardId[]> {
   const placing = scope.placePending?.();
   if (placing) {
     await placing;
   }
-  const shards = await readShards(scope, entityName, where, options, shard);
-  const affected = await settleEach(operation, shards, id => write(scope.fork(id)));
-  return sumCounts(affected);
+  return readShards(scope, entityName, where, options, shard);
 }
 
 /** The shards a query reads: the explicit `{ shard }`, else the query chooser's (every shard without one). */
