@@ -34,10 +34,22 @@ export function primaryKeyOf<T extends object>(meta: EntityMetadata<T>, where: u
 
 /** The shard whose fork already manages this entity, if any: identity maps answer before any database does. */
 export function shardInIdentityMaps(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): ShardId | undefined {
+  if (scope.forks.size === 0) {
+    return undefined;
+  }
   const knowing = shardsKnowing(scope.orm, entityName);
+  // This runs on every lookup, over every shard fork touched so far: for a plain key, hash it once as MikroORM's
+  // identity map does (a miss would only cost a query; the shard's own findOne checks its map again).
+  const meta = scope.meta(entityName).root;
+  const hash = meta.simplePK && !meta.schema && (typeof pk === 'number' || typeof pk === 'string') ? `${pk}` : undefined;
   for (const [shard, fork] of scope.forks) {
     // Shards may hold only some entities (main + warehouse); a shard without this one cannot have it.
-    if (knowing.has(shard) && fork.getUnitOfWork().getById(entityName, pk as never) !== undefined) {
+    if (!knowing.has(shard)) {
+      continue;
+    }
+    const uow = fork.getUnitOfWork(false);
+    const found = hash !== undefined && fork.config.getSchema() === undefined ? uow.getIdentityMap().getByHash(meta, hash) : uow.getById(entityName, pk as never);
+    if (found !== undefined) {
       return shard;
     }
   }

@@ -146,6 +146,19 @@ function shardWith(orm: ShardedMikroORM, entityName: EntityName<object>): ShardI
   return first ?? orm.shardIds[0]!;
 }
 
+const metadata = new WeakMap<ShardedMikroORM, Map<EntityName<object>, EntityMetadata>>();
+
+/** An entity's metadata, from the first shard that knows it; asked on every read, so kept per fleet. */
 export function metadataOf<T extends object>(orm: ShardedMikroORM, entityName: EntityName<T>): EntityMetadata<T> {
-  return orm.shard(shardWith(orm, entityName as EntityName<object>)).getMetadata().get(entityName);
+  let known = metadata.get(orm);
+  if (!known) {
+    known = new Map();
+    metadata.set(orm, known);
+  }
+  let meta = known.get(entityName as EntityName<object>);
+  if (!meta) {
+    meta = orm.shard(shardWith(orm, entityName as EntityName<object>)).getMetadata().get(entityName) as EntityMetadata;
+    known.set(entityName as EntityName<object>, meta);
+  }
+  return meta as EntityMetadata<T>;
 }
