@@ -33,18 +33,9 @@ export function findOne<T extends object>(
   // Not async: a lookup by primary key is the hottest read, and each async layer costs promise turns.
   const placing = scope.placePending?.();
   if (placing) {
-    return placing.then(() => findOneNow(scope, entityName, where, options, shard));
+    // Once placed, nothing is pending: the second call goes straight on.
+    return placing.then(() => findOne(scope, entityName, where, options, shard));
   }
-  return findOneNow(scope, entityName, where, options, shard);
-}
-
-function findOneNow<T extends object>(
-  scope: ShardScope,
-  entityName: EntityName<T>,
-  where: FilterQuery<T>,
-  options: FindOneOptions<T, any, any, any>,
-  shard: ShardId | undefined,
-): Promise<T | null> {
   const known = shard ?? (Utils.isEntity(where, true) ? scope.shardOf(where as object) : undefined);
   if (known !== undefined) {
     return scope.fork(known, 'the { shard } option').findOne(entityName, where as never, options) as Promise<T | null>;
