@@ -35,8 +35,10 @@ export class PendingWrites {
     this.#entities.delete(entity);
   }
 
+  /** Forgets pending entities and the shards decided for unflushed ones (the shard forks are being cleared too). */
   clear(): void {
     this.#entities.clear();
+    this.#placed.length = 0;
   }
 
   /**
