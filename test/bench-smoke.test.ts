@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import murmurhash from 'murmurhash';
 import { afterAll, describe, expect, it } from 'vitest';
+import { shardIndex } from '../benchmarks/src/workload.ts';
 
 const CLI = fileURLToPath(new URL('../benchmarks/src/cli.ts', import.meta.url));
 const run = promisify(execFile);
@@ -70,6 +72,14 @@ describe('benchmark CLI (sqlite, tiny sizes)', () => {
     const svg = readFileSync(chart, 'utf8');
     expect(svg).toMatch(/^<svg /);
     expect(svg).toContain('sharded');
+  });
+
+  it('routes by murmurhash3_32(String(id), 0) % S exactly as the workload defines it', () => {
+    for (let id = 0; id < 5000; id += 7) {
+      for (const shards of [1, 4, 32]) {
+        expect(shardIndex(id, shards)).toBe(murmurhash.v3(String(id), 0) % shards);
+      }
+    }
   });
 
   it('rejects unknown options with a usage message and exit code 2', async () => {

@@ -46,9 +46,15 @@ export function makeItem(): ItemModel {
   return { Item, ItemSchema: ItemSchema as unknown as EntitySchema<ItemLike> };
 }
 
-/** `murmurhash3_32(String(id), seed 0) % S`, the workload's routing. */
+const utf8 = new TextEncoder();
+
+/**
+ * `murmurhash3_32(String(id), seed 0) % S`, the workload's routing. npm murmurhash makes a new `TextEncoder` for
+ * every string key (measured: ~5 us a call, more than a SQLite lookup's routing); handing it the same UTF-8 bytes
+ * from one encoder gives the same hash at a fraction of the cost, for every routed system alike.
+ */
 export function shardIndex(id: number, shards: number): number {
-  return murmurhash.v3(String(id), 0) % shards;
+  return murmurhash.v3(utf8.encode(String(id)), 0) % shards;
 }
 export function shardName(index: number): string {
   return `s${index}`;
