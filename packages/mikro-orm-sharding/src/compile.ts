@@ -8,7 +8,7 @@ export interface CompiledQuery {
 }
 
 /** The parts of a query that decide its SQL. */
-export interface QueryParts {
+interface QueryParts {
   readonly where: unknown;
   readonly orderBy?: unknown;
   readonly limit?: number | undefined;

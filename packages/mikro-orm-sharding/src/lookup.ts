@@ -57,7 +57,7 @@ export function shardInIdentityMaps(scope: ShardScope, entityName: EntityName<ob
 }
 
 /** The id chooser's candidates for a primary key (every shard when none is configured). */
-export function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): readonly ShardId[] | Promise<readonly ShardId[]> {
+function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): readonly ShardId[] | Promise<readonly ShardId[]> {
   const chooser = scope.orm.routing.idChooser;
   if (!chooser) {
     return scope.orm.shardIds;

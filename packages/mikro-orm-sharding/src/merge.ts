@@ -45,7 +45,7 @@ export function compareValues(a: unknown, b: unknown, kind: ValueKind): number {
 }
 
 /** Code-point order: what PostgreSQL's C / C.UTF-8 collations and SQLite's BINARY collation use. */
-export function compareStrings(a: string, b: string): number {
+function compareStrings(a: string, b: string): number {
   if (a === b) {
     return 0;
   }
@@ -64,7 +64,7 @@ export function compareStrings(a: string, b: string): number {
 }
 
 /** Compares decimal numbers written as strings (`'-12.50'`, `'9007199254740993'`) without losing precision. */
-export function compareDecimalStrings(a: string, b: string): number {
+function compareDecimalStrings(a: string, b: string): number {
   const x = parseDecimal(a);
   const y = parseDecimal(b);
   if (x === undefined || y === undefined) {

@@ -55,7 +55,7 @@ function resolveNulls(term: OrderTerm, nullsHigh: boolean): 'first' | 'last' {
 }
 
 /** How a property's values compare. */
-export function kindOf(prop: EntityProperty): ValueKind {
+function kindOf(prop: EntityProperty): ValueKind {
   if (prop.kind !== ReferenceKind.SCALAR && prop.targetMeta) {
     const pk = prop.targetMeta.getPrimaryProps()[0];
     return pk ? kindOf(pk) : 'unknown';

@@ -8,7 +8,7 @@ import type { ShardId } from './choosers.ts';
 const remembered = new WeakMap<object, ShardId>();
 
 /** The part of MikroORM's per-entity helper this module reads. */
-export type Wrapped = { __em?: { config: MikroORM['config'] } };
+type Wrapped = { __em?: { config: MikroORM['config'] } };
 
 function wrappedOf(entity: object): Wrapped | undefined {
   // `helper()` would throw for an object that is not an entity; such an object simply has no shard.
