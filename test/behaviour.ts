@@ -83,6 +83,16 @@ export function describeBehaviour(makeTopology: () => Topology): void {
       expect((await orm.shard(shardOfId(1001)).em.fork().getConnection().execute('select * from author where id = 1001')).length).toBe(0);
     });
 
+    it('writes nothing for an entity persisted and removed again before the flush', async () => {
+      const before = await rowsPerShard(orm, 'author');
+      const em = orm.em.fork();
+      const author = em.create(Author, { id: 6000, name: 'never' });
+      em.remove(author);
+      await em.flush();
+      expect(await rowsPerShard(orm, 'author')).toEqual(before);
+      expect(em.shardOf(author)).toBeUndefined();
+    });
+
     it('updates and deletes by condition on every chosen shard, summing the rows affected', async () => {
       const em = orm.em.fork();
       for (const id of [5001, 5002, 5003]) {
@@ -226,6 +236,13 @@ export function describeBehaviour(makeTopology: () => Topology): void {
         expect(helper(book.author).isInitialized()).toBe(true);
         expect(em.shardOf(book.author)).toBe(em.shardOf(book));
       }
+    });
+
+    it('takes the condition from options.where in findAll, and enforces strict findOneOrFail', async () => {
+      const options = { where: { born: { $lt: 1960 } }, orderBy: { id: 'asc' } } as const;
+      expect((await orm.em.fork().findAll(Author, options)).map(a => a.id)).toEqual((await reference.em.fork().findAll(Author, options)).map(a => a.id));
+      await expect(orm.em.fork().findOneOrFail(Author, { born: { $ne: null } }, { strict: true })).rejects.toBeInstanceOf(NotFoundError);
+      expect((await orm.em.fork().findOneOrFail(Author, { name: seedRows()[3]!.name }, { strict: true })).id).toBe(4);
     });
 
     it('counts and pages with findAndCount like one database', async () => {
