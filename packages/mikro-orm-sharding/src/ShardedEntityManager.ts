@@ -26,7 +26,9 @@ import { onlyCandidate, shardInIdentityMaps } from './lookup.ts';
 import * as reads from './read-path.ts';
 import { ShardedRequestContext } from './request-context.ts';
 import type { ShardScope } from './scope.ts';
-import { metadataOf, PendingWrites } from './pending-writes.ts';
+import { metadataOf } from './fleet-metadata.ts';
+import { groupInto } from './group.ts';
+import { PendingWrites } from './pending-writes.ts';
 import { knownShard, rememberShard } from './shard-of.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { settleEach } from './settle.ts';
@@ -301,12 +303,7 @@ export class ShardedEntityManager {
       if (shard === undefined) {
         throw ShardingError.unplacedEntity('populate', labelOf(entity));
       }
-      const group = byShard.get(shard);
-      if (group) {
-        group.push(entity);
-      } else {
-        byShard.set(shard, [entity]);
-      }
+      groupInto(byShard, shard, entity);
     }
     await settleEach('populate', [...byShard.keys()], shard => em.#fork(shard).populate(byShard.get(shard)!, populate as never, options as never));
     return list;

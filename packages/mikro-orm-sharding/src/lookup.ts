@@ -4,7 +4,7 @@ import type { ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
 import { callChooser, checkShards, describeEntityName } from './route.ts';
 import type { ShardScope } from './scope.ts';
-import { shardsKnowing } from './pending-writes.ts';
+import { shardsKnowing } from './fleet-metadata.ts';
 
 /**
  * The primary key a `findOne` condition asks for, or undefined when it is a query: `5`, `[1, 2]` (composite),

@@ -1,9 +1,10 @@
-import type { EntityMetadata, EntityName } from '@mikro-orm/core';
+import type { EntityName } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import type { ShardScope } from './scope.ts';
 import { markStaging, STAGED_SCHEMA } from './shard-of.ts';
-import type { ShardedMikroORM } from './ShardedMikroORM.ts';
+import { shardWith } from './fleet-metadata.ts';
+import { groupInto } from './group.ts';
 import { adoptStaged, checkManagedReferences, planWrites } from './write-plan.ts';
 
 /**
@@ -88,12 +89,7 @@ export class PendingWrites {
     for (const [entity, shard] of planned) {
       adoptStaged(this.#scope, entity, shard);
       if (this.#entities.has(entity)) {
-        const group = roots.get(shard);
-        if (group) {
-          group.push(entity);
-        } else {
-          roots.set(shard, [entity]);
-        }
+        groupInto(roots, shard, entity);
       }
     }
     this.#placed.push(planned);
@@ -120,47 +116,4 @@ export class PendingWrites {
     this.#stagingByEntity.set(entityName, staging);
     return staging;
   }
-}
-
-const knowledge = new WeakMap<ShardedMikroORM, Map<EntityName<object>, ReadonlySet<ShardId>>>();
-
-/**
- * The shards whose MikroORM knows an entity (shards may each hold only some entities: main + warehouse),
- * computed once per fleet and entity: metadata does not change after init, and lookups ask on every call.
- */
-export function shardsKnowing(orm: ShardedMikroORM, entityName: EntityName<object>): ReadonlySet<ShardId> {
-  let known = knowledge.get(orm);
-  if (!known) {
-    known = new Map();
-    knowledge.set(orm, known);
-  }
-  let shards = known.get(entityName);
-  if (!shards) {
-    shards = new Set(orm.shardIds.filter(id => orm.shard(id).getMetadata().find(entityName) !== undefined));
-    known.set(entityName, shards);
-  }
-  return shards;
-}
-
-/** The first shard that knows the entity (the first shard of all when none does: MikroORM will say so). */
-function shardWith(orm: ShardedMikroORM, entityName: EntityName<object>): ShardId {
-  const [first] = shardsKnowing(orm, entityName);
-  return first ?? orm.shardIds[0]!;
-}
-
-const metadata = new WeakMap<ShardedMikroORM, Map<EntityName<object>, EntityMetadata>>();
-
-/** An entity's metadata, from the first shard that knows it; asked on every read, so kept per fleet. */
-export function metadataOf<T extends object>(orm: ShardedMikroORM, entityName: EntityName<T>): EntityMetadata<T> {
-  let known = metadata.get(orm);
-  if (!known) {
-    known = new Map();
-    metadata.set(orm, known);
-  }
-  let meta = known.get(entityName as EntityName<object>);
-  if (!meta) {
-    meta = orm.shard(shardWith(orm, entityName as EntityName<object>)).getMetadata().get(entityName) as EntityMetadata;
-    known.set(entityName as EntityName<object>, meta);
-  }
-  return meta as EntityMetadata<T>;
 }

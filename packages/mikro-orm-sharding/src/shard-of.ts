@@ -30,12 +30,8 @@ export const STAGED_SCHEMA = '\0mikro-orm-sharding:staged';
 
 /** Whether an entity (usually a reference made by `em.create(Book, { author: 1 })`) belongs to a staging fork. */
 export function isStaged(entity: object): boolean {
-  const owner = ownerOf(entity);
+  const owner = wrappedOf(entity)?.__em;
   return owner !== undefined && staging.has(owner);
-}
-
-function ownerOf(entity: object): { config: MikroORM['config'] } | undefined {
-  return wrappedOf(entity)?.__em;
 }
 
 export function rememberShard(entity: object, shard: ShardId): void {

@@ -4,6 +4,7 @@ import type { ShardId } from './choosers.ts';
 import type { CompiledQuery } from './compile.ts';
 import type { Merged } from './merge.ts';
 import type { ShardScope } from './scope.ts';
+import { groupInto } from './group.ts';
 import { settleEach } from './settle.ts';
 
 /** The per-shard steps of the fast fan-out path, shared by ordinary and deep pages. */
@@ -58,12 +59,7 @@ export async function materialize<T extends object>(
     const fork = scope.fork(shard);
     const data = fork.getDriver().mapResult(row as EntityData<T>, meta) as EntityData<T>;
     const entity = fork.getEntityFactory().create(entityName, data, { merge: true, refresh: options.refresh, convertCustomTypes: true }) as T;
-    const list = perShard.get(shard);
-    if (list) {
-      list.push(entity);
-    } else {
-      perShard.set(shard, [entity]);
-    }
+    groupInto(perShard, shard, entity);
     return entity;
   });
   await Promise.all(
