@@ -60,6 +60,14 @@ describe('the packed package', () => {
     expect(readFileSync(join(LIBRARY, 'LICENSE'), 'utf8')).toBe(readFileSync(join(repoRoot, 'LICENSE'), 'utf8'));
   });
 
+  it('is installed with the commands getting-started.md gives', () => {
+    const guide = readFileSync(join(repoRoot, 'docs/getting-started.md'), 'utf8');
+    const drivers = `@mikro-orm/core@${mikroOrm} @mikro-orm/sqlite@${mikroOrm}`;
+    expect(guide).toContain(`npm install mikro-orm-sharding ${drivers}\n`);
+    expect(guide).toContain(`cd packages/mikro-orm-sharding && npx -y pnpm@12.21.0 pack `);
+    expect(guide).toContain(`npm install /path/to/checkout/packages/mikro-orm-sharding/${basename(tarball)} ${drivers}\n`);
+  });
+
   it('resolves with types for ESM consumers (attw)', async () => {
     const report = await run(join(repoRoot, 'node_modules/.bin/attw'), [tarball, '--profile', 'esm-only', '--format', 'json'], { cwd: work });
     const { analysis } = JSON.parse(report) as { analysis: { problems: unknown[]; entrypoints: Record<string, unknown> } };
