@@ -13,7 +13,13 @@ import { repoRoot } from './support/tools.ts';
 
 const exec = promisify(execFile);
 const PRELUDE = join(repoRoot, 'test/docs/prelude.ts');
-const pages = ['README.md', 'packages/mikro-orm-sharding/README.md', ...readdirSync(join(repoRoot, 'docs')).filter(f => f.endsWith('.md')).map(f => `docs/${f}`)];
+const pages = [
+  'README.md',
+  'packages/mikro-orm-sharding/README.md',
+  ...readdirSync(join(repoRoot, 'docs'))
+    .filter(f => f.endsWith('.md'))
+    .map(f => `docs/${f}`),
+];
 const samples = new Map(pages.map(page => [page, samplesOf(page, readFileSync(join(repoRoot, page), 'utf8'))]));
 const withSamples = pages.filter(page => samples.get(page)!.length > 0);
 
@@ -29,7 +35,10 @@ beforeAll(async () => {
   symlinkSync(join(repoRoot, 'node_modules'), join(root, 'node_modules'), 'dir');
   const preludeCode = readFileSync(PRELUDE, 'utf8');
   const prelude = exportsOf(PRELUDE, preludeCode);
-  const files = [...samples.values()].flat().filter(sample => sample.file !== undefined).map(fileModuleOf);
+  const files = [...samples.values()]
+    .flat()
+    .filter(sample => sample.file !== undefined)
+    .map(fileModuleOf);
   modules = new Map(withSamples.map(page => [page, modulesOf(page, samples.get(page)!, prelude, files)]));
   for (const [page, list] of modules) {
     mkdirSync(dirOf(page));

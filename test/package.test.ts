@@ -54,7 +54,9 @@ afterAll(() => {
 describe('the packed package', () => {
   it('holds the build, the README and the LICENSE, and no tests or configs', async () => {
     const files = (await run('tar', ['-tzf', tarball], { cwd: work })).split('\n').filter(Boolean);
-    expect(files).toEqual(expect.arrayContaining(['package/README.md', 'package/LICENSE', 'package/package.json', 'package/dist/index.js', 'package/dist/index.d.ts']));
+    expect(files).toEqual(
+      expect.arrayContaining(['package/README.md', 'package/LICENSE', 'package/package.json', 'package/dist/index.js', 'package/dist/index.d.ts']),
+    );
     expect(files).toEqual(expect.arrayContaining(['package/dist/merge-api.js', 'package/dist/merge-api.d.ts', 'package/dist/index.js.map']));
     expect(files.filter(file => !/^package\/(dist|src)\/|^package\/(README\.md|LICENSE|package\.json)$/.test(file))).toEqual([]);
     expect(readFileSync(join(LIBRARY, 'LICENSE'), 'utf8')).toBe(readFileSync(join(repoRoot, 'LICENSE'), 'utf8'));
@@ -74,7 +76,9 @@ describe('the packed package', () => {
     expect(Object.keys(analysis.entrypoints)).toEqual(['.', './merge', './package.json']);
     // esm-only ignores CommonJS `require` (this package is ESM-only) and node10's lack of `exports`.
     const problems = analysis.problems.filter(
-      problem => !['CJSResolvesToESM', 'NoResolution'].includes((problem as { kind: string }).kind) || (problem as { resolutionKind?: string }).resolutionKind === 'node16-esm',
+      problem =>
+        !['CJSResolvesToESM', 'NoResolution'].includes((problem as { kind: string }).kind) ||
+        (problem as { resolutionKind?: string }).resolutionKind === 'node16-esm',
     );
     expect(problems).toEqual([]);
   });
@@ -113,7 +117,9 @@ describe('the packed package', () => {
       result => result.stdout,
       (error: { stdout?: string }) => error.stdout ?? String(error),
     );
-    const ours = out.split('\n').filter(line => /^[^\s(]+\(\d+,\d+\): error/.test(line) && (!line.startsWith('node_modules/') || line.startsWith('node_modules/mikro-orm-sharding/')));
+    const ours = out
+      .split('\n')
+      .filter(line => /^[^\s(]+\(\d+,\d+\): error/.test(line) && (!line.startsWith('node_modules/') || line.startsWith('node_modules/mikro-orm-sharding/')));
     expect(ours).toEqual([]);
   });
 
@@ -137,7 +143,7 @@ describe('the packed package', () => {
       expect(error.message).toContain('Two copies of @mikro-orm/core');
       expect(error.message).toContain('and of @mikro-orm/sql');
       expect(error.message).toContain(`${join(project, 'node_modules/mikro-orm-sharding/node_modules/@mikro-orm/core')}`);
-      expect(error.message).toContain("shard \"s0\"'s driver SqliteDriver");
+      expect(error.message).toContain('shard "s0"\'s driver SqliteDriver');
       expect(error.message).toContain('npm dedupe');
     } finally {
       rmSync(join(project, 'node_modules/mikro-orm-sharding/node_modules'), { recursive: true, force: true });

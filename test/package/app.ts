@@ -43,7 +43,11 @@ await using orm = await ShardedMikroORM.init({
 await orm.schema.create();
 
 const em = orm.em.fork();
-for (const [id, name] of [[1, 'Ursula'], [2, 'Octavia'], [3, 'Ted']] as const) {
+for (const [id, name] of [
+  [1, 'Ursula'],
+  [2, 'Octavia'],
+  [3, 'Ted'],
+] as const) {
   const author = em.create(Author, { id, name });
   em.create(Book, { id: id * 10, title: `${name}'s book`, author });
 }
@@ -53,7 +57,13 @@ const read = orm.em.fork();
 const titles = (await read.find(Book, {}, { orderBy: { title: 'desc' }, limit: 2, offset: 1 })).map(book => book.title);
 const perShard = await Promise.all(orm.shardIds.map(shard => read.count(Book, {}, { shard })));
 const author = await read.findOneOrFail(Author, 3, { populate: ['books'] });
-const merged = mergeSorted([[1, 4], [2, 3]], (a, b) => a - b).map(entry => entry.row);
+const merged = mergeSorted(
+  [
+    [1, 4],
+    [2, 3],
+  ],
+  (a, b) => a - b,
+).map(entry => entry.row);
 
 let refused = '';
 try {

@@ -159,7 +159,7 @@ export function modulesOf(page: string, samples: readonly Sample[], prelude: Dec
     for (const name of declared.types) if (!declared.values.has(name)) owner.set(name, { module, type: true });
   };
   own('./prelude.ts', prelude);
-  const modules: GeneratedModule[] = [...files.filter(file => file.sample.page !== page)];
+  const modules: GeneratedModule[] = files.filter(file => file.sample.page !== page);
   let before: string[] = [];
   for (const sample of samples) {
     if (sample.file) {
