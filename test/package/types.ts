@@ -4,7 +4,7 @@
  * (Left out of the workspace's own type-check, where the library's source still has its internals.)
  */
 import type { EntityManager, Loaded } from '@mikro-orm/core';
-import { ShardedEntityManager, ShardingError, type ShardId, type ShardingErrorCode } from 'mikro-orm-sharding';
+import { ShardedEntityManager, ShardedSchema, ShardingError, type ShardId, type ShardingErrorCode } from 'mikro-orm-sharding';
 import { comparatorOf, type SortKey } from 'mikro-orm-sharding/merge';
 // @ts-expect-error the merge helpers are exported from `mikro-orm-sharding/merge`, not the main entry
 import { mergeSorted } from 'mikro-orm-sharding';
@@ -32,5 +32,7 @@ const compare: (a: Thing, b: Thing) => number = comparatorOf(keys);
 
 // @ts-expect-error internal: stripped from the published declarations
 void ShardedEntityManager.global;
+// @ts-expect-error internal: the constructor takes no fleet in the published declarations (use `orm.schema`)
+new ShardedSchema(em.orm);
 
 export { code, compare, fork, found, mergeSorted, shard, wrong };
