@@ -6,7 +6,7 @@
  *   declared (`em`, `orm`, `Author`, ...), and the names of `test/docs/prelude.ts` (what samples leave to the
  *   reader: a configured fleet, an `Order` entity, ...).
  * - A block whose first line is `// name.ts` is a module of that name that later blocks import from
- *   (`import { Author } from './entities.ts'`); getting-started.md's file blocks can be imported on every page.
+ *   (`import { Author } from './entities.ts'`), on its page and on every other one.
  * - ```ts typecheck blocks are compiled but not run, and their names stay their own: for samples that need
  *   what this test does not have (a PostgreSQL host, a web app).
  * - ```ts signature blocks restate the library's types; each `type X = ...` must equal the exported `X`.
@@ -35,7 +35,7 @@ export interface GeneratedModule {
   readonly sample: Sample;
 }
 
-const FENCE = /^```(\S*)(.*)$/;
+const FENCE = /^(\s*)```(\S*)(.*)$/;
 
 /** The ```ts blocks of one page. Throws on an unknown info word, so a typo does not silently skip a sample. */
 export function samplesOf(page: string, markdown: string): Sample[] {
@@ -44,17 +44,21 @@ export function samplesOf(page: string, markdown: string): Sample[] {
   for (let i = 0; i < lines.length; i++) {
     const open = FENCE.exec(lines[i]!);
     if (!open) continue;
-    const end = lines.findIndex((l, j) => j > i && l.startsWith('```'));
+    const [, indent = '', language, info = ''] = open;
+    const end = lines.findIndex((l, j) => j > i && l.trimStart().startsWith('```'));
     if (end === -1) throw new Error(`${page}:${i + 1}: unclosed code block`);
-    const [, language, info = ''] = open;
     if (language === 'ts' || language === 'typescript') {
       const words = info.trim().split(/\s+/).filter(Boolean);
       const mode = (words[0] ?? 'run') as Mode;
       if (!['run', 'typecheck', 'signature'].includes(mode) || words.length > 1) {
         throw new Error(`${page}:${i + 1}: unknown sample kind "${info.trim()}" (use \`ts\`, \`ts typecheck\` or \`ts signature\`)`);
       }
-      const code = lines.slice(i + 1, end).join('\n');
-      const file = /^\/\/ ([\w.-]+\.ts)\s*$/.exec(lines[i + 1] ?? '')?.[1];
+      // A block inside a list item is indented: its code is not.
+      const code = lines
+        .slice(i + 1, end)
+        .map(l => (l.startsWith(indent) ? l.slice(indent.length) : l))
+        .join('\n');
+      const file = /^\/\/ ([\w.-]+\.ts)\s*$/.exec(code.split('\n')[0] ?? '')?.[1];
       samples.push({ page, line: i + 2, mode, code, file });
     }
     i = end;
