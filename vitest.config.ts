@@ -1,6 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
+// Tests import the library by name from its TypeScript source (the package's `@mikro-orm-sharding/source` export
+// condition, listed before Vite's default server conditions); the published package resolves to dist/ instead.
+const conditions = ['@mikro-orm-sharding/source', 'module', 'node', 'development|production'];
+
 export default defineConfig({
+  ssr: { resolve: { conditions } },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,

@@ -29,8 +29,8 @@ const NUMERIC = [
 ];
 
 async function bench(...args: string[]): Promise<Line[]> {
-  // process.execPath is the pinned Node 24 under vitest (better-sqlite3 needs it).
-  const { stdout } = await run(process.execPath, [CLI, ...args], { timeout: 60_000, maxBuffer: 16 << 20 });
+  // process.execPath is the pinned Node 24 under vitest (better-sqlite3 needs it); the condition loads the library's source.
+  const { stdout } = await run(process.execPath, ['--conditions=@mikro-orm-sharding/source', CLI, ...args], { timeout: 60_000, maxBuffer: 16 << 20 });
   return stdout
     .trim()
     .split('\n')

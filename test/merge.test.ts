@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { comparatorOf, compareValues, concatPage, mergeSorted, sumCounts, type SortKey } from 'mikro-orm-sharding';
+import { comparatorOf, compareValues, concatPage, mergeSorted, sumCounts, type SortKey } from 'mikro-orm-sharding/merge';
 
 type Row = { id: number; score: number | null; name?: string };
 

@@ -11,6 +11,7 @@ type SchemaOptions = Record<string, unknown>;
 export class ShardedSchema {
   readonly #orm: ShardedMikroORM;
 
+  /** @internal Use `orm.schema`. */
   constructor(orm: ShardedMikroORM) {
     this.#orm = orm;
   }

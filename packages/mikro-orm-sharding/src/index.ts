@@ -14,15 +14,3 @@ export type {
   ShardChooserArgs,
   ShardId,
 } from './choosers.ts';
-export {
-  comparatorOf,
-  compareValues,
-  concatPage,
-  mergeSorted,
-  pagePositions,
-  sumCounts,
-  type Merged,
-  type PagePositions,
-  type SortKey,
-  type ValueKind,
-} from './merge.ts';

@@ -2,6 +2,7 @@ import type { IDatabaseDriver, Options } from '@mikro-orm/core';
 import { AbstractSqlDriver } from '@mikro-orm/sql';
 import type { IdChooser, QueryChooser, ShardChooser, ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
+import { secondCopyError } from './mikro-orm-copies.ts';
 
 /** MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool ...). */
 export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<Options<D>>;
@@ -78,7 +79,7 @@ export function shardConfigs<D extends IDatabaseDriver>(options: ShardedMikroORM
     const merged: ShardOptions<D> = { ...shared, ...own, contextName: id };
     const driver = merged.driver as unknown;
     if (typeof driver !== 'function' || !(driver.prototype instanceof AbstractSqlDriver)) {
-      throw ShardingError.unsupportedDriver(id, driver);
+      throw secondCopyError(id, driver) ?? ShardingError.unsupportedDriver(id, driver);
     }
     configs.set(id, merged);
   }

@@ -1,0 +1,84 @@
+/**
+ * A service using the packed package: copied into a fresh npm project by test/package.test.ts, where it is
+ * type-checked with tsc and run with Node on two SQLite shards in the working directory. It prints one JSON line.
+ */
+import { defineEntity, p } from '@mikro-orm/core';
+import { SqliteDriver } from '@mikro-orm/sqlite';
+import { ShardedMikroORM, ShardingError, type ShardChooser } from 'mikro-orm-sharding';
+import { mergeSorted, sumCounts } from 'mikro-orm-sharding/merge';
+
+const AuthorSchema = defineEntity({
+  name: 'Author',
+  properties: {
+    id: p.integer().primary().autoincrement(false),
+    name: p.string(),
+    books: () => p.oneToMany(Book).mappedBy('author'),
+  },
+});
+class Author extends AuthorSchema.class {}
+AuthorSchema.setClass(Author);
+
+const BookSchema = defineEntity({
+  name: 'Book',
+  properties: {
+    id: p.integer().primary().autoincrement(false),
+    title: p.string(),
+    author: () => p.manyToOne(Author),
+  },
+});
+class Book extends BookSchema.class {}
+BookSchema.setClass(Book);
+
+const authorShard = (id: number) => `s${id % 2}`;
+const shardChooser: ShardChooser = ({ entity, em }) =>
+  entity instanceof Book ? (em.shardOf(entity.author) ?? authorShard(entity.author.id)) : authorShard((entity as Author).id);
+
+await using orm = await ShardedMikroORM.init({
+  driver: SqliteDriver,
+  entities: [Author, Book],
+  shards: { s0: { dbName: 's0.db' }, s1: { dbName: 's1.db' } },
+  shardChooser,
+  idChooser: ({ entityName, id }) => (entityName === 'Author' ? [authorShard(Number(id))] : ['s0', 's1']),
+});
+await orm.schema.create();
+
+const em = orm.em.fork();
+for (const [id, name] of [
+  [1, 'Ursula'],
+  [2, 'Octavia'],
+  [3, 'Ted'],
+] as const) {
+  const author = em.create(Author, { id, name });
+  em.create(Book, { id: id * 10, title: `${name}'s book`, author });
+}
+await em.flush();
+
+const read = orm.em.fork();
+const titles = (await read.find(Book, {}, { orderBy: { title: 'desc' }, limit: 2, offset: 1 })).map(book => book.title);
+const perShard = await Promise.all(orm.shardIds.map(shard => read.count(Book, {}, { shard })));
+const author = await read.findOneOrFail(Author, 3, { populate: ['books'] });
+const merged = mergeSorted(
+  [
+    [1, 4],
+    [2, 3],
+  ],
+  (a, b) => a - b,
+).map(entry => entry.row);
+
+let refused = '';
+try {
+  await read.find(Book, {}, { shard: 'nowhere' });
+} catch (error) {
+  if (error instanceof ShardingError) refused = error.code;
+}
+
+console.log(
+  JSON.stringify({
+    titles,
+    perShard,
+    total: sumCounts(perShard),
+    author: { name: author.name, shard: read.shardOf(author), books: author.books.getItems().map(book => book.id) },
+    merged,
+    refused,
+  }),
+);
