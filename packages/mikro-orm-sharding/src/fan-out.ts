@@ -1,5 +1,4 @@
 import {
-  QueryHelper,
   Utils,
   type CountOptions,
   type Dictionary,
@@ -14,6 +13,7 @@ import { entitySortKeys, nullsSortHigh, orderTerms, relationPaths, rowSortKeys, 
 import { compiledQuery } from './compile.ts';
 import { DEEP_OFFSET, findDeepPage } from './deep-page.ts';
 import { runCompiled } from './execute.ts';
+import { mergeOrderBy } from './mikro-internals.ts';
 import { materialize, runOnShards, unfiltered } from './shard-rows.ts';
 import type { ShardScope } from './scope.ts';
 import { settleEach } from './settle.ts';
@@ -37,7 +37,7 @@ export async function fanOutFind<T extends object>(
   shards: readonly ShardId[],
 ): Promise<T[]> {
   const meta = scope.meta<T>(entityName);
-  const orderBy = meta.orderBy ? QueryHelper.mergeOrderBy(options.orderBy, meta.orderBy) : options.orderBy;
+  const orderBy = meta.orderBy ? mergeOrderBy(options.orderBy, meta.orderBy) : options.orderBy;
   const terms = orderTerms(orderBy);
   const nullsHigh = nullsSortHigh(scope.fork(shards[0]!).getPlatform());
   const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, terms, nullsHigh) : undefined;

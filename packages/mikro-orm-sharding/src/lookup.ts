@@ -1,10 +1,11 @@
-import { helper, Utils, type EntityMetadata, type EntityName, type Primary } from '@mikro-orm/core';
+import { Utils, type EntityMetadata, type EntityName, type Primary } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
 import { callChooser, checkShards, describeEntityName } from './route.ts';
 import type { ShardScope } from './scope.ts';
 import { shardsKnowing } from './fleet-metadata.ts';
+import { entityHelper } from './mikro-internals.ts';
 
 /**
  * The primary key a `findOne` condition asks for, or undefined when it is a query: `5`, `[1, 2]` (composite),
@@ -15,7 +16,7 @@ export function primaryKeyOf<T extends object>(meta: EntityMetadata<T>, where: u
     return where as Primary<T>;
   }
   if (Utils.isEntity(where, true)) {
-    const wrapped = helper(where as object);
+    const wrapped = entityHelper(where as object);
     return wrapped.hasPrimaryKey() ? (wrapped.getPrimaryKey() as Primary<T>) : undefined;
   }
   if (!Utils.isPlainObject(where)) {
@@ -38,18 +39,12 @@ export function shardInIdentityMaps(scope: ShardScope, entityName: EntityName<ob
     return undefined;
   }
   const knowing = shardsKnowing(scope.orm, entityName);
-  // This runs on every lookup, over every shard fork touched so far: for a plain key, hash it once as MikroORM's
-  // identity map does (a miss would only cost a query; the shard's own findOne checks its map again).
-  const meta = scope.meta(entityName).root;
-  const hash = meta.simplePK && !meta.schema && (typeof pk === 'number' || typeof pk === 'string') ? `${pk}` : undefined;
   for (const [shard, fork] of scope.forks) {
     // Shards may hold only some entities (main + warehouse); a shard without this one cannot have it.
     if (!knowing.has(shard)) {
       continue;
     }
-    const uow = fork.getUnitOfWork(false);
-    const found = hash !== undefined && fork.config.getSchema() === undefined ? uow.getIdentityMap().getByHash(meta, hash) : uow.getById(entityName, pk as never);
-    if (found !== undefined) {
+    if (fork.getUnitOfWork(false).getById(entityName, pk as never) !== undefined) {
       return shard;
     }
   }

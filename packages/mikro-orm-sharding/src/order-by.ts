@@ -1,5 +1,6 @@
-import { helper, Reference, ReferenceKind, type Dictionary, type EntityMetadata, type EntityProperty, type Platform } from '@mikro-orm/core';
+import { Reference, ReferenceKind, type Dictionary, type EntityMetadata, type EntityProperty, type Platform } from '@mikro-orm/core';
 import { ShardingError } from './errors.ts';
+import { entityHelper } from './mikro-internals.ts';
 import type { SortKey, ValueKind } from './merge.ts';
 
 /** One key of an `orderBy`, flattened: `{ author: { name: 'desc' } }` is the path `['author', 'name']`. */
@@ -47,7 +48,7 @@ function parseDirection(value: unknown, path: readonly string[]): Pick<OrderTerm
 
 /** Whether the database sorts NULL above every value (PostgreSQL, Oracle) or below (SQLite, MySQL, MSSQL). */
 export function nullsSortHigh(platform: Platform): boolean {
-  return /postgre|oracle|cockroach/i.test(platform.constructor.name);
+  return !platform.sortsNullsLowest();
 }
 
 function resolveNulls(term: OrderTerm, nullsHigh: boolean): 'first' | 'last' {
@@ -129,7 +130,7 @@ function readPath(entity: object, props: readonly EntityProperty[]): unknown {
     }
   }
   const last = props[props.length - 1]!;
-  return last.kind === ReferenceKind.SCALAR || last.kind === ReferenceKind.EMBEDDED ? value : helper(value as object).getPrimaryKey();
+  return last.kind === ReferenceKind.SCALAR || last.kind === ReferenceKind.EMBEDDED ? value : entityHelper(value as object).getPrimaryKey();
 }
 
 /** The relation paths an `orderBy` walks through, for populating them before merging entities. */
