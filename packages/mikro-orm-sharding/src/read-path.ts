@@ -62,7 +62,8 @@ export async function findAndCount<T extends object>(scope: ShardScope, entityNa
   if (shards.length === 1) {
     return scope.fork(shards[0]!).findAndCount(entityName, where as never, options) as Promise<[T[], number]>;
   }
-  const countOptions = { filters: options.filters, schema: options.schema, flushMode: options.flushMode };
+  const { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy } = options;
+  const countOptions = { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy };
   return Promise.all([fanOutFind(scope, entityName, where, options, shards), fanOutCount(scope, entityName, where, countOptions, shards)]);
 }
 

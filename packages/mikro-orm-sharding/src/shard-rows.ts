@@ -70,6 +70,11 @@ export async function materialize<T extends object>(
           where: options.populateWhere,
           orderBy: options.populateOrderBy,
           refresh: options.refresh,
+          connectionType: options.connectionType,
+          logging: options.logging,
+          loggerContext: options.loggerContext,
+          signal: options.signal,
+          inflightQueryAbortStrategy: options.inflightQueryAbortStrategy,
         } as never);
       }
       await dispatchOnLoad(fork);
