@@ -170,4 +170,23 @@ describe.each(['sqlite', 'postgresql'] as const)('the fast path honours MikroORM
     expect([...shardLines].sort()).toEqual(fleet.shardIds.map(id => line!.replace('[query] ', `[query] (shard ${id}) `)));
     expect(found.map(a => a.id)).toEqual(expectedIds);
   });
+
+  it('cancels with an abort signal as MikroORM does, given per query or to the fork', async () => {
+    const fleet = await fleetWith({});
+    const plain = await plainWith({});
+    const controller = new AbortController();
+    controller.abort();
+    const failure = (promise: Promise<unknown>) => promise.then(() => new Error('no error'), (e: unknown) => e as Error);
+    const expected = await failure(plain.em.fork().find(Author, QUERY, { ...FIND, signal: controller.signal }));
+    const viaQuery = await failure(fleet.em.fork().find(Author, QUERY, { ...FIND, signal: controller.signal }));
+    const viaFork = await failure(fleet.em.fork({ signal: controller.signal }).count(Author, QUERY));
+    expect(expected.message).not.toBe('no error');
+    expect(expected).toBeInstanceOf(Error);
+    for (const error of [viaQuery, viaFork]) {
+      expect(error.constructor).toBe(expected.constructor);
+      expect(error.message).toMatch(new RegExp(`^${expected.message} \\(shard s0`));
+    }
+    // Not aborted: the same queries answer.
+    expect(await fleet.em.fork({ signal: new AbortController().signal }).count(Author, QUERY)).toBe(await plain.em.fork().count(Author, QUERY));
+  });
 });

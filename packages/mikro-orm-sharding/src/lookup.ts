@@ -6,6 +6,7 @@ import { callChooser, checkShards, describeEntityName } from './route.ts';
 import type { ShardScope } from './scope.ts';
 import { shardsKnowing } from './fleet-metadata.ts';
 import { entityHelper } from './mikro-internals.ts';
+import { onShard } from './shard-failure.ts';
 
 /**
  * The primary key a `findOne` condition asks for, or undefined when it is a query: `5`, `[1, 2]` (composite),
@@ -86,7 +87,7 @@ export function findInCandidates<T>(
 ): Promise<T | null> {
   const inMap = shardInIdentityMaps(scope, entityName, pk);
   if (inMap !== undefined) {
-    return find(scope.fork(inMap));
+    return onShard('findOne', inMap, find(scope.fork(inMap)));
   }
   const candidates = idCandidates(scope, entityName, pk);
   return candidates instanceof Promise ? candidates.then(list => searchInOrder(scope, list, find)) : searchInOrder(scope, candidates, find);
@@ -95,11 +96,11 @@ export function findInCandidates<T>(
 /** The first candidate that has it; with one candidate (an id that names its shard) that shard's answer, as is. */
 function searchInOrder<T>(scope: ShardScope, shards: readonly ShardId[], find: (fork: SqlEntityManager) => Promise<T | null>): Promise<T | null> {
   if (shards.length === 1) {
-    return find(scope.fork(shards[0]!));
+    return onShard('findOne', shards[0]!, find(scope.fork(shards[0]!)));
   }
   return (async () => {
     for (const shard of shards) {
-      const found = await find(scope.fork(shard));
+      const found = await onShard('findOne', shard, find(scope.fork(shard)));
       if (found) {
         return found;
       }

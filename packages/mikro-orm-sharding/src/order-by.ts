@@ -18,7 +18,7 @@ export function orderTerms(orderBy: unknown): OrderTerm[] {
       value.forEach(item => visit(item, path));
     } else if (value !== null && typeof value === 'object') {
       if (Object.getOwnPropertySymbols(value).length > 0) {
-        throw ShardingError.invalidOptions(
+        throw ShardingError.unsupportedQuery(
           'orderBy has a raw SQL key, which shard results cannot be merged by; order by entity properties, or query one shard with `{ shard }`.',
           path.join('.'),
         );
@@ -41,7 +41,7 @@ function parseDirection(value: unknown, path: readonly string[]): Pick<OrderTerm
   const text = String(value).trim().toLowerCase().replace(/\s+/g, ' ');
   const match = /^(asc|desc)(?: nulls (first|last))?$/.exec(text);
   if (!match) {
-    throw ShardingError.invalidOptions(`orderBy "${path.join('.')}" has direction ${JSON.stringify(value)}; use 'asc', 'desc' or their 'nulls first/last' forms.`, value);
+    throw ShardingError.unsupportedQuery(`orderBy "${path.join('.')}" has direction ${JSON.stringify(value)}; use 'asc', 'desc' or their 'nulls first/last' forms.`, value);
   }
   return { direction: match[1] === 'asc' ? 1 : -1, nulls: match[2] as 'first' | 'last' | undefined };
 }
@@ -108,7 +108,7 @@ export function entitySortKeys(meta: EntityMetadata, terms: readonly OrderTerm[]
     for (const name of term.path) {
       const prop: EntityProperty | undefined = current?.properties[name as keyof typeof current.properties];
       if (!prop) {
-        throw ShardingError.invalidOptions(
+        throw ShardingError.unsupportedQuery(
           `orderBy "${term.path.join('.')}" of ${meta.className} is not an entity property, so shard results cannot be merged by it; order by properties only.`,
           term.path.join('.'),
         );

@@ -62,24 +62,23 @@ export async function materialize<T extends object>(
     groupInto(perShard, shard, entity);
     return entity;
   });
-  await Promise.all(
-    [...perShard].map(async ([shard, list]) => {
-      const fork = scope.fork(shard);
-      if (hasPopulate(options.populate)) {
-        await fork.populate(list, options.populate as never, {
-          where: options.populateWhere,
-          orderBy: options.populateOrderBy,
-          refresh: options.refresh,
-          connectionType: options.connectionType,
-          logging: options.logging,
-          loggerContext: options.loggerContext,
-          signal: options.signal,
-          inflightQueryAbortStrategy: options.inflightQueryAbortStrategy,
-        } as never);
-      }
-      await dispatchOnLoad(fork);
-    }),
-  );
+  await settleEach('find', [...perShard.keys()], async shard => {
+    const fork = scope.fork(shard);
+    const list = perShard.get(shard)!;
+    if (hasPopulate(options.populate)) {
+      await fork.populate(list, options.populate as never, {
+        where: options.populateWhere,
+        orderBy: options.populateOrderBy,
+        refresh: options.refresh,
+        connectionType: options.connectionType,
+        logging: options.logging,
+        loggerContext: options.loggerContext,
+        signal: options.signal,
+        inflightQueryAbortStrategy: options.inflightQueryAbortStrategy,
+      } as never);
+    }
+    await dispatchOnLoad(fork);
+  });
   return entities;
 }
 
