@@ -164,6 +164,14 @@ describe.each(['sqlite', 'postgresql'] as const)('one error policy (%s)', driver
     expect(both.message).toMatch(/ \(shard s1; flush committed on s0; also failed on s2\)$/);
   });
 
+  it('reports what committed also for forks with their own event manager', async () => {
+    const em = orm.em.fork({ freshEventManager: true });
+    em.create(Author, { id: 6, name: 'duplicate' }); // s0: fails
+    em.create(Author, { id: 13, name: 'new' }); // s1: commits
+    const error = await failure(em.flush());
+    expect(shardFailureOf(error)).toMatchObject({ operation: 'flush', shard: 's0', done: ['s1'] });
+  });
+
   it('nativeUpdate reports as done only the shards whose rows changed', async () => {
     await orm.shard('s2').em.fork().getConnection().execute('alter table author rename to writer');
     try {

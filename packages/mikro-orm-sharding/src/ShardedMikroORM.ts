@@ -5,7 +5,6 @@ import { shardConfigs, type ShardedMikroORMOptions } from './options.ts';
 import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { settleEach } from './settle.ts';
-import { watchFlushes } from './flush-witness.ts';
 import { nameShardInLogs } from './shard-logging.ts';
 
 /** The choosers in force, with the defaults filled in. */
@@ -52,7 +51,6 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver> {
       ids.map(async id => {
         const orm = await MikroORM.init<D>(configs.get(id)!);
         nameShardInLogs(orm, id);
-        watchFlushes(orm);
         if (connect) {
           await orm.connect().catch(async (error: unknown) => {
             await orm.close(true);

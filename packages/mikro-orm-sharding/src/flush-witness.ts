@@ -1,4 +1,4 @@
-import type { EntityManager, EventSubscriber, FlushEventArgs, MikroORM } from '@mikro-orm/core';
+import type { EntityManager, EventSubscriber, FlushEventArgs } from '@mikro-orm/core';
 
 /** Entity managers whose last flush finished having written something. */
 const wrote = new WeakSet<EntityManager>();
@@ -15,13 +15,10 @@ const witness: EventSubscriber = {
   },
 };
 
-/** Lets {@link flushed} tell which of this shard's flushes wrote something. */
-export function watchFlushes(orm: MikroORM): void {
-  orm.em.getEventManager().registerSubscriber(witness);
-}
-
 /** Flushes an entity manager; resolves to whether the flush wrote (and committed) anything. */
 export async function flushed(em: EntityManager): Promise<boolean> {
+  // Registered on the entity manager's own event manager (forks may have a fresh one); a no-op once there.
+  em.getEventManager().registerSubscriber(witness);
   wrote.delete(em);
   await em.flush();
   return wrote.has(em);
