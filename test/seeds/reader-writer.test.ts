@@ -10,7 +10,7 @@
 import { DriverException } from '@mikro-orm/core';
 import { defineEntity, p } from '@mikro-orm/core';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { ShardedMikroORM, ShardingError } from 'mikro-orm-sharding';
+import { shardFailureOf, ShardedMikroORM } from 'mikro-orm-sharding';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PG_URL } from '../support/topology.ts';
 import { adminExecute, rawCount, rawQuery, uniqueName } from './raw.ts';
@@ -102,13 +102,11 @@ describe('reader and writer connections to one PostgreSQL database (seed 003)', 
     article.title = 'changed through the reader';
     const error = await em.flush().catch((e: unknown) => e);
 
-    expect(error).toBeInstanceOf(ShardingError);
-    expect((error as ShardingError).code).toBe('SHARD_OPERATION_FAILED');
-    expect((error as ShardingError).shard).toBe('reader');
-    const cause = (error as ShardingError).cause;
-    expect(cause).toBeInstanceOf(DriverException);
-    expect((cause as Error).message).toMatch(/permission denied for table article/);
-    expect((cause as { code?: string }).code).toBe('42501');
+    // MikroORM's own exception, as one database would throw it, naming the shard.
+    expect(error).toBeInstanceOf(DriverException);
+    expect((error as Error).message).toMatch(/permission denied for table article.* \(shard reader\)$/);
+    expect((error as { code?: string }).code).toBe('42501');
+    expect(shardFailureOf(error)).toMatchObject({ operation: 'flush', shard: 'reader', done: [] });
 
     const [after] = await rawQuery(orm, 'writer', 'select title, views from article where id = ?', [id]);
     expect(after).toEqual(before);
@@ -119,8 +117,9 @@ describe('reader and writer connections to one PostgreSQL database (seed 003)', 
     const em = orm.em.fork();
     em.create(Article, { title: 'sneaky', views: 0 }, { shard: 'reader' });
     const error = await em.flush().catch((e: unknown) => e);
-    expect((error as ShardingError).code).toBe('SHARD_OPERATION_FAILED');
-    expect(((error as ShardingError).cause as Error).message).toMatch(/permission denied/);
+    expect(error).toBeInstanceOf(DriverException);
+    expect((error as Error).message).toMatch(/permission denied/);
+    expect(shardFailureOf(error)?.shard).toBe('reader');
     expect(await rawCount(orm, 'writer', 'article')).toBe(before);
     expect(await rawCount(orm, 'writer', 'article', `title = 'sneaky'`)).toBe(0);
   });

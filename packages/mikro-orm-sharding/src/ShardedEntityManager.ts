@@ -32,6 +32,8 @@ import { PendingWrites } from './pending-writes.ts';
 import { knownShard, rememberShard } from './shard-of.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { settleEach } from './settle.ts';
+import { flushed } from './flush-witness.ts';
+import { onShard } from './shard-failure.ts';
 import { labelOf } from './write-plan.ts';
 
 /** Targets one shard explicitly. Precedence: this option, then the entity's remembered shard, then the choosers. */
@@ -161,7 +163,7 @@ export class ShardedEntityManager {
     const em = this.#context();
     await em.#pending.place(true);
     const shards = [...em.#forks.keys()];
-    await settleEach('flush', shards, shard => em.#forks.get(shard)!.flush());
+    await settleEach('flush', shards, shard => flushed(em.#forks.get(shard)!), wrote => wrote);
     em.#pending.flushed();
   }
 
@@ -278,7 +280,7 @@ export class ShardedEntityManager {
     if (shard === undefined) {
       throw ShardingError.unplacedEntity('refresh', labelOf(entity));
     }
-    return em.#fork(shard).refresh(entity, options as never) as Promise<Entity | null>;
+    return onShard('refresh', shard, em.#fork(shard).refresh(entity, options as never) as Promise<Entity | null>);
   }
 
   /**

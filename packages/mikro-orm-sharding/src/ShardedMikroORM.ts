@@ -5,6 +5,7 @@ import { shardConfigs, type ShardedMikroORMOptions } from './options.ts';
 import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { settleEach } from './settle.ts';
+import { nameShardInLogs } from './shard-logging.ts';
 
 /** The choosers in force, with the defaults filled in. */
 export interface Routing {
@@ -49,6 +50,7 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver> {
     const results = await Promise.allSettled(
       ids.map(async id => {
         const orm = await MikroORM.init<D>(configs.get(id)!);
+        nameShardInLogs(orm, id);
         if (connect) {
           await orm.connect().catch(async (error: unknown) => {
             await orm.close(true);

@@ -49,11 +49,12 @@ export class ShardedSchema {
 
   /** The SQL that `create()` would run, per shard. */
   async getCreateSchemaSQL(options?: SchemaOptions): Promise<Map<string, string>> {
-    const sql = await this.#each('schema.getCreateSchemaSQL', id => this.#orm.shard(id).schema.getCreateSchemaSQL(options));
+    const sql = await this.#each('schema.getCreateSchemaSQL', id => this.#orm.shard(id).schema.getCreateSchemaSQL(options), false);
     return new Map(this.#orm.shardIds.map((id, i) => [id, sql[i]!]));
   }
 
-  #each<T>(operation: string, task: (id: string) => Promise<T>): Promise<T[]> {
-    return settleEach(operation, this.#orm.shardIds, task);
+  /** Schema changes commit per shard: on a failure, every shard that finished a change is reported as changed. */
+  #each<T>(operation: string, task: (id: string) => Promise<T>, changes = true): Promise<T[]> {
+    return settleEach(operation, this.#orm.shardIds, task, changes ? () => true : undefined);
   }
 }

@@ -50,7 +50,7 @@ export async function findDeepPage<T extends object>(
     meta.class,
     shards,
     options,
-    (fork, compiled) => runCompiled(fork, compiled, single ? 'column' : 'values', options.connectionType) as Promise<unknown[]>,
+    (fork, compiled) => runCompiled(fork, compiled, single ? 'column' : 'values', options) as Promise<unknown[]>,
     (fork, dialect) => compiledQuery(fork, meta, 'select', { where, orderBy: total, fields, limit: offset + limit }, dialect),
   );
   const { skip, take } = pagePositions(keyLists, comparatorOf(valueKeys), offset, limit);
@@ -59,7 +59,7 @@ export async function findDeepPage<T extends object>(
     const i = shards.indexOf(shard);
     const fork = scope.fork(shard);
     const compiled = compiledQuery(fork, meta, 'select', { where, orderBy: total, limit: take[i], offset: skip[i] }, dialectOf(fork));
-    return runCompiled(fork, compiled, 'all', options.connectionType) as Promise<Dictionary[]>;
+    return runCompiled(fork, compiled, 'all', options) as Promise<Dictionary[]>;
   });
   return materialize(scope, meta.class, meta, mergeSorted(lists, comparatorOf(keys), 0, limit), pageShards, options);
 }

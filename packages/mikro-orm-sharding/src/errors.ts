@@ -13,7 +13,7 @@ export type ShardingErrorCode =
   | 'CROSS_SHARD_REFERENCE'
   | 'AMBIGUOUS_SHARD'
   | 'UNPLACED_ENTITY'
-  | 'SHARD_OPERATION_FAILED';
+  | 'UNSUPPORTED_QUERY';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {
@@ -30,6 +30,8 @@ export interface ShardingErrorDetails {
 /**
  * The one error type this library throws for bad input and routing failures.
  * Match on `code`, which is stable; the message names the shard, entity and value, and what to do.
+ * What a shard's database or MikroORM throws is never wrapped in it: that error arrives as MikroORM throws it,
+ * and `shardFailureOf(error)` names its shard (see docs/errors.md).
  */
 export class ShardingError extends Error {
   readonly code: ShardingErrorCode;
@@ -118,9 +120,9 @@ export class ShardingError extends Error {
     return new ShardingError('UNPLACED_ENTITY', `Cannot ${operation} ${entity}: it is new and has no shard yet. Flush it first.`, { entity });
   }
 
-  static shardOperationFailed(operation: string, shard: ShardId, cause: unknown, done: readonly ShardId[] = []): ShardingError {
-    const partial = done.length > 0 ? ` Shards already done: ${done.join(', ')} (see docs/limitations.md).` : '';
-    return new ShardingError('SHARD_OPERATION_FAILED', `${operation} failed on shard "${shard}": ${messageOf(cause)}.${partial}`, { shard, cause });
+  /** A query that cannot be answered across shards exactly as one database would; it went to no shard. */
+  static unsupportedQuery(message: string, value?: unknown): ShardingError {
+    return new ShardingError('UNSUPPORTED_QUERY', `Cannot run this query over several shards: ${message}`, { value });
   }
 }
 

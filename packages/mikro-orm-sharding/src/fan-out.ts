@@ -1,5 +1,4 @@
 import {
-  QueryHelper,
   Utils,
   type CountOptions,
   type Dictionary,
@@ -14,15 +13,18 @@ import { entitySortKeys, nullsSortHigh, orderTerms, relationPaths, rowSortKeys, 
 import { compiledQuery } from './compile.ts';
 import { DEEP_OFFSET, findDeepPage } from './deep-page.ts';
 import { runCompiled } from './execute.ts';
+import { mergeOrderBy } from './mikro-internals.ts';
 import { materialize, runOnShards, unfiltered } from './shard-rows.ts';
 import type { ShardScope } from './scope.ts';
 import { settleEach } from './settle.ts';
 
 type AnyFindOptions = FindOptions<any, any, any, any>;
 
+/** Options `runCompiled` honours as `em.find` does (the connection, logging, abort signals). */
+const RUN_OPTIONS = ['connectionType', 'logging', 'loggerContext', 'signal', 'inflightQueryAbortStrategy'];
 /** Find options that rows can be merged under before they become entities; anything else takes the entity path. */
-const ROW_MERGE_OPTIONS = new Set(['orderBy', 'limit', 'offset', 'populate', 'populateWhere', 'populateOrderBy', 'flushMode', 'refresh', 'strategy', 'filters', 'connectionType']);
-const ROW_COUNT_OPTIONS = new Set(['flushMode', 'filters', 'connectionType']);
+const ROW_MERGE_OPTIONS = new Set(['orderBy', 'limit', 'offset', 'populate', 'populateWhere', 'populateOrderBy', 'flushMode', 'refresh', 'strategy', 'filters', ...RUN_OPTIONS]);
+const ROW_COUNT_OPTIONS = new Set(['flushMode', 'filters', ...RUN_OPTIONS]);
 
 /**
  * A query over several shards. Each shard runs it with `limit` = offset + limit and no offset; the pages are merged
@@ -37,7 +39,7 @@ export async function fanOutFind<T extends object>(
   shards: readonly ShardId[],
 ): Promise<T[]> {
   const meta = scope.meta<T>(entityName);
-  const orderBy = meta.orderBy ? QueryHelper.mergeOrderBy(options.orderBy, meta.orderBy) : options.orderBy;
+  const orderBy = meta.orderBy ? mergeOrderBy(options.orderBy, meta.orderBy) : options.orderBy;
   const terms = orderTerms(orderBy);
   const nullsHigh = nullsSortHigh(scope.fork(shards[0]!).getPlatform());
   const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, terms, nullsHigh) : undefined;
@@ -51,7 +53,7 @@ export async function fanOutFind<T extends object>(
     }
     const query = { where, orderBy, limit: pushDownLimit(options.offset, options.limit) };
     const lists = await runOnShards<Dictionary[]>(scope, 'find', entityName as EntityName<object>, shards, options, (fork, compiled) =>
-      runCompiled(fork, compiled, 'all', options.connectionType) as Promise<Dictionary[]>,
+      runCompiled(fork, compiled, 'all', options) as Promise<Dictionary[]>,
       (fork, dialect) => compiledQuery(fork, meta, 'select', query, dialect),
     );
     const page = pageOf(lists, terms.length > 0 ? comparatorOf(rowKeys) : undefined, options);
@@ -71,7 +73,7 @@ export async function fanOutCount<T extends object>(
   const meta = scope.meta<T>(entityName);
   if (rowMergeable(meta, where, options, ROW_COUNT_OPTIONS) && (await unfiltered(scope, meta, where, options, shards))) {
     const counts = await runOnShards<Dictionary | undefined>(scope, 'count', entityName as EntityName<object>, shards, options, (fork, compiled) =>
-      runCompiled(fork, compiled, 'get', options.connectionType) as Promise<Dictionary | undefined>,
+      runCompiled(fork, compiled, 'get', options) as Promise<Dictionary | undefined>,
       (fork, dialect) => compiledQuery(fork, meta, 'count', { where }, dialect),
     );
     return sumCounts(counts.map(row => row?.count as number | string | undefined));

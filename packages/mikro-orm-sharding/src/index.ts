@@ -3,6 +3,7 @@ export { ShardedEntityManager, type ShardOption } from './ShardedEntityManager.t
 export { ShardedRequestContext } from './request-context.ts';
 export { ShardedSchema } from './ShardedSchema.ts';
 export { ShardingError, type ShardingErrorCode, type ShardingErrorDetails } from './errors.ts';
+export { shardFailureOf, type FailedShard, type ShardFailure } from './shard-failure.ts';
 export { defineShardingConfig, type ShardedMikroORMOptions, type ShardOptions } from './options.ts';
 export type {
   IdChooser,

@@ -1,10 +1,12 @@
-import { helper, Utils, type EntityMetadata, type EntityName, type Primary } from '@mikro-orm/core';
+import { Utils, type EntityMetadata, type EntityName, type Primary } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
 import { callChooser, checkShards, describeEntityName } from './route.ts';
 import type { ShardScope } from './scope.ts';
 import { shardsKnowing } from './fleet-metadata.ts';
+import { entityHelper } from './mikro-internals.ts';
+import { onShard } from './shard-failure.ts';
 
 /**
  * The primary key a `findOne` condition asks for, or undefined when it is a query: `5`, `[1, 2]` (composite),
@@ -15,7 +17,7 @@ export function primaryKeyOf<T extends object>(meta: EntityMetadata<T>, where: u
     return where as Primary<T>;
   }
   if (Utils.isEntity(where, true)) {
-    const wrapped = helper(where as object);
+    const wrapped = entityHelper(where as object);
     return wrapped.hasPrimaryKey() ? (wrapped.getPrimaryKey() as Primary<T>) : undefined;
   }
   if (!Utils.isPlainObject(where)) {
@@ -38,18 +40,12 @@ export function shardInIdentityMaps(scope: ShardScope, entityName: EntityName<ob
     return undefined;
   }
   const knowing = shardsKnowing(scope.orm, entityName);
-  // This runs on every lookup, over every shard fork touched so far: for a plain key, hash it once as MikroORM's
-  // identity map does (a miss would only cost a query; the shard's own findOne checks its map again).
-  const meta = scope.meta(entityName).root;
-  const hash = meta.simplePK && !meta.schema && (typeof pk === 'number' || typeof pk === 'string') ? `${pk}` : undefined;
   for (const [shard, fork] of scope.forks) {
     // Shards may hold only some entities (main + warehouse); a shard without this one cannot have it.
     if (!knowing.has(shard)) {
       continue;
     }
-    const uow = fork.getUnitOfWork(false);
-    const found = hash !== undefined && fork.config.getSchema() === undefined ? uow.getIdentityMap().getByHash(meta, hash) : uow.getById(entityName, pk as never);
-    if (found !== undefined) {
+    if (fork.getUnitOfWork(false).getById(entityName, pk as never) !== undefined) {
       return shard;
     }
   }
@@ -91,7 +87,7 @@ export function findInCandidates<T>(
 ): Promise<T | null> {
   const inMap = shardInIdentityMaps(scope, entityName, pk);
   if (inMap !== undefined) {
-    return find(scope.fork(inMap));
+    return onShard('findOne', inMap, find(scope.fork(inMap)));
   }
   const candidates = idCandidates(scope, entityName, pk);
   return candidates instanceof Promise ? candidates.then(list => searchInOrder(scope, list, find)) : searchInOrder(scope, candidates, find);
@@ -100,11 +96,11 @@ export function findInCandidates<T>(
 /** The first candidate that has it; with one candidate (an id that names its shard) that shard's answer, as is. */
 function searchInOrder<T>(scope: ShardScope, shards: readonly ShardId[], find: (fork: SqlEntityManager) => Promise<T | null>): Promise<T | null> {
   if (shards.length === 1) {
-    return find(scope.fork(shards[0]!));
+    return onShard('findOne', shards[0]!, find(scope.fork(shards[0]!)));
   }
   return (async () => {
     for (const shard of shards) {
-      const found = await find(scope.fork(shard));
+      const found = await onShard('findOne', shard, find(scope.fork(shard)));
       if (found) {
         return found;
       }

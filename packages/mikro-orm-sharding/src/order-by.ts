@@ -1,5 +1,6 @@
-import { helper, Reference, ReferenceKind, type Dictionary, type EntityMetadata, type EntityProperty, type Platform } from '@mikro-orm/core';
+import { Reference, ReferenceKind, type Dictionary, type EntityMetadata, type EntityProperty, type Platform } from '@mikro-orm/core';
 import { ShardingError } from './errors.ts';
+import { entityHelper } from './mikro-internals.ts';
 import type { SortKey, ValueKind } from './merge.ts';
 
 /** One key of an `orderBy`, flattened: `{ author: { name: 'desc' } }` is the path `['author', 'name']`. */
@@ -17,7 +18,7 @@ export function orderTerms(orderBy: unknown): OrderTerm[] {
       value.forEach(item => visit(item, path));
     } else if (value !== null && typeof value === 'object') {
       if (Object.getOwnPropertySymbols(value).length > 0) {
-        throw ShardingError.invalidOptions(
+        throw ShardingError.unsupportedQuery(
           'orderBy has a raw SQL key, which shard results cannot be merged by; order by entity properties, or query one shard with `{ shard }`.',
           path.join('.'),
         );
@@ -40,14 +41,14 @@ function parseDirection(value: unknown, path: readonly string[]): Pick<OrderTerm
   const text = String(value).trim().toLowerCase().replace(/\s+/g, ' ');
   const match = /^(asc|desc)(?: nulls (first|last))?$/.exec(text);
   if (!match) {
-    throw ShardingError.invalidOptions(`orderBy "${path.join('.')}" has direction ${JSON.stringify(value)}; use 'asc', 'desc' or their 'nulls first/last' forms.`, value);
+    throw ShardingError.unsupportedQuery(`orderBy "${path.join('.')}" has direction ${JSON.stringify(value)}; use 'asc', 'desc' or their 'nulls first/last' forms.`, value);
   }
   return { direction: match[1] === 'asc' ? 1 : -1, nulls: match[2] as 'first' | 'last' | undefined };
 }
 
 /** Whether the database sorts NULL above every value (PostgreSQL, Oracle) or below (SQLite, MySQL, MSSQL). */
 export function nullsSortHigh(platform: Platform): boolean {
-  return /postgre|oracle|cockroach/i.test(platform.constructor.name);
+  return !platform.sortsNullsLowest();
 }
 
 function resolveNulls(term: OrderTerm, nullsHigh: boolean): 'first' | 'last' {
@@ -107,7 +108,7 @@ export function entitySortKeys(meta: EntityMetadata, terms: readonly OrderTerm[]
     for (const name of term.path) {
       const prop: EntityProperty | undefined = current?.properties[name as keyof typeof current.properties];
       if (!prop) {
-        throw ShardingError.invalidOptions(
+        throw ShardingError.unsupportedQuery(
           `orderBy "${term.path.join('.')}" of ${meta.className} is not an entity property, so shard results cannot be merged by it; order by properties only.`,
           term.path.join('.'),
         );
@@ -129,7 +130,7 @@ function readPath(entity: object, props: readonly EntityProperty[]): unknown {
     }
   }
   const last = props[props.length - 1]!;
-  return last.kind === ReferenceKind.SCALAR || last.kind === ReferenceKind.EMBEDDED ? value : helper(value as object).getPrimaryKey();
+  return last.kind === ReferenceKind.SCALAR || last.kind === ReferenceKind.EMBEDDED ? value : entityHelper(value as object).getPrimaryKey();
 }
 
 /** The relation paths an `orderBy` walks through, for populating them before merging entities. */

@@ -8,7 +8,7 @@ export interface PgPool {
   query(config: { name: string; text: string; values: unknown[]; rowMode?: 'array' }): Promise<{ rows: unknown[] }>;
 }
 
-interface Named {
+export interface PgStatement {
   readonly name: string;
   readonly text: string;
 }
@@ -16,7 +16,7 @@ interface Named {
 const MAX_TEXTS = 500;
 /** "cached plan must not change result type": PostgreSQL refuses a prepared statement whose tables changed shape. */
 const CACHED_PLAN_CHANGED = '0A000';
-const named = new Map<string, Named | null>();
+const named = new Map<string, PgStatement | null>();
 let serial = 0;
 
 export function isPgPool(client: unknown): client is PgPool {
@@ -29,36 +29,39 @@ export function pgBindable(params: readonly unknown[]): boolean {
 }
 
 /**
- * Runs a compiled query as a named prepared statement: PostgreSQL parses and plans it once per connection, not per
- * query (MikroORM's `execute()` sends every query as new text with the values written in). `undefined` when the
- * SQL's placeholders cannot be numbered with certainty; the caller then uses `execute()`.
+ * The named prepared statement of a compiled query: PostgreSQL parses and plans it once per connection, not per
+ * query (MikroORM's `execute()` sends every query as new text with the values written in). Null when the SQL's
+ * placeholders cannot be numbered with certainty; the caller then uses `execute()`.
  */
-export async function runOnPg(pool: PgPool, compiled: CompiledQuery, method: Method): Promise<unknown> {
-  const statement = namedStatement(compiled.sql, compiled.params.length);
-  if (!statement) {
-    return undefined;
-  }
+export function pgStatement(compiled: CompiledQuery): PgStatement | null {
+  return namedStatement(compiled.sql, compiled.params.length);
+}
+
+/** Runs a named prepared statement. */
+export async function runOnPg(pool: PgPool, statement: PgStatement, compiled: CompiledQuery, method: Method): Promise<unknown> {
   const arrays = method === 'values' || method === 'column';
-  let rows: unknown[];
-  try {
-    ({ rows } = await pool.query({ ...statement, values: compiled.params, ...(arrays ? { rowMode: 'array' as const } : {}) }));
-  } catch (error) {
-    if ((error as { code?: string }).code === CACHED_PLAN_CHANGED) {
-      // The table changed under a prepared `select *` (a migration): prepare it anew under a new name next time,
-      // and answer this query the ordinary way.
-      named.delete(compiled.sql);
-      return undefined;
-    }
-    throw error;
-  }
+  const { rows } = await pool.query({ ...statement, values: compiled.params, ...(arrays ? { rowMode: 'array' as const } : {}) });
   if (method === 'get') {
     return rows[0];
   }
   return method === 'column' ? (rows as unknown[][]).map(row => row[0]) : rows;
 }
 
+/**
+ * Whether PostgreSQL refused a statement because its tables changed shape under it (a migration under a prepared
+ * `select *`). Then it is prepared anew under a new name next time, and the caller answers this query through
+ * `execute()`.
+ */
+export function isStalePlan(error: unknown, compiled: CompiledQuery): boolean {
+  if ((error as { code?: string } | null)?.code !== CACHED_PLAN_CHANGED) {
+    return false;
+  }
+  named.delete(compiled.sql);
+  return true;
+}
+
 /** The SQL with MikroORM's `?` placeholders numbered `$1...` outside quotes, named once per text. */
-function namedStatement(sql: string, params: number): Named | null {
+function namedStatement(sql: string, params: number): PgStatement | null {
   let statement = named.get(sql);
   if (statement === undefined) {
     const text = numbered(sql);

@@ -4,6 +4,7 @@ import type { SqlEntityManager } from '@mikro-orm/sql';
 import { fanOutCount, fanOutFind } from './fan-out.ts';
 import { sumCounts } from './merge.ts';
 import { settleEach } from './settle.ts';
+import { onShard } from './shard-failure.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
 import { callChooser, checkShards, describeEntityName } from './route.ts';
 import type { ShardScope } from './scope.ts';
@@ -17,7 +18,7 @@ type Find = FindOptions<any, any, any, any>;
 export async function find<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: Find, shard: ShardId | undefined): Promise<T[]> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
-    return scope.fork(shards[0]!).find(entityName, where as never, options) as Promise<T[]>;
+    return onShard('find', shards[0]!, scope.fork(shards[0]!).find(entityName, where as never, options) as Promise<T[]>);
   }
   return fanOutFind(scope, entityName, where, options, shards);
 }
@@ -38,7 +39,7 @@ export function findOne<T extends object>(
   }
   const known = shard ?? (Utils.isEntity(where, true) ? scope.shardOf(where as object) : undefined);
   if (known !== undefined) {
-    return scope.fork(known, 'the { shard } option').findOne(entityName, where as never, options) as Promise<T | null>;
+    return onShard('findOne', known, scope.fork(known, 'the { shard } option').findOne(entityName, where as never, options) as Promise<T | null>);
   }
   const pk = primaryKeyOf(scope.meta(entityName), where);
   if (pk !== undefined) {
@@ -50,7 +51,7 @@ export function findOne<T extends object>(
 async function findOneByQuery<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: FindOneOptions<T, any, any, any>): Promise<T | null> {
   const shards = await readShards(scope, entityName, where, options, undefined);
   if (shards.length === 1) {
-    return scope.fork(shards[0]!).findOne(entityName, where as never, options) as Promise<T | null>;
+    return onShard('findOne', shards[0]!, scope.fork(shards[0]!).findOne(entityName, where as never, options) as Promise<T | null>);
   }
   const [first] = await fanOutFind(scope, entityName, where, { ...options, limit: 1 } as Find, shards);
   return first ?? null;
@@ -60,9 +61,10 @@ async function findOneByQuery<T extends object>(scope: ShardScope, entityName: E
 export async function findAndCount<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: Find, shard: ShardId | undefined): Promise<[T[], number]> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
-    return scope.fork(shards[0]!).findAndCount(entityName, where as never, options) as Promise<[T[], number]>;
+    return onShard('findAndCount', shards[0]!, scope.fork(shards[0]!).findAndCount(entityName, where as never, options) as Promise<[T[], number]>);
   }
-  const countOptions = { filters: options.filters, schema: options.schema, flushMode: options.flushMode };
+  const { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy } = options;
+  const countOptions = { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy };
   return Promise.all([fanOutFind(scope, entityName, where, options, shards), fanOutCount(scope, entityName, where, countOptions, shards)]);
 }
 
@@ -70,14 +72,14 @@ export async function findAndCount<T extends object>(scope: ShardScope, entityNa
 export async function count<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: CountOptions<T, any>, shard: ShardId | undefined): Promise<number> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
-    return scope.fork(shards[0]!).count(entityName, where as never, options);
+    return onShard('count', shards[0]!, scope.fork(shards[0]!).count(entityName, where as never, options));
   }
   return fanOutCount(scope, entityName, where, options, shards);
 }
 
 /**
  * Updates or deletes rows by condition on the query chooser's shards at once, without the unit of work; returns
- * the rows affected, summed. Each shard's statement commits on its own: a failure names the shards already done.
+ * the rows affected, summed. Each shard's statement commits on its own: a failure names the shards that changed rows.
  */
 export async function nativeWrite<T extends object>(
   scope: ShardScope,
@@ -89,7 +91,7 @@ export async function nativeWrite<T extends object>(
   write: (fork: SqlEntityManager) => Promise<number>,
 ): Promise<number> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
-  const affected = await settleEach(operation, shards, id => write(scope.fork(id)));
+  const affected = await settleEach(operation, shards, id => write(scope.fork(id)), rows => rows > 0);
   return sumCounts(affected);
 }
 

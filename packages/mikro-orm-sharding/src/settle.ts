@@ -1,16 +1,30 @@
 import type { ShardId } from './choosers.ts';
-import { ShardingError } from './errors.ts';
+import { recordFailure } from './shard-failure.ts';
 
 /**
  * Runs `task` on every shard at once and waits for all of them, so one failure never leaves another shard's work
- * running unobserved; then throws for the first failed shard (in `ids` order), naming the shards that succeeded.
+ * running unobserved; then rethrows the first failed shard's error (in `ids` order) as it is, recording the shard,
+ * the other failures and the shards done (see `shardFailureOf`). For a write, `committed` tells which finished
+ * shards changed something; the others are not reported as done.
  */
-export async function settleEach<T>(operation: string, ids: readonly ShardId[], task: (id: ShardId) => Promise<T>): Promise<T[]> {
+export async function settleEach<T>(
+  operation: string,
+  ids: readonly ShardId[],
+  task: (id: ShardId) => Promise<T>,
+  committed?: (value: T, id: ShardId) => boolean,
+): Promise<T[]> {
   const results = await Promise.allSettled(ids.map(id => task(id)));
-  const failed = results.findIndex(result => result.status === 'rejected');
-  if (failed >= 0) {
-    const done = ids.filter((_, i) => results[i]!.status === 'fulfilled');
-    throw ShardingError.shardOperationFailed(operation, ids[failed]!, (results[failed] as PromiseRejectedResult).reason, done);
+  if (results.some(result => result.status === 'rejected')) {
+    const done: ShardId[] = [];
+    const failed: { shard: ShardId; error: unknown }[] = [];
+    results.forEach((result, i) => {
+      if (result.status === 'rejected') {
+        failed.push({ shard: ids[i]!, error: result.reason });
+      } else if (!committed || committed(result.value, ids[i]!)) {
+        done.push(ids[i]!);
+      }
+    });
+    throw recordFailure({ operation, shard: failed[0]!.shard, done, failed }, committed !== undefined);
   }
   return results.map(result => (result as PromiseFulfilledResult<T>).value);
 }

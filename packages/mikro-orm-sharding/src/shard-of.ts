@@ -1,19 +1,12 @@
 import { Reference, type MikroORM } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
+import { helperOf, managerOf, type EntityHelper } from './mikro-internals.ts';
 
 /**
  * The shard an entity was explicitly created on (`{ shard }`), before any entity manager manages it. Written and
  * flushed entities need no entry: MikroORM tells their entity manager, hence their shard.
  */
 const remembered = new WeakMap<object, ShardId>();
-
-/** The part of MikroORM's per-entity helper this module reads. */
-type Wrapped = { __em?: { config: MikroORM['config'] } };
-
-function wrappedOf(entity: object): Wrapped | undefined {
-  // `helper()` would throw for an object that is not an entity; such an object simply has no shard.
-  return (entity as { __helper?: Wrapped }).__helper;
-}
 
 /** Entity managers that only stage new entities before their shard is decided; what they own has no shard yet. */
 const staging = new WeakSet<object>();
@@ -30,7 +23,7 @@ export const STAGED_SCHEMA = '\0mikro-orm-sharding:staged';
 
 /** Whether an entity (usually a reference made by `em.create(Book, { author: 1 })`) belongs to a staging fork. */
 export function isStaged(entity: object): boolean {
-  const owner = wrappedOf(entity)?.__em;
+  const owner = managerOf(entity);
   return owner !== undefined && staging.has(owner);
 }
 
@@ -44,11 +37,11 @@ export function rememberShard(entity: object, shard: ShardId): void {
  */
 export function knownShard(entity: object, shards: ReadonlyMap<ShardId, MikroORM>): ShardId | undefined {
   const target = Reference.unwrapReference(entity);
-  return shardOfWrapped(target, wrappedOf(target), shards);
+  return shardOfWrapped(target, helperOf(target), shards);
 }
 
 /** {@link knownShard} for a caller that already holds the entity's helper (the write path reads it once). */
-export function shardOfWrapped(entity: object, wrapped: Wrapped | undefined, shards: ReadonlyMap<ShardId, MikroORM>): ShardId | undefined {
+export function shardOfWrapped(entity: object, wrapped: EntityHelper | undefined, shards: ReadonlyMap<ShardId, MikroORM>): ShardId | undefined {
   const shard = remembered.get(entity);
   if (shard !== undefined) {
     return shard;

@@ -1,10 +1,11 @@
-import type { Dictionary, EntityData, EntityMetadata, EntityName, FindOptions } from '@mikro-orm/core';
+import type { Dictionary, EntityMetadata, EntityName, FindOptions } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import type { CompiledQuery } from './compile.ts';
 import type { Merged } from './merge.ts';
 import type { ShardScope } from './scope.ts';
 import { groupInto } from './group.ts';
+import { applyReadFilters, autoFlush, dispatchOnLoad, entityFromRow } from './mikro-internals.ts';
 import { settleEach } from './settle.ts';
 
 /** The per-shard steps of the fast fan-out path, shared by ordinary and deep pages. */
@@ -33,7 +34,7 @@ export async function runOnShards<R>(
   const byDialect = new Map<string, CompiledQuery>();
   return settleEach(operation, shards, async shard => {
     const fork = scope.fork(shard);
-    await fork.tryFlush(entityName, { flushMode: options.flushMode as never });
+    await autoFlush(fork, entityName, options.flushMode);
     const dialect = dialectOf(fork);
     let compiled = byDialect.get(dialect);
     if (!compiled) {
@@ -57,24 +58,27 @@ export async function materialize<T extends object>(
   const entities = page.map(({ source, row }) => {
     const shard = shards[source]!;
     const fork = scope.fork(shard);
-    const data = fork.getDriver().mapResult(row as EntityData<T>, meta) as EntityData<T>;
-    const entity = fork.getEntityFactory().create(entityName, data, { merge: true, refresh: options.refresh, convertCustomTypes: true }) as T;
+    const entity = entityFromRow(fork, entityName, meta, row, options.refresh);
     groupInto(perShard, shard, entity);
     return entity;
   });
-  await Promise.all(
-    [...perShard].map(async ([shard, list]) => {
-      const fork = scope.fork(shard);
-      if (hasPopulate(options.populate)) {
-        await fork.populate(list, options.populate as never, {
-          where: options.populateWhere,
-          orderBy: options.populateOrderBy,
-          refresh: options.refresh,
-        } as never);
-      }
-      await fork.getUnitOfWork().dispatchOnLoadEvent();
-    }),
-  );
+  await settleEach('find', [...perShard.keys()], async shard => {
+    const fork = scope.fork(shard);
+    const list = perShard.get(shard)!;
+    if (hasPopulate(options.populate)) {
+      await fork.populate(list, options.populate as never, {
+        where: options.populateWhere,
+        orderBy: options.populateOrderBy,
+        refresh: options.refresh,
+        connectionType: options.connectionType,
+        logging: options.logging,
+        loggerContext: options.loggerContext,
+        signal: options.signal,
+        inflightQueryAbortStrategy: options.inflightQueryAbortStrategy,
+      } as never);
+    }
+    await dispatchOnLoad(fork);
+  });
   return entities;
 }
 
@@ -84,7 +88,7 @@ export async function materialize<T extends object>(
  */
 export async function unfiltered(scope: ShardScope, meta: EntityMetadata, where: unknown, options: { filters?: unknown }, shards: readonly ShardId[]): Promise<boolean> {
   for (const shard of shards) {
-    const filtered = await scope.fork(shard).applyFilters(meta.class, where as never, options.filters as never, 'read');
+    const filtered = await applyReadFilters(scope.fork(shard), meta.class, where, options.filters);
     if (filtered !== where) {
       return false;
     }

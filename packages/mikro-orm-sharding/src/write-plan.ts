@@ -1,10 +1,11 @@
-import { Collection, helper, Reference, ReferenceKind, type Dictionary, type EntityProperty } from '@mikro-orm/core';
+import { Collection, Reference, ReferenceKind, wrap, type Dictionary, type EntityProperty } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
 import { callChooser, checkShard } from './route.ts';
 import type { ShardScope } from './scope.ts';
 import { isStaged, shardOfWrapped, STAGED_SCHEMA } from './shard-of.ts';
+import { entityHelper, managedEntities, managerOf, metaOf } from './mikro-internals.ts';
 
 /**
  * Decides the shard of every new entity a flush will write, and checks that no reference crosses shards, before
@@ -20,7 +21,7 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
   for (const root of roots) {
     if (!planned.has(root)) {
       // The hot path of a bulk insert: read MikroORM's helper once per entity.
-      const wrapped = helper(root);
+      const wrapped = entityHelper(root);
       const known = scope.decided(root) ?? shardOfWrapped(root, wrapped, shards) ?? chooseShard(scope, root, wrapped.__meta.className);
       const shard = known instanceof Promise ? await known : known;
       planned.set(root, shard);
@@ -55,8 +56,8 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
  */
 export function checkManagedReferences(scope: ShardScope, planned: ReadonlyMap<object, ShardId>): void {
   for (const [shard, fork] of scope.forks) {
-    for (const entity of fork.getUnitOfWork().getIdentityMap()) {
-      if (helper(entity).__meta.relations.length === 0) {
+    for (const entity of managedEntities(fork)) {
+      if (metaOf(entity).relations.length === 0) {
         continue;
       }
       forEachRelated(entity, (target, prop) => {
@@ -75,11 +76,11 @@ export function checkManagedReferences(scope: ShardScope, planned: ReadonlyMap<o
  * references of the shard's fork, so lazy loads and the identity map stay on that shard.
  */
 export function adoptStaged(scope: ShardScope, entity: object, shard: ShardId): void {
-  const wrapped = helper(entity);
-  if (wrapped.__schema === STAGED_SCHEMA) {
-    wrapped.__schema = undefined;
+  const wrapped = wrap(entity);
+  if (wrapped.getSchema() === STAGED_SCHEMA) {
+    wrapped.setSchema(undefined);
   }
-  const relations = wrapped.__meta.relations;
+  const relations = metaOf(entity).relations;
   if (relations.length === 0) {
     return;
   }
@@ -99,8 +100,7 @@ export function adoptStaged(scope: ShardScope, entity: object, shard: ShardId): 
 }
 
 function moved(fork: SqlEntityManager, entity: object): object {
-  const wrapped = helper(entity);
-  return fork.getReference(wrapped.__meta.class, wrapped.getPrimaryKey() as never);
+  return fork.getReference(metaOf(entity).class, entityHelper(entity).getPrimaryKey() as never);
 }
 
 function chooseShard(scope: ShardScope, entity: object, entityName: string): ShardId | Promise<ShardId> {
@@ -116,7 +116,7 @@ const describeEntity = (args: { readonly entity: object }): string => labelOf(ar
 
 function forEachRelated(entity: object, visit: (target: object, prop: EntityProperty) => void): void {
   const data = entity as Dictionary;
-  for (const prop of helper(entity).__meta.relations) {
+  for (const prop of metaOf(entity).relations) {
     const value = data[prop.name];
     if (value === null || value === undefined) {
       continue;
@@ -135,12 +135,12 @@ function forEachRelated(entity: object, visit: (target: object, prop: EntityProp
 
 /** Not yet managed by any entity manager, nor a reference made before its shard was known. */
 function isNew(entity: object): boolean {
-  return (entity as { __helper?: { __em?: unknown } }).__helper?.__em === undefined;
+  return managerOf(entity) === undefined;
 }
 
 /** `Book#12` for an entity with a primary key, `new Book` for one without. */
 export function labelOf(entity: object): string {
-  const wrapped = helper(entity);
+  const wrapped = entityHelper(entity);
   const name = wrapped.__meta.className;
   return wrapped.hasPrimaryKey() ? `${name}#${wrapped.getSerializedPrimaryKey()}` : `new ${name}`;
 }

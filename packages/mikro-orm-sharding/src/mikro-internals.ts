@@ -1,0 +1,125 @@
+import {
+  Configuration,
+  helper,
+  QueryHelper,
+  type AbortQueryOptions,
+  type Dictionary,
+  type EntityData,
+  type EntityManager,
+  type EntityMetadata,
+  type EntityName,
+  type FilterQuery,
+  type LogContext,
+  type QueryOrderMap,
+} from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+
+/**
+ * Every MikroORM internal this library relies on, and nothing else. MikroORM marks these `@internal` or `protected`
+ * (or they are undocumented properties), so a MikroORM release may change them without notice:
+ * test/mikro-internals.test.ts pins the behaviour of each one by name, so such a change fails there first.
+ * Everything else in this library uses MikroORM's public API.
+ */
+
+/** The part of MikroORM's per-entity helper (`entity.__helper`) the library reads. */
+export interface EntityHelper {
+  /** The entity's metadata (`__meta`). */
+  readonly __meta: EntityMetadata;
+  /** The entity manager that loaded or persisted the entity; undefined while it is new (`__em`). */
+  readonly __em?: EntityManager;
+  hasPrimaryKey(): boolean;
+  getPrimaryKey(): unknown;
+  getSerializedPrimaryKey(): string;
+}
+
+/** The helper of an entity or reference, undefined for an object that is no entity (`__helper`). */
+export function helperOf(entity: object): EntityHelper | undefined {
+  return (entity as { __helper?: EntityHelper }).__helper;
+}
+
+/** The helper of a known entity (`helper()`, `@internal`). */
+export function entityHelper(entity: object): EntityHelper {
+  return helper(entity) as unknown as EntityHelper;
+}
+
+/** An entity's metadata (`__helper.__meta`). */
+export function metaOf(entity: object): EntityMetadata {
+  return (helper(entity) as unknown as EntityHelper).__meta;
+}
+
+/** The entity manager that manages an entity (`__helper.__em`); undefined for a new entity or a non-entity. */
+export function managerOf(entity: object): EntityManager | undefined {
+  return helperOf(entity)?.__em;
+}
+
+/** Every entity an entity manager's identity map holds (`IdentityMap` is `@internal`). */
+export function managedEntities(em: EntityManager): Iterable<object> {
+  return em.getUnitOfWork(false).getIdentityMap() as Iterable<object>;
+}
+
+/**
+ * The auto-flush `em.find` runs before it queries: a flush when something of this entity type is pending, or always
+ * with `flushMode: 'always'` (`em.tryFlush`, `@internal`).
+ */
+export function autoFlush(fork: SqlEntityManager, entityName: EntityName<object>, flushMode: unknown): Promise<void> {
+  return fork.tryFlush(entityName, { flushMode: flushMode as never });
+}
+
+/** The condition after the filters that apply to it; MikroORM returns `where` itself when none does (`em.applyFilters`, `@internal`). */
+export function applyReadFilters(fork: SqlEntityManager, entityName: EntityName<object>, where: unknown, filters: unknown): Promise<unknown> {
+  return fork.applyFilters(entityName, where as FilterQuery<object>, filters as never, 'read');
+}
+
+/**
+ * A raw row of `select *` made a managed entity exactly as `em.find` makes one: mapped from columns to properties
+ * (`driver.mapResult`), then merged into the fork's identity map (`EntityFactory.create` with its `merge`, `refresh`
+ * and `convertCustomTypes` options, which `em.find` passes).
+ */
+export function entityFromRow<T extends object>(fork: SqlEntityManager, entityName: EntityName<T>, meta: EntityMetadata<T>, row: Dictionary, refresh: boolean | undefined): T {
+  const data = fork.getDriver().mapResult(row as EntityData<T>, meta) as EntityData<T>;
+  return fork.getEntityFactory().create(entityName, data, { merge: true, refresh, convertCustomTypes: true }) as T;
+}
+
+/** Fires the `onLoad` hooks of entities made since the last call, as `em.find` does at its end (`uow.dispatchOnLoadEvent`, `@internal`). */
+export function dispatchOnLoad(fork: SqlEntityManager): Promise<void> {
+  return fork.getUnitOfWork().dispatchOnLoadEvent();
+}
+
+/** A query's `orderBy` followed by the entity's default order, as `em.find` merges them (`QueryHelper`, `@internal`). */
+export function mergeOrderBy(given: unknown, entityDefault: unknown): QueryOrderMap<object>[] {
+  return QueryHelper.mergeOrderBy(given as QueryOrderMap<object>, entityDefault as QueryOrderMap<object>);
+}
+
+/** The abort signal an entity manager was forked with (`em.fork({ signal })`), which its queries default to (`em.getAbortOptions`, `protected`). */
+export function abortDefaultsOf(em: EntityManager): AbortQueryOptions | undefined {
+  return (em as unknown as { getAbortOptions(): AbortQueryOptions | undefined }).getAbortOptions();
+}
+
+/**
+ * The driver's own client behind a MikroORM connection: a better-sqlite3 `Database`, a `pg` `Pool`, ... The method
+ * is public, but what it returns is each driver's business; the fast path checks the shape it uses and otherwise
+ * runs queries through MikroORM.
+ */
+export function nativeClientOf(connection: object): Promise<unknown> {
+  return (connection as { getNativeClient(): Promise<unknown> }).getNativeClient();
+}
+
+/**
+ * Runs `run` as MikroORM's connection runs a query: timed, then handed to the configured logger (with the
+ * connection's label, `took`, `results`, `level: 'error'` on failure) and to the slow-query logger when it took
+ * `slowQueryThreshold` ms or more (`Connection.executeQuery`, `protected`). Errors pass through unconverted.
+ */
+export function executeLogged<T>(connection: object, query: string, context: LogContext, run: () => T | Promise<T>): Promise<T> {
+  return (connection as unknown as { executeQuery(query: string, cb: () => Promise<T>, context: LogContext): Promise<T> }).executeQuery(
+    query,
+    async () => run(),
+    context,
+  );
+}
+
+const defaultOnQuery = new Configuration({}, false).get('onQuery');
+
+/** Whether `onQuery` is still MikroORM's default (which returns the SQL unchanged); its default is not exported. */
+export function isDefaultOnQuery(config: Configuration): boolean {
+  return config.get('onQuery') === defaultOnQuery;
+}

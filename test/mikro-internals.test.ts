@@ -1,0 +1,191 @@
+import { DefaultLogger, MikroORM, type EventSubscriber, type LogContext, type LoggerOptions } from '@mikro-orm/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// White-box: these are not part of the library's API, so they are imported from the module itself. Each test below
+// pins one MikroORM internal the library relies on; a MikroORM upgrade that changes it fails here, by name.
+import {
+  abortDefaultsOf,
+  applyReadFilters,
+  autoFlush,
+  dispatchOnLoad,
+  entityFromRow,
+  entityHelper,
+  executeLogged,
+  helperOf,
+  isDefaultOnQuery,
+  managedEntities,
+  managerOf,
+  mergeOrderBy,
+  metaOf,
+  nativeClientOf,
+} from '../packages/mikro-orm-sharding/src/mikro-internals.ts';
+import { Author, entities } from './support/entities.ts';
+import { topologies, type Topology } from './support/topology.ts';
+
+const logged: LogContext[] = [];
+class Recorder extends DefaultLogger {
+  override logQuery(context: { query: string } & LogContext): void {
+    logged.push(context);
+  }
+}
+
+/** A shard's entity manager, as the library's functions take it. */
+type Fork = Parameters<typeof autoFlush>[0];
+
+const loaded: object[] = [];
+const onLoad: EventSubscriber = {
+  onLoad: ({ entity }) => {
+    loaded.push(entity);
+  },
+};
+
+describe.each(['sqlite', 'postgresql'] as const)('MikroORM internals the library relies on (%s)', driver => {
+  let topology: Topology;
+  let orm: MikroORM;
+  const fork = () => orm.em.fork() as unknown as Fork;
+
+  beforeAll(async () => {
+    topology = topologies[driver]();
+    orm = await MikroORM.init({
+      ...topology.shared,
+      ...topology.database('internals'),
+      entities,
+      loggerFactory: (options: LoggerOptions) => new Recorder(options),
+      filters: { named: { cond: { name: { $ne: 'hidden' } }, default: false } },
+    });
+    await orm.schema.refresh();
+    orm.em.getEventManager().registerSubscriber(onLoad);
+    const em = fork();
+    em.create(Author, { id: 1, name: 'one', born: 1970, rating: '4.50' });
+    em.create(Author, { id: 2, name: 'two' });
+    await em.flush();
+  });
+
+  afterAll(async () => {
+    await orm?.close(true);
+    await topology?.dispose();
+  });
+
+  it('entity helpers: __helper, __meta, __em and the primary key methods', async () => {
+    const em = fork();
+    const author = await em.findOneOrFail(Author, 1);
+    expect(helperOf(author)).toBe((author as unknown as { __helper: unknown }).__helper);
+    expect(helperOf({})).toBeUndefined();
+    expect(metaOf(author)).toBe(orm.getMetadata().get(Author));
+    expect(entityHelper(author).__meta).toBe(metaOf(author));
+    expect(entityHelper(author).hasPrimaryKey()).toBe(true);
+    expect(entityHelper(author).getPrimaryKey()).toBe(1);
+    expect(entityHelper(author).getSerializedPrimaryKey()).toBe('1');
+    expect(managerOf(author)).toBe(em);
+    expect(managerOf({})).toBeUndefined();
+    // An entity made without persisting belongs to no entity manager until one persists it.
+    const made = em.create(Author, { id: 3, name: 'three' }, { persist: false });
+    expect(managerOf(made)).toBeUndefined();
+    expect(managerOf(new Author())).toBeUndefined();
+  });
+
+  it('the identity map iterates the managed entities', async () => {
+    const em = fork();
+    const found = await em.find(Author, {}, { orderBy: { id: 'asc' } });
+    const managed = [...managedEntities(em)];
+    expect(found.length).toBeGreaterThan(0);
+    expect(found.every(author => managed.includes(author))).toBe(true);
+    expect([...managedEntities(fork())]).toHaveLength(0);
+  });
+
+  it('em.tryFlush: flushes pending entities of the type, not with flushMode commit', async () => {
+    const em = fork();
+    em.persist(em.create(Author, { id: 10, name: 'pending' }));
+    await autoFlush(em, Author, 'commit');
+    expect(await fork().count(Author, { id: 10 })).toBe(0);
+    await autoFlush(em, Author, undefined);
+    expect(await fork().count(Author, { id: 10 })).toBe(1);
+  });
+
+  it('em.applyFilters: returns the condition itself when no filter applies', async () => {
+    const where = { name: 'one' };
+    expect(await applyReadFilters(fork(), Author, where, undefined)).toBe(where);
+    expect(await applyReadFilters(fork(), Author, where, { named: true })).not.toBe(where);
+  });
+
+  it('driver.mapResult and EntityFactory.create: a raw row becomes the managed entity em.find would make', async () => {
+    const em = fork();
+    const [row] = await em.getConnection().execute('select * from author where id = 1');
+    const author = entityFromRow(em, Author, orm.getMetadata().get(Author), row!, undefined);
+    const expected = await orm.em.fork().findOneOrFail(Author, 1);
+    expect({ ...author, books: undefined }).toEqual({ ...expected, books: undefined });
+    expect(typeof author.rating).toBe(typeof expected.rating);
+    expect(em.getUnitOfWork().getById(Author, 1)).toBe(author);
+    // Merged into the identity map: the same instance again, updated only with `refresh`.
+    author.name = 'changed';
+    expect(entityFromRow(em, Author, orm.getMetadata().get(Author), row!, undefined)).toBe(author);
+    expect(author.name).toBe('changed');
+    entityFromRow(em, Author, orm.getMetadata().get(Author), row!, true);
+    expect(author.name).toBe('one');
+  });
+
+  it('uow.dispatchOnLoadEvent: fires the onLoad hooks of entities the factory made', async () => {
+    const em = fork();
+    const [row] = await em.getConnection().execute('select * from author where id = 2');
+    loaded.length = 0;
+    const author = entityFromRow(em, Author, orm.getMetadata().get(Author), row!, undefined);
+    expect(loaded).toEqual([]);
+    await dispatchOnLoad(em);
+    expect(loaded).toEqual([author]);
+  });
+
+  it('QueryHelper.mergeOrderBy: the query order, then the entity default, the first of a key winning', () => {
+    expect(mergeOrderBy({ name: 'asc' }, { id: 'desc' })).toEqual([{ name: 'asc' }, { id: 'desc' }]);
+    expect(mergeOrderBy([{ id: 'asc' }], { id: 'desc' })).toEqual([{ id: 'asc' }]);
+  });
+
+  it('em.getAbortOptions: the signal a fork was made with', () => {
+    const signal = new AbortController().signal;
+    expect(abortDefaultsOf(fork())).toBeUndefined();
+    expect(abortDefaultsOf(orm.em.fork({ signal }) as unknown as Fork)).toEqual({ signal, inflightQueryAbortStrategy: undefined });
+  });
+
+  it('Connection.executeQuery: times the query and logs it with the connection, and the error level on failure', async () => {
+    const connection = fork().getConnection();
+    logged.length = 0;
+    const rows = await executeLogged(connection, 'select 1 -- shown', { query: 'select 1', label: 'x' }, () => [{ a: 1 }, { a: 2 }]);
+    expect(rows).toEqual([{ a: 1 }, { a: 2 }]);
+    expect(logged).toEqual([
+      expect.objectContaining({ query: 'select 1 -- shown', label: 'x', level: 'info', results: 2, connection: expect.objectContaining({ type: 'write' }) }),
+    ]);
+    expect(typeof logged[0]!.took).toBe('number');
+    const failure = new Error('raw');
+    await expect(executeLogged(connection, 'select 2', {}, () => Promise.reject(failure))).rejects.toBe(failure);
+    expect(logged[1]).toMatchObject({ query: 'select 2', level: 'error' });
+  });
+
+  it('Connection.executeQuery: hands a query slower than slowQueryThreshold to the slow-query logger', async () => {
+    const connection = fork().getConnection();
+    orm.config.set('slowQueryThreshold', 0);
+    try {
+      logged.length = 0;
+      await executeLogged(connection, 'select 3', {}, () => []);
+      expect(logged.map(context => context.namespace)).toEqual([undefined, 'slow-query']);
+    } finally {
+      orm.config.reset('slowQueryThreshold');
+    }
+  });
+
+  it("onQuery's default is recognised", async () => {
+    expect(isDefaultOnQuery(orm.config)).toBe(true);
+    const custom = new MikroORM({ ...topology.shared, ...topology.database('internals'), entities, onQuery: sql => sql });
+    expect(isDefaultOnQuery(custom.config)).toBe(false);
+    await custom.close(true);
+  });
+
+  it("getNativeClient: the driver's own client, with the API the fast path uses", async () => {
+    const client = (await nativeClientOf(fork().getConnection())) as Record<string, unknown>;
+    if (driver === 'sqlite') {
+      expect(client).toMatchObject({ open: true, inTransaction: false });
+      expect(typeof client.prepare).toBe('function');
+    } else {
+      expect(client).toMatchObject({ ending: false });
+      expect(typeof client.totalCount).toBe('number');
+      expect(typeof client.query).toBe('function');
+    }
+  });
+});
