@@ -1,6 +1,7 @@
 import type { IDatabaseDriver, Options } from '@mikro-orm/core';
 import { AbstractSqlDriver } from '@mikro-orm/sql';
 import type { IdChooser, QueryChooser, ShardChooser, ShardId } from './choosers.ts';
+import { withConnectionDefaults } from './connection-defaults.ts';
 import { describe, ShardingError } from './errors.ts';
 import { rememberSecrets } from './redact.ts';
 
@@ -93,7 +94,7 @@ export function shardConfigs<D extends IDatabaseDriver>(options: ShardedMikroORM
       throw ShardingError.unsupportedDriver(id, driver);
     }
     checkUrls(id, merged);
-    configs.set(id, merged);
+    configs.set(id, withConnectionDefaults<D>(merged));
   }
   return configs;
 }
