@@ -29,6 +29,7 @@ import type { ShardScope } from './scope.ts';
 import { metadataOf } from './fleet-metadata.ts';
 import { groupInto } from './group.ts';
 import { PendingWrites } from './pending-writes.ts';
+import { checkEntityOnShard } from './route.ts';
 import { knownShard, rememberShard } from './shard-of.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { settleEach } from './settle.ts';
@@ -118,7 +119,7 @@ export class ShardedEntityManager {
       return entity;
     }
     const { shard, ...rest } = options;
-    const target = shard === undefined ? em.#pending.stagingFork(entityName as EntityName<object>) : em.#fork(shard, 'the { shard } option');
+    const target = shard === undefined ? em.#pending.stagingFork(entityName as EntityName<object>) : em.#forkFor(entityName, shard, true);
     const entity = target.create(entityName, data as never, { ...rest, persist: false }) as Entity;
     if (shard !== undefined) {
       rememberShard(entity, shard);
@@ -289,8 +290,11 @@ export class ShardedEntityManager {
     const em = this.#context();
     const { shard, ...rest } = options;
     const name = Utils.className(entityName);
-    const target = shard ?? shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? onlyCandidate(em.#scope, name, id as Primary<object>);
-    return em.#fork(target, 'the { shard } option').getReference(entityName, id, rest as GetReferenceOptions) as Entity;
+    const fork =
+      shard === undefined
+        ? em.#fork(shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? onlyCandidate(em.#scope, name, id as Primary<object>))
+        : em.#forkFor(entityName, shard, false);
+    return fork.getReference(entityName, id, rest as GetReferenceOptions) as Entity;
   }
 
   /** Populates relations of entities, each on its own shard. */
@@ -318,6 +322,13 @@ export class ShardedEntityManager {
       fork = this.#makeFork(shard);
       this.#forks.set(shard, fork);
     }
+    return fork;
+  }
+
+  /** The fork of the shard named by a `{ shard }` option, which must be configured and declare the entity. */
+  #forkFor<T extends object>(entityName: EntityName<T>, shard: ShardId, written: boolean): SqlEntityManager {
+    const fork = this.#fork(shard, 'the { shard } option');
+    checkEntityOnShard(this.#scope, entityName, shard, 'the { shard } option', written);
     return fork;
   }
 
