@@ -133,8 +133,8 @@ export class ShardedEntityManager {
   /** Marks entities for writing at the next flush; new ones get their shard then. */
   persist(entity: object | Iterable<object>): this {
     const em = this.#context();
-    for (const item of asIterable(entity)) {
-      em.#pending.add(Reference.unwrapReference(item));
+    for (const item of entitiesOf(this.#orm, entity, 'persist')) {
+      em.#pending.add(item);
     }
     return this;
   }
@@ -142,8 +142,7 @@ export class ShardedEntityManager {
   /** Marks entities for removal (on their own shards) at the next flush. */
   remove(entity: object | Iterable<object>): this {
     const em = this.#context();
-    for (const item of asIterable(entity)) {
-      const target = Reference.unwrapReference(item);
+    for (const target of entitiesOf(this.#orm, entity, 'remove')) {
       em.#pending.delete(target);
       const shard = em.shardOf(target);
       if (shard !== undefined) {
@@ -354,6 +353,37 @@ export class ShardedEntityManager {
 const NO_OPTIONS = Object.freeze({});
 const DO_NOT_PERSIST = Object.freeze({ persist: false });
 
-function asIterable(value: object | Iterable<object>): Iterable<object> {
-  return Symbol.iterator in value && !Utils.isEntity(value) ? (value as Iterable<object>) : [value];
+/**
+ * The entities `persist()`/`remove()` were given, unwrapped: an entity or reference, or an iterable of them, as
+ * MikroORM takes them. Anything else gets MikroORM's own error, before any of them is taken.
+ */
+function entitiesOf(orm: ShardedMikroORM, value: unknown, action: 'persist' | 'remove'): object[] {
+  if (Utils.isEntity(value)) {
+    return [value as object];
+  }
+  const items: unknown[] = Utils.asArray(value, action === 'remove');
+  for (const item of items) {
+    if (!Utils.isEntity(item, true)) {
+      throw action === 'persist' ? ValidationError.notDiscoveredEntity(item, discoveredAs(orm, item)) : new Error(REMOVE_NEEDS_ENTITY);
+    }
+  }
+  return items.map(item => Reference.unwrapReference(item as object));
+}
+
+/** MikroORM's words when `em.remove()` gets something other than an entity. */
+const REMOVE_NEEDS_ENTITY = "You need to pass entity instance or reference to 'em.remove()'. To remove entities by condition, use 'em.nativeDelete()'.";
+
+/** The metadata a shard has for the class of an object that is not an entity (MikroORM's error then says why). */
+function discoveredAs(orm: ShardedMikroORM, item: unknown) {
+  const type = item !== null && typeof item === 'object' ? item.constructor : undefined;
+  if (type === undefined || type === Object) {
+    return undefined;
+  }
+  for (const id of orm.shardIds) {
+    const meta = orm.shard(id).getMetadata().find(type);
+    if (meta) {
+      return meta;
+    }
+  }
+  return undefined;
 }
