@@ -1,4 +1,5 @@
 import {
+  FlushMode,
   Reference,
   Utils,
   ValidationError,
@@ -66,7 +67,8 @@ export class ShardedEntityManager {
       forks: this.#forks,
       fork: (shard, source) => self.#fork(shard, source),
       get placePending() {
-        return self.#pending.size > 0 ? () => self.#pending.place(false) : undefined;
+        // A chooser reading through `em` while entities are being placed must not place them again (forever).
+        return self.#pending.size > 0 && !self.#pending.insideChooser() ? () => self.#pending.place(false) : undefined;
       },
       meta: entityName => metadataOf(orm, entityName),
       shardOf: entity => self.shardOf(entity),
@@ -159,6 +161,9 @@ export class ShardedEntityManager {
    */
   async flush(): Promise<void> {
     const em = this.#context();
+    if (em.#pending.insideChooser()) {
+      throw ShardingError.flushInsideChooser();
+    }
     await em.#pending.place(true);
     const shards = [...em.#forks.keys()];
     await settleEach('flush', shards, shard => em.#forks.get(shard)!.flush());
@@ -179,7 +184,8 @@ export class ShardedEntityManager {
     options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes>[]> {
     const { shard, ...rest } = options;
-    return reads.find(this.#context().#scope, entityName, where, rest, shard) as Promise<Loaded<Entity, Hint, Fields, Excludes>[]>;
+    const em = this.#context();
+    return reads.find(em.#scope, entityName, where, em.#readOptions(rest), shard) as Promise<Loaded<Entity, Hint, Fields, Excludes>[]>;
   }
 
   /** `find` with the condition in `options.where`. */
@@ -202,12 +208,12 @@ export class ShardedEntityManager {
   ): Promise<Loaded<Entity, Hint, Fields, Excludes> | null> {
     // Not async (a lookup by primary key is the hottest read), yet every error still arrives as a rejection.
     try {
-      const scope = this.#context().#scope;
+      const em = this.#context();
       if (options === NO_OPTIONS) {
-        return reads.findOne(scope, entityName, where, options, undefined) as Promise<Loaded<Entity, Hint, Fields, Excludes> | null>;
+        return reads.findOne(em.#scope, entityName, where, em.#readOptions(options), undefined) as Promise<Loaded<Entity, Hint, Fields, Excludes> | null>;
       }
       const { shard, ...rest } = options;
-      return reads.findOne(scope, entityName, where, rest, shard) as Promise<Loaded<Entity, Hint, Fields, Excludes> | null>;
+      return reads.findOne(em.#scope, entityName, where, em.#readOptions(rest), shard) as Promise<Loaded<Entity, Hint, Fields, Excludes> | null>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -238,7 +244,8 @@ export class ShardedEntityManager {
     options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
   ): Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]> {
     const { shard, ...rest } = options;
-    return reads.findAndCount(this.#context().#scope, entityName, where, rest, shard) as Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]>;
+    const em = this.#context();
+    return reads.findAndCount(em.#scope, entityName, where, em.#readOptions(rest), shard) as Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]>;
   }
 
   /** Counts on the query chooser's shards, summed. */
@@ -248,7 +255,8 @@ export class ShardedEntityManager {
     options: CountOptions<Entity, Hint> & ShardOption = {},
   ): Promise<number> {
     const { shard, ...rest } = options;
-    return reads.count(this.#context().#scope, entityName, where, rest, shard);
+    const em = this.#context();
+    return reads.count(em.#scope, entityName, where, em.#readOptions(rest), shard);
   }
 
   /**
@@ -329,6 +337,14 @@ export class ShardedEntityManager {
     const fork = this.#fork(shard, 'the { shard } option');
     checkEntityOnShard(this.#scope, entityName, shard, 'the { shard } option', written);
     return fork;
+  }
+
+  /**
+   * A read's options. Inside a chooser (which reads while this entity manager places new entities) a read does not
+   * auto-flush unless asked to: nothing is written before every entity of the flush has its shard.
+   */
+  #readOptions<O extends { flushMode?: unknown }>(options: O): O {
+    return this.#pending.insideChooser() && options.flushMode === undefined ? { ...options, flushMode: FlushMode.COMMIT } : options;
   }
 
   /**
