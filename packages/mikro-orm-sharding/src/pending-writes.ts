@@ -46,6 +46,7 @@ export class PendingWrites {
   clear(): void {
     this.#entities.clear();
     this.#placed.length = 0;
+    this.#staging.forEach(staging => staging.clear());
   }
 
   /**
@@ -75,9 +76,15 @@ export class PendingWrites {
     return this.#placings > 0 && placing.getStore() === this;
   }
 
-  /** After a successful flush every placed entity is managed, and MikroORM knows its entity manager. */
+  /**
+   * After a successful flush every placed entity is managed, and MikroORM knows its entity manager. The staging
+   * forks let go of what they made (entities, references): the shard forks hold them now.
+   */
   flushed(): void {
     this.#placed.length = 0;
+    if (this.#entities.size === 0) {
+      this.#staging.forEach(staging => staging.clear());
+    }
   }
 
   /**
