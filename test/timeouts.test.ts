@@ -11,11 +11,13 @@ import { postgresTopology, sqliteTopology, type Topology } from './support/topol
 
 let silent: Server;
 const sockets = new Set<Socket>();
+let accepted = 0;
 let topology: Topology;
 let shards: Record<string, ShardOptions>;
 
 beforeAll(async () => {
   silent = createServer(socket => {
+    accepted++;
     sockets.add(socket);
     socket.on('error', () => undefined).on('close', () => sockets.delete(socket));
   });
@@ -101,6 +103,23 @@ describe('a PostgreSQL shard that never answers', () => {
     expect(settled).toBe(false);
     expect(failedShard(await waiting) ?? 'hung').toBe('hung');
     await orm.close();
+  });
+
+  it('closes while a query to it still waits, and the query then fails', { timeout: 15_000 }, async () => {
+    const orm = await open(1_000);
+    const before = accepted;
+    const waiting = orm.em
+      .fork()
+      .count(Author, {}, { shard: 'hung' })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    while (accepted === before) {
+      await new Promise(resolve => setTimeout(resolve, 5)); // until the query is connecting to the silent shard
+    }
+    await orm.close();
+    expect(await waiting).toBeInstanceOf(Error);
   });
 });
 
