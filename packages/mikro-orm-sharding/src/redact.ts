@@ -59,22 +59,24 @@ export function redact(text: string): string {
 }
 
 /**
- * A value safe to keep on an error: strings redacted, objects (options, say) copied with their secrets masked.
- * Other values are returned as they are.
+ * A value safe to keep on an error: strings redacted, plain objects and arrays (options, say) copied with their
+ * secrets masked. Anything else, and anything with nothing to mask, is returned as it is.
  */
 export function redactValue(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') {
     return redact(value);
   }
-  if (value === null || typeof value !== 'object' || depth > 3 || value instanceof Error || !isPlain(value)) {
+  if (value === null || typeof value !== 'object' || depth > 3 || !isPlain(value)) {
     return value;
   }
-  if (Array.isArray(value)) {
-    return value.map(item => redactValue(item, depth + 1));
-  }
-  return Object.fromEntries(
-    Object.entries(value).map(([key, item]) => [key, /password/i.test(key) && item !== undefined ? MASK : redactValue(item, depth + 1)]),
-  );
+  let changed = false;
+  const clean = (key: string, item: unknown) => {
+    const out = /password/i.test(key) && item !== undefined && item !== null ? MASK : redactValue(item, depth + 1);
+    changed ||= out !== item;
+    return out;
+  };
+  const copy = Array.isArray(value) ? value.map((item, i) => clean(String(i), item)) : Object.fromEntries(Object.entries(value).map(([key, item]) => [key, clean(key, item)]));
+  return changed ? copy : value;
 }
 
 function isPlain(value: object): boolean {
