@@ -12,6 +12,9 @@ export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<
  * Options of {@link ShardedMikroORM.init}: MikroORM's own options, shared by every shard, plus the shard map and
  * the three choosers.
  *
+ * PostgreSQL shards get `driverOptions: { connectionTimeoutMillis: 10_000, statement_timeout: 60_000 }` unless
+ * their options set those keys (`0` turns one off), so a shard that never answers fails by name.
+ *
  * @example
  * ```ts
  * const orm = await ShardedMikroORM.init({
