@@ -46,6 +46,13 @@ const silentShard = (connectionTimeoutMillis: number): ShardOptions => ({
   driverOptions: { connectionTimeoutMillis },
 });
 
+/** What a call failed with (undefined if it succeeded). */
+const failure = (call: Promise<unknown>): Promise<unknown> =>
+  call.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+
 /** The shard an error names: its `shard` field, else the first `shard "..."` of its message. */
 function failedShard(error: unknown): string | undefined {
   return (error as ShardingError).shard ?? /shard "([^"]+)"/.exec(String((error as Error).message))?.[1];
@@ -63,10 +70,7 @@ async function open(hungAfter: number, connect = false): Promise<ShardedMikroORM
 
 describe('a PostgreSQL shard that never answers', () => {
   it('fails init() by name, closing the shards that started', { timeout: 15_000 }, async () => {
-    const error = await open(200, true).then(
-      orm => orm.close(true),
-      (e: unknown) => e,
-    );
+    const error = await failure(open(200, true).then(orm => orm.close(true)));
     expect(error).toBeInstanceOf(ShardingError);
     expect(error).toMatchObject({ code: 'SHARD_INIT_FAILED', shard: 'hung' });
     expect(((error as ShardingError).cause as Error).message).toMatch(/timeout/);
@@ -74,13 +78,7 @@ describe('a PostgreSQL shard that never answers', () => {
 
   it('fails a fan-out by name; the other shards keep answering; close() returns', { timeout: 15_000 }, async () => {
     const orm = await open(200);
-    const fanOut = await orm.em
-      .fork()
-      .find(Author, {}, { orderBy: { id: 'asc' } })
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+    const fanOut = await failure(orm.em.fork().find(Author, {}, { orderBy: { id: 'asc' } }));
     expect(fanOut).toBeInstanceOf(Error);
     expect(failedShard(fanOut)).toBe('hung');
     expect(await orm.em.fork().count(Author, {}, { shard: 's1' })).toBe(1);
@@ -90,31 +88,18 @@ describe('a PostgreSQL shard that never answers', () => {
   it('answers the other shards while a query to it waits', { timeout: 15_000 }, async () => {
     const orm = await open(1_000);
     let settled = false;
-    const waiting = orm.em
-      .fork()
-      .count(Author, {}, { shard: 'hung' })
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      )
-      .finally(() => (settled = true));
+    const waiting = failure(orm.em.fork().count(Author, {}, { shard: 'hung' })).finally(() => (settled = true));
     const found = await orm.em.fork().find(Author, {}, { shard: 's0' });
     expect(found.map(author => author.id)).toEqual([2]);
     expect(settled).toBe(false);
-    expect(failedShard(await waiting) ?? 'hung').toBe('hung');
+    expect(String(((await waiting) as Error).message)).toMatch(/timeout/);
     await orm.close();
   });
 
   it('closes while a query to it still waits, and the query then fails', { timeout: 15_000 }, async () => {
     const orm = await open(1_000);
     const before = accepted;
-    const waiting = orm.em
-      .fork()
-      .count(Author, {}, { shard: 'hung' })
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+    const waiting = failure(orm.em.fork().count(Author, {}, { shard: 'hung' }));
     while (accepted === before) {
       await new Promise(resolve => setTimeout(resolve, 5)); // until the query is connecting to the silent shard
     }
