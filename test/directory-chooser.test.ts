@@ -21,31 +21,40 @@ describe('the directory-table recipe of docs/choosers.md', () => {
   it('shows exactly the sample this test runs', () => {
     expect(docBlock('### A directory table')).toBe(readFileSync(new URL('./samples/directory-table.ts', import.meta.url), 'utf8').trim());
     const source = readFileSync(new URL(import.meta.url), 'utf8');
-    const usage = source.slice(source.indexOf('// doc:usage-start\n') + '// doc:usage-start\n'.length, source.indexOf('    // doc:usage-end'));
-    expect(docBlock('### A directory table', 1)).toBe(usage.replace(/^ {4}/gm, '').trim());
+    const [, usage = ''] = /\n {6}\/\/ doc:usage-start\n([\s\S]*?)\n {6}\/\/ doc:usage-end\n/.exec(source) ?? [];
+    expect(usage).toMatch(/openTenantFleet\(\)[\s\S]*reads t1 only/);
+    expect(docBlock('### A directory table', 1)).toBe(usage.replace(/^ {6}/gm, '').trim());
   });
 
   it('runs: each new invoice goes to its tenant’s shard, and tenant queries read that shard only', { timeout: 10_000 }, async () => {
     const topology = sqliteTopology();
-    const dir = topology.database('x').dbName!.replace(/\/x\.db$/, '');
-    const orm = await openTenantFleet(dir);
-    await orm.schema.create();
-    // doc:usage-start
-    const em = orm.em.fork();
-    em.create(TenantHome, { tenant: 'acme', shard: 't1' });
-    em.create(TenantHome, { tenant: 'globex', shard: 't0' });
-    await em.flush(); // the directory first: a chooser reads what is written, not what its own flush places
+    const cwd = process.cwd();
+    // The sample's SQLite files go to the current directory, as they do where the docs' samples run.
+    process.chdir(topology.database('x').dbName!.replace(/\/x\.db$/, ''));
+    try {
+      // doc:usage-start
+      const tenants = await openTenantFleet(); // SQLite files in the current directory
+      await tenants.schema.create();
 
-    em.create(Invoice, { id: 1, tenant: 'acme', total: 120 });
-    em.create(Invoice, { id: 2, tenant: 'globex', total: 80 });
-    em.create(Invoice, { id: 3, tenant: 'acme', total: 45 });
-    await em.flush(); // acme's home is read once, then found in the identity map
+      const em = tenants.em.fork();
+      em.create(TenantHome, { tenant: 'acme', shard: 't1' });
+      em.create(TenantHome, { tenant: 'globex', shard: 't0' });
+      await em.flush(); // the directory first: a chooser reads what is written, not what its own flush places
 
-    const acme = await em.find(Invoice, { tenant: 'acme' }, { orderBy: { id: 'asc' } }); // reads t1 only
-    // doc:usage-end
-    expect(acme.map(invoice => invoice.id)).toEqual([1, 3]);
-    expect(await allRows(orm)).toEqual({ main: { tenant_home: 2 }, t0: { invoice: 1 }, t1: { invoice: 2 } });
-    await orm.close();
+      em.create(Invoice, { id: 1, tenant: 'acme', total: 120 });
+      em.create(Invoice, { id: 2, tenant: 'globex', total: 80 });
+      em.create(Invoice, { id: 3, tenant: 'acme', total: 45 });
+      await em.flush(); // acme's home is read once, then found in the identity map
+
+      const acme = await em.find(Invoice, { tenant: 'acme' }, { orderBy: { id: 'asc' } }); // reads t1 only
+      await tenants.close();
+      // doc:usage-end
+      expect(acme.map(invoice => invoice.id)).toEqual([1, 3]);
+      await using again = await openTenantFleet();
+      expect(await allRows(again)).toEqual({ main: { tenant_home: 2 }, t0: { invoice: 1 }, t1: { invoice: 2 } });
+    } finally {
+      process.chdir(cwd);
+    }
     await topology.dispose();
   });
 });

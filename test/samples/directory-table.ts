@@ -33,13 +33,13 @@ const queryChooser: QueryChooser = async ({ entityName, where, em }) => {
   return typeof tenant === 'string' ? [await homeOf(em, tenant)] : tenantShards;
 };
 
-export function openTenantFleet(dir: string): Promise<ShardedMikroORM> {
+export function openTenantFleet(): Promise<ShardedMikroORM> {
   return ShardedMikroORM.init({
     driver: SqliteDriver,
     shards: {
-      main: { dbName: `${dir}/main.db`, entities: [TenantHome] },
-      t0: { dbName: `${dir}/t0.db`, entities: [Invoice] },
-      t1: { dbName: `${dir}/t1.db`, entities: [Invoice] },
+      main: { dbName: 'main.db', entities: [TenantHome] },
+      t0: { dbName: 't0.db', entities: [Invoice] },
+      t1: { dbName: 't1.db', entities: [Invoice] },
     },
     shardChooser,
     idChooser: ({ entityName }) => (entityName === 'TenantHome' ? ['main'] : tenantShards),
