@@ -195,8 +195,9 @@ describe('named databases: main, warehouse and log, each with its own entities (
       em.create(Transaction, { userId: 1, amount: 1, timestamp: new Date() }, { shard: 'main' });
       await em.flush();
     };
-    // main's MikroORM does not know Transaction at all.
-    await expect(attempt()).rejects.toThrow(/Metadata for entity Transaction not found/);
+    // main's MikroORM does not know Transaction at all: refused before anything is made.
+    await expect(attempt()).rejects.toMatchObject({ code: 'ENTITY_NOT_ON_SHARD', shard: 'main', entity: 'Transaction' });
+    await expect(attempt()).rejects.toThrow(/shard "main".*do not include Transaction.*"warehouse"/);
     expect(await rawCount(orm, 'warehouse', '"transaction"')).toBe(TRANSACTIONS.length);
     expect(await rawCount(orm, 'main', '"user"')).toBe(USERS.length);
     expect(await rawCount(orm, 'log', '"log_entry"')).toBe(USERS.length + TRANSACTIONS.length);

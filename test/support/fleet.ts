@@ -50,6 +50,27 @@ export async function rowsPerShard(orm: ShardedMikroORM, table: string): Promise
   return counts;
 }
 
+/**
+ * Rows of every table on every shard, counted with raw SQL, not through the library: comparing two of these
+ * proves that nothing was written, whatever the shards hold.
+ */
+export async function allRows(orm: ShardedMikroORM): Promise<Record<ShardId, Record<string, number>>> {
+  const counts: Record<ShardId, Record<string, number>> = {};
+  for (const id of orm.shardIds) {
+    const shard = orm.shard(id);
+    const connection = shard.em.fork().getConnection();
+    const tables: { name: string }[] = shard.driver.getDependencies().includes('pg')
+      ? await connection.execute(`select table_name as name from information_schema.tables where table_schema = current_schema() and table_type = 'BASE TABLE'`)
+      : await connection.execute(`select name from sqlite_master where type = 'table' and name not like 'sqlite_%'`);
+    counts[id] = {};
+    for (const { name } of tables.sort((x, y) => x.name.localeCompare(y.name))) {
+      const [row] = await connection.execute(`select count(*) as c from "${name}"`);
+      counts[id][name] = Number(row.c);
+    }
+  }
+  return counts;
+}
+
 export interface SeedRow {
   readonly id: number;
   readonly name: string;

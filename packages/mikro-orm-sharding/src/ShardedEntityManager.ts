@@ -1,4 +1,5 @@
 import {
+  FlushMode,
   Reference,
   Utils,
   ValidationError,
@@ -29,6 +30,7 @@ import type { ShardScope } from './scope.ts';
 import { metadataOf } from './fleet-metadata.ts';
 import { groupInto } from './group.ts';
 import { PendingWrites } from './pending-writes.ts';
+import { checkEntityOnShard } from './route.ts';
 import { knownShard, rememberShard } from './shard-of.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { settleEach } from './settle.ts';
@@ -67,7 +69,8 @@ export class ShardedEntityManager {
       forks: this.#forks,
       fork: (shard, source) => self.#fork(shard, source),
       get placePending() {
-        return self.#pending.size > 0 ? () => self.#pending.place(false) : undefined;
+        // A chooser reading through `em` while entities are being placed must not place them again (forever).
+        return self.#pending.size > 0 && !self.#pending.insideChooser() ? () => self.#pending.place(false) : undefined;
       },
       meta: entityName => metadataOf(orm, entityName),
       shardOf: entity => self.shardOf(entity),
@@ -120,7 +123,7 @@ export class ShardedEntityManager {
       return entity;
     }
     const { shard, ...rest } = options;
-    const target = shard === undefined ? em.#pending.stagingFork(entityName as EntityName<object>) : em.#fork(shard, 'the { shard } option');
+    const target = shard === undefined ? em.#pending.stagingFork(entityName as EntityName<object>) : em.#forkFor(entityName, shard, true);
     const entity = target.create(entityName, data as never, { ...rest, persist: false }) as Entity;
     if (shard !== undefined) {
       rememberShard(entity, shard);
@@ -134,8 +137,8 @@ export class ShardedEntityManager {
   /** Marks entities for writing at the next flush; new ones get their shard then. */
   persist(entity: object | Iterable<object>): this {
     const em = this.#context();
-    for (const item of asIterable(entity)) {
-      em.#pending.add(Reference.unwrapReference(item));
+    for (const item of entitiesOf(this.#orm, entity, 'persist')) {
+      em.#pending.add(item);
     }
     return this;
   }
@@ -143,8 +146,7 @@ export class ShardedEntityManager {
   /** Marks entities for removal (on their own shards) at the next flush. */
   remove(entity: object | Iterable<object>): this {
     const em = this.#context();
-    for (const item of asIterable(entity)) {
-      const target = Reference.unwrapReference(item);
+    for (const target of entitiesOf(this.#orm, entity, 'remove')) {
       em.#pending.delete(target);
       const shard = em.shardOf(target);
       if (shard !== undefined) {
@@ -161,6 +163,9 @@ export class ShardedEntityManager {
    */
   async flush(): Promise<void> {
     const em = this.#context();
+    if (em.#pending.insideChooser()) {
+      throw ShardingError.flushInsideChooser();
+    }
     await em.#pending.place(true);
     const shards = [...em.#forks.keys()];
     await settleEach('flush', shards, shard => flushed(em.#forks.get(shard)!), wrote => wrote);
@@ -181,7 +186,8 @@ export class ShardedEntityManager {
     options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes>[]> {
     const { shard, ...rest } = options;
-    return reads.find(this.#context().#scope, entityName, where, rest, shard) as Promise<Loaded<Entity, Hint, Fields, Excludes>[]>;
+    const em = this.#context();
+    return reads.find(em.#scope, entityName, where, em.#readOptions(rest), shard) as Promise<Loaded<Entity, Hint, Fields, Excludes>[]>;
   }
 
   /** `find` with the condition in `options.where`. */
@@ -204,12 +210,12 @@ export class ShardedEntityManager {
   ): Promise<Loaded<Entity, Hint, Fields, Excludes> | null> {
     // Not async (a lookup by primary key is the hottest read), yet every error still arrives as a rejection.
     try {
-      const scope = this.#context().#scope;
+      const em = this.#context();
       if (options === NO_OPTIONS) {
-        return reads.findOne(scope, entityName, where, options, undefined) as Promise<Loaded<Entity, Hint, Fields, Excludes> | null>;
+        return reads.findOne(em.#scope, entityName, where, em.#readOptions(options), undefined) as Promise<Loaded<Entity, Hint, Fields, Excludes> | null>;
       }
       const { shard, ...rest } = options;
-      return reads.findOne(scope, entityName, where, rest, shard) as Promise<Loaded<Entity, Hint, Fields, Excludes> | null>;
+      return reads.findOne(em.#scope, entityName, where, em.#readOptions(rest), shard) as Promise<Loaded<Entity, Hint, Fields, Excludes> | null>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -240,7 +246,8 @@ export class ShardedEntityManager {
     options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
   ): Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]> {
     const { shard, ...rest } = options;
-    return reads.findAndCount(this.#context().#scope, entityName, where, rest, shard) as Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]>;
+    const em = this.#context();
+    return reads.findAndCount(em.#scope, entityName, where, em.#readOptions(rest), shard) as Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]>;
   }
 
   /** Counts on the query chooser's shards, summed. */
@@ -250,7 +257,8 @@ export class ShardedEntityManager {
     options: CountOptions<Entity, Hint> & ShardOption = {},
   ): Promise<number> {
     const { shard, ...rest } = options;
-    return reads.count(this.#context().#scope, entityName, where, rest, shard);
+    const em = this.#context();
+    return reads.count(em.#scope, entityName, where, em.#readOptions(rest), shard);
   }
 
   /**
@@ -291,8 +299,11 @@ export class ShardedEntityManager {
     const em = this.#context();
     const { shard, ...rest } = options;
     const name = Utils.className(entityName);
-    const target = shard ?? shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? onlyCandidate(em.#scope, name, id as Primary<object>);
-    return em.#fork(target, 'the { shard } option').getReference(entityName, id, rest as GetReferenceOptions) as Entity;
+    const fork =
+      shard === undefined
+        ? em.#fork(shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? onlyCandidate(em.#scope, name, id as Primary<object>))
+        : em.#forkFor(entityName, shard, false);
+    return fork.getReference(entityName, id, rest as GetReferenceOptions) as Entity;
   }
 
   /** Populates relations of entities, each on its own shard. */
@@ -323,6 +334,21 @@ export class ShardedEntityManager {
     return fork;
   }
 
+  /** The fork of the shard named by a `{ shard }` option, which must be configured and declare the entity. */
+  #forkFor<T extends object>(entityName: EntityName<T>, shard: ShardId, written: boolean): SqlEntityManager {
+    const fork = this.#fork(shard, 'the { shard } option');
+    checkEntityOnShard(this.#scope, entityName, shard, 'the { shard } option', written);
+    return fork;
+  }
+
+  /**
+   * A read's options. Inside a chooser (which reads while this entity manager places new entities) a read does not
+   * auto-flush unless asked to: nothing is written before every entity of the flush has its shard.
+   */
+  #readOptions<O extends { flushMode?: unknown }>(options: O): O {
+    return this.#pending.insideChooser() && options.flushMode === undefined ? { ...options, flushMode: FlushMode.COMMIT } : options;
+  }
+
   /**
    * The entity manager to act on: this one, or for the global one the request context's, as MikroORM does.
    * Like MikroORM, only context-specific work (`validate`) is refused on the global one; `fork()` and `shardOf()` are not.
@@ -345,6 +371,37 @@ export class ShardedEntityManager {
 const NO_OPTIONS = Object.freeze({});
 const DO_NOT_PERSIST = Object.freeze({ persist: false });
 
-function asIterable(value: object | Iterable<object>): Iterable<object> {
-  return Symbol.iterator in value && !Utils.isEntity(value) ? (value as Iterable<object>) : [value];
+/**
+ * The entities `persist()`/`remove()` were given, unwrapped: an entity or reference, or an iterable of them, as
+ * MikroORM takes them. Anything else gets MikroORM's own error, before any of them is taken.
+ */
+function entitiesOf(orm: ShardedMikroORM, value: unknown, action: 'persist' | 'remove'): object[] {
+  if (Utils.isEntity(value)) {
+    return [value as object];
+  }
+  const items: unknown[] = Utils.asArray(value, action === 'remove');
+  for (const item of items) {
+    if (!Utils.isEntity(item, true)) {
+      throw action === 'persist' ? ValidationError.notDiscoveredEntity(item, discoveredAs(orm, item)) : new Error(REMOVE_NEEDS_ENTITY);
+    }
+  }
+  return items.map(item => Reference.unwrapReference(item as object));
+}
+
+/** MikroORM's words when `em.remove()` gets something other than an entity. */
+const REMOVE_NEEDS_ENTITY = "You need to pass entity instance or reference to 'em.remove()'. To remove entities by condition, use 'em.nativeDelete()'.";
+
+/** The metadata a shard has for the class of an object that is not an entity (MikroORM's error then says why). */
+function discoveredAs(orm: ShardedMikroORM, item: unknown) {
+  const type = item !== null && typeof item === 'object' ? item.constructor : undefined;
+  if (type === undefined || type === Object) {
+    return undefined;
+  }
+  for (const id of orm.shardIds) {
+    const meta = orm.shard(id).getMetadata().find(type);
+    if (meta) {
+      return meta;
+    }
+  }
+  return undefined;
 }

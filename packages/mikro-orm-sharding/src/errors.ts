@@ -1,4 +1,5 @@
 import type { ShardId } from './choosers.ts';
+import { redact, redactError, redactValue } from './redact.ts';
 
 /** Stable machine-readable codes of {@link ShardingError}; they never change meaning. */
 export type ShardingErrorCode =
@@ -13,6 +14,7 @@ export type ShardingErrorCode =
   | 'CROSS_SHARD_REFERENCE'
   | 'AMBIGUOUS_SHARD'
   | 'UNPLACED_ENTITY'
+  | 'ENTITY_NOT_ON_SHARD'
   | 'UNSUPPORTED_QUERY';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
@@ -21,7 +23,7 @@ export interface ShardingErrorDetails {
   readonly shard?: ShardId;
   /** The entity name involved. */
   readonly entity?: string;
-  /** The offending value (a shard id, a primary key, a chooser's return value). */
+  /** The offending value (a shard id, a primary key, a chooser's return value); secrets in it are masked. */
   readonly value?: unknown;
   /** The underlying error. */
   readonly cause?: unknown;
@@ -32,6 +34,7 @@ export interface ShardingErrorDetails {
  * Match on `code`, which is stable; the message names the shard, entity and value, and what to do.
  * What a shard's database or MikroORM throws is never wrapped in it: that error arrives as MikroORM throws it,
  * and `shardFailureOf(error)` names its shard (see docs/errors.md).
+ * No secret reaches it: passwords in connection URLs and options are masked in the message, `value` and `cause`.
  */
 export class ShardingError extends Error {
   readonly code: ShardingErrorCode;
@@ -40,12 +43,13 @@ export class ShardingError extends Error {
   readonly value: unknown;
 
   constructor(code: ShardingErrorCode, message: string, details: ShardingErrorDetails = {}) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    redactError(details.cause);
+    super(redact(message), details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'ShardingError';
     this.code = code;
     this.shard = details.shard;
     this.entity = details.entity;
-    this.value = details.value;
+    this.value = redactValue(details.value);
   }
 
   static invalidOptions(message: string, value?: unknown): ShardingError {
@@ -61,31 +65,53 @@ export class ShardingError extends Error {
   }
 
   static unsupportedDriver(shard: ShardId, driver: unknown): ShardingError {
-    const what = typeof driver === 'function' ? driver.name || 'an anonymous class' : String(driver);
+    const what = typeof driver === 'function' ? driver.name || 'an anonymous class' : describe(driver);
     return new ShardingError(
       'UNSUPPORTED_DRIVER',
-      `Shard "${shard}" has driver ${what}, which is not a MikroORM SQL driver. Pass \`driver\` (e.g. SqliteDriver or PostgreSqlDriver) in the shared options or in the shard's own options.`,
+      `Shard ${quote(shard)} has driver ${what}, which is not a MikroORM SQL driver. Pass \`driver\` (e.g. SqliteDriver or PostgreSqlDriver) in the shared options or in the shard's own options.`,
       { shard, value: driver },
     );
   }
 
   static shardInitFailed(shard: ShardId, cause: unknown): ShardingError {
-    return new ShardingError('SHARD_INIT_FAILED', `Shard "${shard}" failed to initialise: ${messageOf(cause)}. No shard was left open.`, { shard, cause });
+    return new ShardingError('SHARD_INIT_FAILED', `Shard ${quote(shard)} failed to initialise: ${messageOf(cause)}. No shard was left open.`, { shard, cause });
   }
 
+  /**
+   * An id that is not a key of `shards`. `source` says who gave it: a chooser (`'shardChooser'`), an option
+   * (`'the { shard } option'`) or a method (`'em.on()'`).
+   */
   static unknownShard(value: unknown, known: readonly ShardId[], context: { entity?: string; source: string }): ShardingError {
-    const about = context.entity ? ` for ${context.entity}` : '';
+    const { entity, source } = context;
+    const about = entity ? ` for ${entity}` : '';
+    const said = /chooser$/i.test(source)
+      ? `${source} returned unknown shard ${describe(value)}${about}`
+      : source.endsWith(')')
+        ? `Unknown shard ${describe(value)} passed to ${source}${about}`
+        : `Unknown shard ${describe(value)} in ${source}${about}`;
+    return new ShardingError('UNKNOWN_SHARD', `${said}; known shards are ${listOf(known)}.`, { entity, value });
+  }
+
+  /**
+   * An entity routed to a shard whose MikroORM does not know it (shards may each declare their own `entities`).
+   * `declaredOn` lists the shards that do; `written` says whether the refused operation was a write.
+   */
+  static entityNotOnShard(entity: string, entityName: string, shard: ShardId, declaredOn: readonly ShardId[], source: string, written: boolean): ShardingError {
+    const fix =
+      declaredOn.length > 0
+        ? `Route ${entityName} to a shard that declares it (${listOf(declaredOn)}), or add ${entityName} to the \`entities\` of shard ${quote(shard)}.`
+        : `No shard declares ${entityName}: add it to \`entities\`.`;
     return new ShardingError(
-      'UNKNOWN_SHARD',
-      `${context.source} returned unknown shard ${JSON.stringify(value)}${about}; known shards are ${known.map(s => `"${s}"`).join(', ')}.`,
-      { entity: context.entity, value },
+      'ENTITY_NOT_ON_SHARD',
+      `${entity} was routed to shard ${quote(shard)} by ${source}, but that shard's \`entities\` do not include ${entityName}. ${fix} Nothing was ${written ? 'written' : 'read or written'}.`,
+      { entity, shard, value: shard },
     );
   }
 
   static chooserFailed(chooser: string, entity: string, value: unknown, cause: unknown): ShardingError {
     return new ShardingError(
       'CHOOSER_FAILED',
-      `${chooser} threw for ${entity} ${describe(value)}: ${messageOf(cause)}. Nothing was written or read.`,
+      `${chooser} threw for ${entity}${detail(value)}: ${messageOf(cause)}. Nothing was written or read.`,
       { entity, value, cause },
     );
   }
@@ -93,7 +119,7 @@ export class ShardingError extends Error {
   static chooserReturnedNothing(chooser: string, entity: string, value: unknown): ShardingError {
     return new ShardingError(
       'CHOOSER_RETURNED_NOTHING',
-      `${chooser} returned no shard for ${entity} ${describe(value)}; it must return a shard id (or a non-empty list of them).`,
+      `${chooser} returned no shard for ${entity}${detail(value)}; it must return a shard id (or a non-empty list of them).`,
       { entity, value },
     );
   }
@@ -101,8 +127,8 @@ export class ShardingError extends Error {
   static crossShardReference(entity: string, shard: ShardId, property: string, target: string, targetShard: ShardId): ShardingError {
     return new ShardingError(
       'CROSS_SHARD_REFERENCE',
-      `${entity} on shard "${shard}" references ${target} on shard "${targetShard}" through "${property}"; a reference cannot cross shards. ` +
-        `Route ${entity} to "${targetShard}" (in shardChooser, e.g. \`em.shardOf(entity.${property})\`, or with \`{ shard: '${targetShard}' }\`). Nothing was written.`,
+      `${entity} on shard ${quote(shard)} references ${target} on shard ${quote(targetShard)} through "${property}"; a reference cannot cross shards. ` +
+        `Route ${entity} to ${quote(targetShard)} (in shardChooser, e.g. \`em.shardOf(entity.${property})\`, or with \`{ shard: ${quote(targetShard)} }\`). Nothing was written.`,
       { entity, shard, value: targetShard },
     );
   }
@@ -110,9 +136,18 @@ export class ShardingError extends Error {
   static ambiguousShard(entity: string, id: unknown, candidates: readonly ShardId[]): ShardingError {
     return new ShardingError(
       'AMBIGUOUS_SHARD',
-      `Cannot make a reference to ${entity} ${describe(id)}: idChooser names ${candidates.length} candidate shards (${candidates.join(', ')}). ` +
+      `Cannot make a reference to ${entity} ${describe(id)}: idChooser names ${candidates.length} candidate shards (${listOf(candidates)}). ` +
         `Pass \`{ shard }\`, or use findOne() which searches the candidates in order.`,
       { entity, value: id },
+    );
+  }
+
+  /** `em.flush()` called by a chooser while the flush (or query) that called it is placing entities. */
+  static flushInsideChooser(): ShardingError {
+    return new ShardingError(
+      'CHOOSER_FAILED',
+      'em.flush() was called inside a chooser while this entity manager is placing new entities on their shards. ' +
+        'A chooser may read through `em` (a directory table, say), but must not flush it: the flush under way writes everything once every entity has its shard. Nothing was written.',
     );
   }
 
@@ -126,17 +161,50 @@ export class ShardingError extends Error {
   }
 }
 
+/** Values echoed in messages are cut to this many characters: a message never carries a megabyte of input. */
+const ECHO_LIMIT = 64;
+/** Lists of shard ids in messages name this many, then say how many more. */
+const LIST_LIMIT = 5;
+
+/** The message of a cause, without its final period (the sentence around it adds one). */
 function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const text = error instanceof Error ? error.message : String(error);
+  return text.endsWith('.') ? text.slice(0, -1) : text;
 }
 
-function describe(value: unknown): string {
+function cut(text: string): string {
+  return text.length > ECHO_LIMIT ? `${text.slice(0, ECHO_LIMIT)}…` : text;
+}
+
+/** A shard id (or any string) in quotes, cut to length; secrets are masked first, so a cut never leaves half of one. */
+function quote(text: string): string {
+  return JSON.stringify(cut(redact(String(text))));
+}
+
+/** A value for a message: strings quoted, objects by their class, everything cut to length. */
+export function describe(value: unknown): string {
   if (value === undefined) {
     return '';
   }
-  try {
-    return typeof value === 'object' && value !== null ? `(${value.constructor?.name ?? 'object'})` : JSON.stringify(value);
-  } catch {
-    return String(value);
+  if (typeof value === 'string') {
+    return quote(value);
   }
+  if (typeof value === 'function') {
+    return `(function ${cut(value.name || 'anonymous')})`;
+  }
+  if (typeof value === 'object' && value !== null) {
+    return `(${cut(value.constructor?.name ?? 'object')})`;
+  }
+  return cut(typeof value === 'bigint' ? `${value}n` : String(value));
+}
+
+/** A primitive (a primary key) after a space; nothing for an object, which the label before it already names. */
+function detail(value: unknown): string {
+  return value === undefined || (typeof value === 'object' && value !== null) ? '' : ` ${describe(value)}`;
+}
+
+/** `"a", "b", "c", "d", "e" and 9995 more`. */
+function listOf(ids: readonly ShardId[]): string {
+  const named = ids.slice(0, LIST_LIMIT).map(quote).join(', ');
+  return ids.length > LIST_LIMIT ? `${named} and ${ids.length - LIST_LIMIT} more` : named;
 }

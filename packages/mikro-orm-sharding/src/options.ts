@@ -1,8 +1,10 @@
 import type { IDatabaseDriver, Options } from '@mikro-orm/core';
 import { AbstractSqlDriver } from '@mikro-orm/sql';
 import type { IdChooser, QueryChooser, ShardChooser, ShardId } from './choosers.ts';
-import { ShardingError } from './errors.ts';
+import { withConnectionDefaults } from './connection-defaults.ts';
+import { describe, ShardingError } from './errors.ts';
 import { secondCopyError } from './mikro-orm-copies.ts';
+import { rememberSecrets } from './redact.ts';
 
 /** MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool ...). */
 export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<Options<D>>;
@@ -10,6 +12,9 @@ export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<
 /**
  * Options of {@link ShardedMikroORM.init}: MikroORM's own options, shared by every shard, plus the shard map and
  * the three choosers.
+ *
+ * PostgreSQL shards get `driverOptions: { connectionTimeoutMillis: 10_000, statement_timeout: 60_000 }` unless
+ * their options set those keys (`0` turns one off), so a shard that never answers fails by name.
  *
  * @example
  * ```ts
@@ -24,8 +29,16 @@ export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<
  * ```
  */
 export interface ShardedMikroORMOptions<D extends IDatabaseDriver = IDatabaseDriver> extends ShardOptions<D> {
-  /** The shards: each key is a shard id, each value that shard's overrides of the shared options. */
-  readonly shards: Readonly<Record<ShardId, ShardOptions<D>>>;
+  /**
+   * The shards: each key is a shard id, each value that shard's overrides of the shared options, or a connection
+   * URL as a shorthand for `{ clientUrl }`.
+   *
+   * @example
+   * ```ts
+   * shards: { s0: { dbName: 's0.db' }, s1: 'postgresql://app@db1.internal:5432/books' }
+   * ```
+   */
+  readonly shards: Readonly<Record<ShardId, ShardOptions<D> | string>>;
   /** Decides where a new entity is written. Required. */
   readonly shardChooser: ShardChooser;
   /**
@@ -57,6 +70,11 @@ export function shardConfigs<D extends IDatabaseDriver>(options: ShardedMikroORM
     throw ShardingError.invalidOptions('pass an options object.', options);
   }
   const { shards, shardChooser, idChooser, queryChooser, connect, ...shared } = options;
+  // First of all: every error from here on may echo options, and must mask their passwords.
+  rememberSecrets(shared);
+  if (shards !== null && typeof shards === 'object') {
+    Object.values(shards).forEach(own => rememberSecrets(typeof own === 'string' ? { clientUrl: own } : (own ?? {})));
+  }
   if (shards === null || typeof shards !== 'object' || Object.keys(shards).length === 0) {
     throw ShardingError.noShards();
   }
@@ -69,19 +87,48 @@ export function shardConfigs<D extends IDatabaseDriver>(options: ShardedMikroORM
     }
   }
   const configs = new Map<ShardId, ShardOptions<D>>();
-  for (const [id, own] of Object.entries(shards)) {
+  for (const [id, entry] of Object.entries(shards)) {
     if (id === '') {
       throw ShardingError.invalidOptions('a shard id cannot be empty.', id);
     }
-    if (own === null || typeof own !== 'object') {
-      throw ShardingError.invalidOptions(`shard "${id}" must map to an options object (e.g. { dbName }); got ${JSON.stringify(own)}.`, own);
-    }
+    const own = shardEntry<D>(id, entry);
     const merged: ShardOptions<D> = { ...shared, ...own, contextName: id };
     const driver = merged.driver as unknown;
     if (typeof driver !== 'function' || !(driver.prototype instanceof AbstractSqlDriver)) {
       throw secondCopyError(id, driver) ?? ShardingError.unsupportedDriver(id, driver);
     }
-    configs.set(id, merged);
+    checkUrls(id, merged);
+    configs.set(id, withConnectionDefaults<D>(merged));
   }
   return configs;
+}
+
+/**
+ * A `clientUrl` MikroORM cannot parse fails only when the shard connects, and Node's error then carries the whole
+ * URL, password included: refuse it up front, masked.
+ */
+function checkUrls(id: ShardId, options: ShardOptions): void {
+  const urls = [options.clientUrl, ...(options.replicas ?? []).map(replica => replica.clientUrl)];
+  for (const url of urls) {
+    if (url !== undefined && (typeof url !== 'string' || !URL.canParse(url))) {
+      throw ShardingError.invalidOptions(`shard ${describe(id)} has a \`clientUrl\` that is not a valid URL: ${describe(url)}.`, url);
+    }
+  }
+}
+
+/** A shard's own options: an options object, or a connection URL standing for `{ clientUrl }`. */
+function shardEntry<D extends IDatabaseDriver>(id: ShardId, entry: ShardOptions<D> | string | null | undefined): ShardOptions<D> {
+  if (typeof entry === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(entry)) {
+    return { clientUrl: entry } as ShardOptions<D>;
+  }
+  if (typeof entry === 'string') {
+    // Not echoed: a malformed connection string may still hold a password.
+    throw ShardingError.invalidOptions(
+      `shard ${describe(id)} is a string that is not a connection URL; pass a URL (\`postgresql://user@host:5432/db\`) or an options object (for a SQLite file, \`{ dbName: 'file.db' }\`).`,
+    );
+  }
+  if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
+    throw ShardingError.invalidOptions(`shard ${describe(id)} must map to an options object (e.g. { dbName }) or a connection URL; got ${describe(entry) || 'undefined'}.`, entry);
+  }
+  return entry;
 }

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EntityName } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
@@ -7,6 +8,9 @@ import { shardWith } from './fleet-metadata.ts';
 import { groupInto } from './group.ts';
 import { adoptStaged, checkManagedReferences, planWrites } from './write-plan.ts';
 
+/** The placing under way in this async context: a chooser's reads through `em` run inside it. */
+const placing = new AsyncLocalStorage<PendingWrites>();
+
 /**
  * The write side of one sharded entity manager: new entities waiting for their shard, the staging forks they
  * are made on, and the placing of them (choose, validate, then persist on their shards' forks).
@@ -15,6 +19,8 @@ export class PendingWrites {
   readonly #scope: ShardScope;
   readonly #entities = new Set<object>();
   #planning: ReadonlyMap<object, ShardId> | undefined;
+  /** Placings under way (more than one only when the entity manager is used concurrently). */
+  #placings = 0;
   // Placed but not yet flushed: MikroORM tells an entity's entity manager (so its shard) only once it is written.
   readonly #placed: ReadonlyMap<object, ShardId>[] = [];
   readonly #staging = new Map<ShardId, SqlEntityManager>();
@@ -40,6 +46,7 @@ export class PendingWrites {
   clear(): void {
     this.#entities.clear();
     this.#placed.length = 0;
+    this.#staging.forEach(staging => staging.clear());
   }
 
   /**
@@ -60,9 +67,24 @@ export class PendingWrites {
     return undefined;
   }
 
-  /** After a successful flush every placed entity is managed, and MikroORM knows its entity manager. */
+  /**
+   * Whether the caller is a chooser called by this entity manager's placing (in its async context). Its reads must
+   * neither place the entities being placed (that would call the chooser again, forever) nor flush anything.
+   */
+  insideChooser(): boolean {
+    // The field first: outside a placing (nearly always) no async context is looked up.
+    return this.#placings > 0 && placing.getStore() === this;
+  }
+
+  /**
+   * After a successful flush every placed entity is managed, and MikroORM knows its entity manager. The staging
+   * forks let go of what they made (entities, references): the shard forks hold them now.
+   */
   flushed(): void {
     this.#placed.length = 0;
+    if (this.#entities.size === 0) {
+      this.#staging.forEach(staging => staging.clear());
+    }
   }
 
   /**
@@ -76,13 +98,15 @@ export class PendingWrites {
     }
     const planned = new Map<object, ShardId>();
     this.#planning = planned;
+    this.#placings++;
     try {
-      await planWrites(this.#scope, this.#entities, planned);
+      await placing.run(this, () => planWrites(this.#scope, this.#entities, planned));
       if (checkManaged) {
         checkManagedReferences(this.#scope, planned);
       }
     } finally {
       this.#planning = undefined;
+      this.#placings--;
     }
     // One pass: adopt every planned entity, and group the pending ones (the roots) by shard to persist them.
     const roots = new Map<ShardId, object[]>();

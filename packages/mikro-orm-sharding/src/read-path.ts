@@ -6,7 +6,7 @@ import { sumCounts } from './merge.ts';
 import { settleEach } from './settle.ts';
 import { onShard } from './shard-failure.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
-import { callChooser, checkShards, describeEntityName } from './route.ts';
+import { callChooser, checkEntityOnShard, checkShards, describeEntityName } from './route.ts';
 import type { ShardScope } from './scope.ts';
 
 type Find = FindOptions<any, any, any, any>;
@@ -36,6 +36,9 @@ export function findOne<T extends object>(
   if (placing) {
     // Once placed, nothing is pending: the second call goes straight on.
     return placing.then(() => findOne(scope, entityName, where, options, shard));
+  }
+  if (shard !== undefined) {
+    checkEntityOnShard(scope, entityName, shard, 'the { shard } option', false);
   }
   const known = shard ?? (Utils.isEntity(where, true) ? scope.shardOf(where as object) : undefined);
   if (known !== undefined) {
@@ -108,6 +111,7 @@ async function shardsToRead<T extends object>(scope: ShardScope, entityName: Ent
 async function readShards<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: unknown, options: object, shard: ShardId | undefined): Promise<readonly ShardId[]> {
   if (shard !== undefined) {
     scope.fork(shard, 'the { shard } option');
+    checkEntityOnShard(scope, entityName, shard, 'the { shard } option', false);
     return [shard];
   }
   const chooser = scope.orm.routing.queryChooser;

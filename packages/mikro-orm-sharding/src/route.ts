@@ -1,5 +1,7 @@
+import { Utils, type EntityName } from '@mikro-orm/core';
 import type { MaybePromise, ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
+import { shardsKnowing } from './fleet-metadata.ts';
 import type { ShardScope } from './scope.ts';
 
 /**
@@ -35,17 +37,38 @@ export function checkShard(scope: ShardScope, shard: unknown, source: string, en
   throw ShardingError.unknownShard(shard, scope.orm.shardIds, { entity: label, source });
 }
 
-/** Checks the list an id or query chooser gave: non-empty, known ids, duplicates dropped (first place wins). */
+/**
+ * Checks that a shard declares an entity (shards may each have their own `entities`), before anything is read or
+ * written there: otherwise MikroORM would fail on that shard alone, after the others acted.
+ * `label` names the entity in the error (`Author#1`, `new Author`); it defaults to the entity name.
+ */
+export function checkEntityOnShard<T extends object>(scope: ShardScope, entityName: EntityName<T>, shard: ShardId, source: string, written: boolean, label?: () => string): void {
+  const knowing = shardsKnowing(scope.orm, entityName as EntityName<object>);
+  if (!knowing.has(shard)) {
+    const name = Utils.className(entityName);
+    throw ShardingError.entityNotOnShard(label?.() ?? name, name, shard, [...knowing], source, written);
+  }
+}
+
+/**
+ * Checks the list an id or query chooser gave for reading `entity` (an entity name): non-empty, known ids that
+ * declare the entity, duplicates dropped (first place wins).
+ */
 export function checkShards(scope: ShardScope, shards: unknown, source: string, entity: string, value?: unknown): readonly ShardId[] {
   if (!Array.isArray(shards) || shards.length === 0) {
     if (typeof shards === 'string') {
-      return [checkShard(scope, shards, source, entity, value)];
+      return checkShards(scope, [shards], source, entity, value);
     }
     throw ShardingError.chooserReturnedNothing(source, entity, value);
   }
+  // MikroORM's metadata also finds an entity by its name, which is all a chooser's caller passes here.
+  const knowing = shardsKnowing(scope.orm, entity as unknown as EntityName<object>);
   let duplicates = false;
   for (let i = 0; i < shards.length; i++) {
     checkShard(scope, shards[i], source, entity, value);
+    if (!knowing.has(shards[i])) {
+      checkEntityOnShard(scope, entity as unknown as EntityName<object>, shards[i], source, false);
+    }
     duplicates ||= shards.indexOf(shards[i]) !== i;
   }
   // The common answer has no duplicates; keep it as given rather than copy it on the lookup path.

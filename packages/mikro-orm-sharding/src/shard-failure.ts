@@ -1,5 +1,6 @@
 import type { ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
+import { redactError } from './redact.ts';
 
 /** One shard's failure within a call. */
 export interface FailedShard {
@@ -59,6 +60,8 @@ export function recordFailure(failure: ShardFailure, writes: boolean): unknown {
     return error;
   }
   failures.set(error, Object.freeze(failure));
+  // A driver's message may quote a connection string; the error keeps its class, not its secrets.
+  redactError(error);
   if (error instanceof Error && !(error instanceof ShardingError)) {
     annotate(error, describe(failure, writes));
   }

@@ -1,8 +1,9 @@
-import { Collection, Reference, ReferenceKind, wrap, type Dictionary, type EntityProperty } from '@mikro-orm/core';
+import { Collection, Reference, ReferenceKind, wrap, type Dictionary, type EntityName, type EntityProperty } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
-import { callChooser, checkShard } from './route.ts';
+import { shardsKnowing } from './fleet-metadata.ts';
+import { callChooser, checkEntityOnShard, checkShard } from './route.ts';
 import type { ShardScope } from './scope.ts';
 import { isStaged, shardOfWrapped, STAGED_SCHEMA } from './shard-of.ts';
 import { entityHelper, managedEntities, managerOf, metaOf } from './mikro-internals.ts';
@@ -24,6 +25,8 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
       const wrapped = entityHelper(root);
       const known = scope.decided(root) ?? shardOfWrapped(root, wrapped, shards) ?? chooseShard(scope, root, wrapped.__meta.className);
       const shard = known instanceof Promise ? await known : known;
+      // Entities reached through its relations need no check: MikroORM discovers related entities on every shard.
+      declares(scope, wrapped.__meta.class, root, shard);
       planned.set(root, shard);
       if (wrapped.__meta.relations.length > 0) {
         queue.push(root);
@@ -113,6 +116,13 @@ function chooseShard(scope: ShardScope, entity: object, entityName: string): Sha
 }
 
 const describeEntity = (args: { readonly entity: object }): string => labelOf(args.entity);
+
+/** The shard must declare the entity, or the write would fail there alone, after other shards committed. */
+function declares(scope: ShardScope, entityClass: EntityName<object>, entity: object, shard: ShardId): void {
+  if (!shardsKnowing(scope.orm, entityClass).has(shard)) {
+    checkEntityOnShard(scope, entityClass, shard, 'shardChooser', true, () => labelOf(entity));
+  }
+}
 
 function forEachRelated(entity: object, visit: (target: object, prop: EntityProperty) => void): void {
   const data = entity as Dictionary;
