@@ -58,7 +58,7 @@ describe('hot and archive databases behind one session (seed 001)', () => {
   const chosen: string[] = [];
   let orm: ShardedMikroORM;
 
-  const open = (idOrder: readonly ShardId[]) =>
+  const open = (idOrder: readonly ('hot' | 'archive')[]) =>
     ShardedMikroORM.init({
       driver: SqliteDriver,
       entities: [Message],

@@ -14,6 +14,7 @@ import {
   type FindOptions,
   type ForkOptions,
   type GetReferenceOptions,
+  type IDatabaseDriver,
   type Loaded,
   type Primary,
   type RequiredEntityData,
@@ -35,9 +36,9 @@ import { settleEach } from './settle.ts';
 import { labelOf } from './write-plan.ts';
 
 /** Targets one shard explicitly. Precedence: this option, then the entity's remembered shard, then the choosers. */
-export interface ShardOption {
-  /** The shard to use; must be a configured shard id. */
-  readonly shard?: ShardId;
+export interface ShardOption<Id extends string = ShardId> {
+  /** The shard to use; must be a configured shard id (a compile error for an unknown literal when ids are typed). */
+  readonly shard?: Id;
 }
 
 /**
@@ -45,7 +46,7 @@ export interface ShardOption {
  * use), so every entity lives in exactly one shard fork's identity map, and lazy loads stay on that shard.
  * Writes are routed by the shard chooser, primary-key reads by the id chooser, queries by the query chooser.
  */
-export class ShardedEntityManager {
+export class ShardedEntityManager<Id extends string = ShardId> {
   readonly #orm: ShardedMikroORM;
   readonly #global: boolean;
   readonly #makeFork: (shard: ShardId) => SqlEntityManager;
@@ -85,29 +86,29 @@ export class ShardedEntityManager {
   }
 
   /** The fleet this entity manager belongs to. */
-  get orm(): ShardedMikroORM {
-    return this.#orm;
+  get orm(): ShardedMikroORM<IDatabaseDriver, Id> {
+    return this.#orm as ShardedMikroORM<IDatabaseDriver, Id>;
   }
 
   /** A new sharded entity manager with empty identity maps; shard forks are made with `options` on first use. */
-  fork(options?: ForkOptions): ShardedEntityManager {
+  fork(options?: ForkOptions): ShardedEntityManager<Id> {
     const parent = this.#context(false);
-    return new ShardedEntityManager(this.#orm, false, shard => (parent.#forks.get(shard) ?? this.#orm.shard(shard).em).fork(options) as SqlEntityManager);
+    return new ShardedEntityManager<Id>(this.#orm, false, shard => (parent.#forks.get(shard) ?? this.#orm.shard(shard).em).fork(options) as SqlEntityManager);
   }
 
   /** This entity manager's own fork for one shard: plain MikroORM, for anything the sharded surface lacks. */
-  on(shard: ShardId): SqlEntityManager {
+  on(shard: Id): SqlEntityManager {
     return this.#context().#fork(shard, 'em.on()');
   }
 
   /** The shard an entity lives on (written to, created with `{ shard }`, or loaded from); undefined while new. */
-  shardOf(entity: object): ShardId | undefined {
+  shardOf(entity: object): Id | undefined {
     const target = Reference.unwrapReference(entity);
-    return this.#context(false).#pending.decided(target) ?? knownShard(target, this.#orm.shards);
+    return (this.#context(false).#pending.decided(target) ?? knownShard(target, this.#orm.shards)) as Id | undefined;
   }
 
   /** Creates an entity; with `{ shard }` it is bound to that shard, otherwise the shard chooser places it at flush. */
-  create<Entity extends object>(entityName: EntityName<Entity>, data: RequiredEntityData<Entity>, options: CreateOptions<boolean> & ShardOption = NO_OPTIONS): Entity {
+  create<Entity extends object>(entityName: EntityName<Entity>, data: RequiredEntityData<Entity>, options: CreateOptions<boolean> & ShardOption<Id> = NO_OPTIONS): Entity {
     const em = this.#context();
     if (options === NO_OPTIONS) {
       const staging = em.#pending.stagingFork(entityName as EntityName<object>);
@@ -176,7 +177,7 @@ export class ShardedEntityManager {
   async find<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
-    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
+    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes>[]> {
     const { shard, ...rest } = options;
     return reads.find(this.#context().#scope, entityName, where, rest, shard) as Promise<Loaded<Entity, Hint, Fields, Excludes>[]>;
@@ -185,10 +186,10 @@ export class ShardedEntityManager {
   /** `find` with the condition in `options.where`. */
   async findAll<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
-    options: FindAllOptions<NoInfer<Entity>, Hint, Fields, Excludes> & ShardOption = {},
+    options: FindAllOptions<NoInfer<Entity>, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes>[]> {
     const { where, ...rest } = options;
-    return this.find(entityName, (where ?? {}) as FilterQuery<NoInfer<Entity>>, rest as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption);
+    return this.find(entityName, (where ?? {}) as FilterQuery<NoInfer<Entity>>, rest as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id>);
   }
 
   /**
@@ -198,7 +199,7 @@ export class ShardedEntityManager {
   findOne<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
-    options: FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption = NO_OPTIONS,
+    options: FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = NO_OPTIONS,
   ): Promise<Loaded<Entity, Hint, Fields, Excludes> | null> {
     // Not async (a lookup by primary key is the hottest read), yet every error still arrives as a rejection.
     try {
@@ -217,12 +218,12 @@ export class ShardedEntityManager {
   async findOneOrFail<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
-    options: FindOneOrFailOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
+    options: FindOneOrFailOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes>> {
     const { failHandler, strict, ...rest } = options;
     const found = strict
-      ? await this.find(entityName, where, { ...rest, limit: 2 } as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption)
-      : [await this.findOne(entityName, where, rest as FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption)];
+      ? await this.find(entityName, where, { ...rest, limit: 2 } as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id>)
+      : [await this.findOne(entityName, where, rest as FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id>)];
     if (found.length !== 1 || !found[0]) {
       const config = this.#pending.stagingFork(entityName as EntityName<object>).config;
       const handler = failHandler ?? config.get(strict ? 'findExactlyOneOrFailHandler' : 'findOneOrFailHandler');
@@ -235,7 +236,7 @@ export class ShardedEntityManager {
   async findAndCount<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
-    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
+    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]> {
     const { shard, ...rest } = options;
     return reads.findAndCount(this.#context().#scope, entityName, where, rest, shard) as Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]>;
@@ -245,7 +246,7 @@ export class ShardedEntityManager {
   async count<Entity extends object, Hint extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>> = {} as FilterQuery<NoInfer<Entity>>,
-    options: CountOptions<Entity, Hint> & ShardOption = {},
+    options: CountOptions<Entity, Hint> & ShardOption<Id> = {},
   ): Promise<number> {
     const { shard, ...rest } = options;
     return reads.count(this.#context().#scope, entityName, where, rest, shard);
@@ -259,14 +260,14 @@ export class ShardedEntityManager {
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
     data: EntityData<Entity>,
-    options: UpdateOptions<Entity> & ShardOption = {},
+    options: UpdateOptions<Entity> & ShardOption<Id> = {},
   ): Promise<number> {
     const { shard, ...rest } = options;
     return reads.nativeWrite(this.#context().#scope, 'nativeUpdate', entityName, where, rest, shard, fork => fork.nativeUpdate(entityName, where as never, data, rest));
   }
 
   /** Deletes the rows matching `where` on the query chooser's shards (like MikroORM's `nativeDelete`); returns the total. */
-  async nativeDelete<Entity extends object>(entityName: EntityName<Entity>, where: FilterQuery<NoInfer<Entity>>, options: DeleteOptions<Entity> & ShardOption = {}): Promise<number> {
+  async nativeDelete<Entity extends object>(entityName: EntityName<Entity>, where: FilterQuery<NoInfer<Entity>>, options: DeleteOptions<Entity> & ShardOption<Id> = {}): Promise<number> {
     const { shard, ...rest } = options;
     return reads.nativeWrite(this.#context().#scope, 'nativeDelete', entityName, where, rest, shard, fork => fork.nativeDelete(entityName, where as never, rest));
   }
@@ -285,7 +286,7 @@ export class ShardedEntityManager {
    * A reference without a query. Its shard: `{ shard }`, else an identity map that has it, else the id chooser's
    * only candidate; with several candidates it throws `AMBIGUOUS_SHARD` (use `findOne`, which searches them).
    */
-  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options: GetReferenceOptions & ShardOption = {}): Entity {
+  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options: GetReferenceOptions & ShardOption<Id> = {}): Entity {
     const em = this.#context();
     const { shard, ...rest } = options;
     const name = Utils.className(entityName);

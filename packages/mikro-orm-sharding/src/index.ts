@@ -3,7 +3,15 @@ export { ShardedEntityManager, type ShardOption } from './ShardedEntityManager.t
 export { ShardedRequestContext } from './request-context.ts';
 export { ShardedSchema } from './ShardedSchema.ts';
 export { ShardingError, type ShardingErrorCode, type ShardingErrorDetails } from './errors.ts';
-export { defineShardingConfig, type ShardedMikroORMOptions, type ShardOptions } from './options.ts';
+export {
+  defineShardingConfig,
+  type EntityList,
+  type FleetEntity,
+  type ShardedMikroORMOptions,
+  type ShardIdsOf,
+  type ShardMap,
+  type ShardOptions,
+} from './options.ts';
 export type {
   IdChooser,
   IdChooserArgs,
