@@ -16,9 +16,12 @@ import {
   type GetReferenceOptions,
   type IDatabaseDriver,
   type Loaded,
+  type NativeInsertUpdateOptions,
   type Primary,
   type RequiredEntityData,
   type UpdateOptions,
+  type UpsertManyOptions,
+  type UpsertOptions,
 } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
@@ -31,6 +34,7 @@ import { metadataOf } from './fleet-metadata.ts';
 import { groupInto } from './group.ts';
 import { PendingWrites } from './pending-writes.ts';
 import { knownShard, rememberShard } from './shard-of.ts';
+import * as routed from './routed-writes.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { settleEach } from './settle.ts';
 import { labelOf } from './write-plan.ts';
@@ -65,6 +69,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
       em: this,
       forks: this.#forks,
       fork: (shard, source) => self.#fork(shard, source),
+      stagingFork: entityName => self.#pending.stagingFork(entityName),
       get placePending() {
         return self.#pending.size > 0 ? () => self.#pending.place(false) : undefined;
       },
@@ -308,6 +313,66 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     }
     await settleEach('populate', [...byShard.keys()], shard => em.#fork(shard).populate(byShard.get(shard)!, populate as never, options as never));
     return list;
+  }
+
+  /**
+   * Inserts one row with a native query (no unit of work), on the shard a new entity with this data would go to:
+   * `{ shard }`, else the shard of an entity already known by this primary key, else the shard chooser (which is
+   * given an entity built from the data). Resolves to its primary key.
+   */
+  async insert<Entity extends object>(
+    entityNameOrEntity: EntityName<Entity> | Entity,
+    data?: NoInfer<RequiredEntityData<Entity> | Entity>,
+    options: NativeInsertUpdateOptions<Entity> & ShardOption<Id> = {},
+  ): Promise<Primary<Entity>> {
+    const { shard, ...rest } = options;
+    const [entityName, rows] = routed.rowsOf<Entity>(entityNameOrEntity, data === undefined ? undefined : [data]);
+    const [pk] = await routed.insertMany(this.#context(false).#scope, entityName, rows, rest, shard);
+    return pk as Primary<Entity>;
+  }
+
+  /**
+   * Inserts rows with native queries (no unit of work), each routed as {@link insert} routes one, grouped into one
+   * MikroORM `insertMany` per shard. Every row's shard is decided and checked before any shard is written.
+   * Resolves to the primary keys in input order.
+   */
+  async insertMany<Entity extends object>(
+    entityNameOrEntities: EntityName<Entity> | Entity[],
+    data?: NoInfer<RequiredEntityData<Entity>[] | Entity[]>,
+    options: NativeInsertUpdateOptions<Entity> & ShardOption<Id> = {},
+  ): Promise<Primary<Entity>[]> {
+    const { shard, ...rest } = options;
+    const [entityName, rows] = routed.rowsOf<Entity>(entityNameOrEntities, data);
+    return routed.insertMany(this.#context(false).#scope, entityName, rows, rest, shard) as Promise<Primary<Entity>[]>;
+  }
+
+  /**
+   * Creates or updates an entity with MikroORM's `upsert` (insert ... on conflict) on its shard, routed like
+   * {@link insert} (an entity you hold goes to its own shard). Resolves to the managed entity, on its shard's fork.
+   */
+  async upsert<Entity extends object, Fields extends string = never>(
+    entityNameOrEntity: EntityName<Entity> | Entity,
+    data?: EntityData<Entity> | NoInfer<Entity>,
+    options: UpsertOptions<Entity, Fields> & ShardOption<Id> = {},
+  ): Promise<Entity> {
+    const { shard, ...rest } = options;
+    const [entityName, rows] = routed.rowsOf<Entity>(entityNameOrEntity, data === undefined ? undefined : [data]);
+    const [entity] = await routed.upsertMany(this.#context(false).#scope, entityName, rows, rest, shard, 'upsert');
+    return entity as Entity;
+  }
+
+  /**
+   * `upsert` for many rows: each routed as {@link upsert} routes one, grouped into one MikroORM `upsertMany` per
+   * shard, all checked before any shard is written. Resolves to the managed entities in input order.
+   */
+  async upsertMany<Entity extends object, Fields extends string = never>(
+    entityNameOrEntities: EntityName<Entity> | Entity[],
+    data?: (EntityData<Entity> | NoInfer<Entity>)[],
+    options: UpsertManyOptions<Entity, Fields> & ShardOption<Id> = {},
+  ): Promise<Entity[]> {
+    const { shard, ...rest } = options;
+    const [entityName, rows] = routed.rowsOf<Entity>(entityNameOrEntities, data);
+    return routed.upsertMany(this.#context(false).#scope, entityName, rows, rest, shard, 'upsertMany') as Promise<Entity[]>;
   }
 
   #fork(shard: ShardId, source = 'a chooser'): SqlEntityManager {

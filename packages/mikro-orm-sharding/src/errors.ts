@@ -13,7 +13,8 @@ export type ShardingErrorCode =
   | 'CROSS_SHARD_REFERENCE'
   | 'AMBIGUOUS_SHARD'
   | 'UNPLACED_ENTITY'
-  | 'SHARD_OPERATION_FAILED';
+  | 'SHARD_OPERATION_FAILED'
+  | 'SHARD_MISMATCH';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {
@@ -116,6 +117,15 @@ export class ShardingError extends Error {
 
   static unplacedEntity(operation: string, entity: string): ShardingError {
     return new ShardingError('UNPLACED_ENTITY', `Cannot ${operation} ${entity}: it is new and has no shard yet. Flush it first.`, { entity });
+  }
+
+  static shardMismatch(operation: string, entity: string, shard: ShardId, requested: ShardId): ShardingError {
+    return new ShardingError(
+      'SHARD_MISMATCH',
+      `Cannot ${operation} ${entity} on shard "${requested}": it lives on shard "${shard}", and an entity never changes shard. ` +
+        `Drop the { shard } option, or copy the row with em.on('${requested}') as a new entity.`,
+      { entity, shard, value: requested },
+    );
   }
 
   static shardOperationFailed(operation: string, shard: ShardId, cause: unknown, done: readonly ShardId[] = []): ShardingError {

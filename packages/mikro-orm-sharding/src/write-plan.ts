@@ -103,7 +103,7 @@ function moved(fork: SqlEntityManager, entity: object): object {
   return fork.getReference(wrapped.__meta.class, wrapped.getPrimaryKey() as never);
 }
 
-function chooseShard(scope: ShardScope, entity: object, entityName: string): ShardId | Promise<ShardId> {
+export function chooseShard(scope: ShardScope, entity: object, entityName: string): ShardId | Promise<ShardId> {
   const args = { entity, entityName, em: scope.em };
   const shard = callChooser('shardChooser', scope.orm.routing.shardChooser, args, describeEntity, entity);
   if (typeof shard === 'string' && scope.orm.shards.has(shard)) {
@@ -114,7 +114,7 @@ function chooseShard(scope: ShardScope, entity: object, entityName: string): Sha
 
 const describeEntity = (args: { readonly entity: object }): string => labelOf(args.entity);
 
-function forEachRelated(entity: object, visit: (target: object, prop: EntityProperty) => void): void {
+export function forEachRelated(entity: object, visit: (target: object, prop: EntityProperty) => void): void {
   const data = entity as Dictionary;
   for (const prop of helper(entity).__meta.relations) {
     const value = data[prop.name];
