@@ -1,21 +1,31 @@
 import {
+  helper,
   Reference,
   Utils,
   ValidationError,
+  type AssignOptions,
   type CountOptions,
   type DeleteOptions,
   type EntityData,
   type CreateOptions,
+  type EntityDTO,
+  type EntityMetadata,
   type EntityName,
+  type EntityRepository,
   type FilterQuery,
   type FindAllOptions,
   type FindOneOptions,
   type FindOneOrFailOptions,
   type FindOptions,
   type ForkOptions,
+  type FromEntityType,
   type GetReferenceOptions,
+  type GetRepository,
   type IDatabaseDriver,
+  type IsSubset,
   type Loaded,
+  type MergeSelected,
+  type MetadataStorage,
   type NativeInsertUpdateOptions,
   type Primary,
   type RequiredEntityData,
@@ -34,6 +44,7 @@ import { metadataOf } from './fleet-metadata.ts';
 import { groupInto } from './group.ts';
 import { PendingWrites } from './pending-writes.ts';
 import { knownShard, rememberShard } from './shard-of.ts';
+import { repositoryFor, type ShardedRepository } from './repository.ts';
 import * as routed from './routed-writes.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { settleEach } from './settle.ts';
@@ -57,6 +68,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   readonly #forks = new Map<ShardId, SqlEntityManager>();
   readonly #pending: PendingWrites;
   readonly #scope: ShardScope;
+  #repositories: Map<EntityMetadata, object> | undefined;
 
   /** @internal Use `orm.em.fork()`. */
   constructor(orm: ShardedMikroORM, global: boolean, makeFork: (shard: ShardId) => SqlEntityManager) {
@@ -373,6 +385,89 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     const { shard, ...rest } = options;
     const [entityName, rows] = routed.rowsOf<Entity>(entityNameOrEntities, data);
     return routed.upsertMany(this.#context(false).#scope, entityName, rows, rest, shard, 'upsertMany') as Promise<Entity[]>;
+  }
+
+  /**
+   * The repository of an entity over this sharded entity manager: your `repository: () => BookRepository` class
+   * (or the configured `entityRepository`, else MikroORM's), constructed with this entity manager, so its inherited
+   * methods (`find`, `findOne`, `upsert`, ...) run sharded. `getEntityManager()` returns this entity manager.
+   */
+  getRepository<Entity extends object, Repository extends EntityRepository<Entity> = EntityRepository<Entity>>(entityName: EntityName<Entity>): ShardedRepository<GetRepository<Entity, Repository>, Id> {
+    const meta = this.#scope.meta(entityName);
+    this.#repositories ??= new Map();
+    let repository = this.#repositories.get(meta);
+    if (!repository) {
+      repository = repositoryFor(this.#orm, this, entityName as EntityName<object>);
+      this.#repositories.set(meta, repository);
+    }
+    return repository as ShardedRepository<GetRepository<Entity, Repository>, Id>;
+  }
+
+  /** Shortcut for {@link getRepository}. */
+  repo<Entity extends object, Repository extends EntityRepository<Entity> = EntityRepository<Entity>>(entityName: EntityName<Entity>): ShardedRepository<GetRepository<Entity, Repository>, Id> {
+    return this.getRepository<Entity, Repository>(entityName);
+  }
+
+  /**
+   * Assigns data to an entity, as MikroORM's `em.assign` (`wrap(entity).assign(data, { em })`) with the entity's own
+   * shard fork, so references made from primary keys belong to its shard (a new entity's: where it waits for one).
+   */
+  assign<Entity extends object, Naked extends FromEntityType<Entity> = FromEntityType<Entity>, Convert extends boolean = false, Data extends EntityData<Naked, Convert> | Partial<EntityDTO<Naked>> = EntityData<Naked, Convert> | Partial<EntityDTO<Naked>>>(
+    entity: Entity | Partial<Entity>,
+    data: Data & IsSubset<EntityData<Naked, Convert>, Data>,
+    options?: AssignOptions<Convert>,
+  ): MergeSelected<Entity, Naked, keyof Data & string> {
+    const em = this.#context();
+    const shard = em.shardOf(entity);
+    const fork = shard === undefined ? em.#pending.stagingFork(helper(entity).__meta.class) : em.#fork(shard);
+    return fork.assign(entity, data as never, options) as MergeSelected<Entity, Naked, keyof Data & string>;
+  }
+
+  /** Whether a property of an entity can be populated (MikroORM's `canPopulate`; entity definitions are shared by the shards). */
+  canPopulate<Entity extends object>(entityName: EntityName<Entity>, property: string): boolean {
+    return this.#pending.stagingFork(entityName as EntityName<object>).canPopulate(entityName, property);
+  }
+
+  /** MikroORM's metadata of the first shard that knows the entity (of the first shard without one): shards share definitions. */
+  getMetadata(): MetadataStorage;
+  getMetadata<Entity extends object>(entityName: EntityName<Entity>): EntityMetadata<Entity>;
+  getMetadata<Entity extends object>(entityName?: EntityName<Entity>): MetadataStorage | EntityMetadata<Entity> {
+    return entityName === undefined ? this.#orm.shard(this.#orm.shardIds[0]!).getMetadata() : this.#scope.meta(entityName);
+  }
+
+  /** Not available across shards: a query builder, a stream or a cursor runs on one database. Use `em.on(shard)`. */
+  createQueryBuilder(): never {
+    throw ShardingError.unsupported('createQueryBuilder()', 'a query builder runs on one database; use em.on(shard).createQueryBuilder()');
+  }
+
+  /** Not available across shards: see {@link createQueryBuilder}. */
+  qb(): never {
+    throw ShardingError.unsupported('qb()', 'a query builder runs on one database; use em.on(shard).qb()');
+  }
+
+  /** Not available across shards: see {@link createQueryBuilder}. */
+  stream(): never {
+    throw ShardingError.unsupported('stream()', 'use em.on(shard).stream() on each shard, or find() with limit/offset');
+  }
+
+  /** Not available across shards: see {@link createQueryBuilder}. */
+  findByCursor(): never {
+    throw ShardingError.unsupported('findByCursor()', 'use keyset pagination with find() (orderBy a unique key, continue after the last one), or em.on(shard).findByCursor()');
+  }
+
+  /** Not available: which shard a raw row belongs to is unknown. Use `em.on(shard).map()`. */
+  map(): never {
+    throw ShardingError.unsupported('map()', 'which shard a raw row belongs to is not known; use em.on(shard).map()');
+  }
+
+  /** Not available: which shard an entity's data belongs to is unknown. Use `em.on(shard).merge()`. */
+  merge(): never {
+    throw ShardingError.unsupported('merge()', 'which shard the data belongs to is not known; use em.on(shard).merge()');
+  }
+
+  /** Not available yet across shards. Use `em.on(shard).countBy()` per shard. */
+  countBy(): never {
+    throw ShardingError.unsupported('countBy()', 'use em.on(shard).countBy() on each shard and add the counts up');
   }
 
   #fork(shard: ShardId, source = 'a chooser'): SqlEntityManager {

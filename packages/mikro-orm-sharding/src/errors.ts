@@ -14,7 +14,8 @@ export type ShardingErrorCode =
   | 'AMBIGUOUS_SHARD'
   | 'UNPLACED_ENTITY'
   | 'SHARD_OPERATION_FAILED'
-  | 'SHARD_MISMATCH';
+  | 'SHARD_MISMATCH'
+  | 'UNSUPPORTED_OPERATION';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {
@@ -126,6 +127,10 @@ export class ShardingError extends Error {
         `Drop the { shard } option, or copy the row with em.on('${requested}') as a new entity.`,
       { entity, shard, value: requested },
     );
+  }
+
+  static unsupported(operation: string, instead: string): ShardingError {
+    return new ShardingError('UNSUPPORTED_OPERATION', `${operation} is not supported by the sharded entity manager: ${instead}.`);
   }
 
   static shardOperationFailed(operation: string, shard: ShardId, cause: unknown, done: readonly ShardId[] = []): ShardingError {

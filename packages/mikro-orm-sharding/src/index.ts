@@ -1,5 +1,6 @@
 export { ShardedMikroORM, type Routing } from './ShardedMikroORM.ts';
 export { ShardedEntityManager, type ShardOption } from './ShardedEntityManager.ts';
+export type { ShardedEntityRepository, ShardedRepository } from './repository.ts';
 export { ShardedRequestContext } from './request-context.ts';
 export { ShardedSchema } from './ShardedSchema.ts';
 export { ShardingError, type ShardingErrorCode, type ShardingErrorDetails } from './errors.ts';
