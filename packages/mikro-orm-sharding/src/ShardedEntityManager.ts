@@ -6,12 +6,14 @@ import {
   type AssignOptions,
   type CountOptions,
   type DeleteOptions,
+  type Dictionary,
   type EntityData,
   type CreateOptions,
   type EntityDTO,
   type EntityMetadata,
   type EntityName,
   type EntityRepository,
+  type FilterDef,
   type FilterQuery,
   type FindAllOptions,
   type FindOneOptions,
@@ -44,6 +46,7 @@ import { metadataOf } from './fleet-metadata.ts';
 import { groupInto } from './group.ts';
 import { PendingWrites } from './pending-writes.ts';
 import { knownShard, rememberShard } from './shard-of.ts';
+import { ShardFilters } from './filters.ts';
 import { repositoryFor, type ShardedRepository } from './repository.ts';
 import * as routed from './routed-writes.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
@@ -68,13 +71,15 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   readonly #forks = new Map<ShardId, SqlEntityManager>();
   readonly #pending: PendingWrites;
   readonly #scope: ShardScope;
+  readonly #filters: ShardFilters;
   #repositories: Map<EntityMetadata, object> | undefined;
 
   /** @internal Use `orm.em.fork()`. */
-  constructor(orm: ShardedMikroORM, global: boolean, makeFork: (shard: ShardId) => SqlEntityManager) {
+  constructor(orm: ShardedMikroORM, global: boolean, makeFork: (shard: ShardId) => SqlEntityManager, filters = new ShardFilters()) {
     this.#orm = orm;
     this.#global = global;
     this.#makeFork = makeFork;
+    this.#filters = filters;
     const self = this;
     this.#scope = {
       orm,
@@ -107,10 +112,14 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     return this.#orm as ShardedMikroORM<IDatabaseDriver, Id>;
   }
 
-  /** A new sharded entity manager with empty identity maps; shard forks are made with `options` on first use. */
+  /**
+   * A new sharded entity manager with empty identity maps; shard forks are made with `options` on first use. Like
+   * MikroORM's `fork()`, it starts with this entity manager's filters and filter parameters.
+   */
   fork(options?: ForkOptions): ShardedEntityManager<Id> {
     const parent = this.#context(false);
-    return new ShardedEntityManager<Id>(this.#orm, false, shard => (parent.#forks.get(shard) ?? this.#orm.shard(shard).em).fork(options) as SqlEntityManager);
+    const makeFork = (shard: ShardId) => (parent.#forks.get(shard) ?? this.#orm.shard(shard).em).fork(options) as SqlEntityManager;
+    return new ShardedEntityManager<Id>(this.#orm, false, makeFork, parent.#filters.copy());
   }
 
   /** This entity manager's own fork for one shard: plain MikroORM, for anything the sharded surface lacks. */
@@ -409,6 +418,27 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   }
 
   /**
+   * Registers a filter on every shard fork of this entity manager, those it has and those it makes later, as
+   * MikroORM's `addFilter` does on one entity manager. On the global `orm.em` it applies to every shard's global
+   * entity manager, so forks and request contexts made afterwards inherit it.
+   */
+  addFilter<T extends EntityName | readonly EntityName[]>(options: Omit<FilterDef<T>, 'rls'>): void {
+    const em = this.#context(false);
+    em.#filters.add(options, em.#filterTargets());
+  }
+
+  /** Sets a filter's parameters on every shard fork of this entity manager, present and future. */
+  setFilterParams(name: string, args: Dictionary): void {
+    const em = this.#context();
+    em.#filters.setParams(name, args, em.#filterTargets());
+  }
+
+  /** The parameters set for a filter with {@link setFilterParams} (or inherited from the entity manager forked). */
+  getFilterParams<T extends Dictionary = Dictionary>(name: string): T {
+    return this.#context().#filters.params(name) as T;
+  }
+
+  /**
    * Assigns data to an entity, as MikroORM's `em.assign` (`wrap(entity).assign(data, { em })`) with the entity's own
    * shard fork, so references made from primary keys belong to its shard (a new entity's: where it waits for one).
    */
@@ -470,6 +500,14 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     throw ShardingError.unsupported('countBy()', 'use em.on(shard).countBy() on each shard and add the counts up');
   }
 
+  /** Where a filter or its parameters go now: the forks made so far, or on the global entity manager every shard's own. */
+  #filterTargets(): Iterable<SqlEntityManager> {
+    if (this.#global) {
+      return this.#orm.shardIds.map(id => this.#fork(id));
+    }
+    return this.#forks.values();
+  }
+
   #fork(shard: ShardId, source = 'a chooser'): SqlEntityManager {
     let fork = this.#forks.get(shard);
     if (!fork) {
@@ -477,6 +515,9 @@ export class ShardedEntityManager<Id extends string = ShardId> {
         throw ShardingError.unknownShard(shard, this.#orm.shardIds, { source });
       }
       fork = this.#makeFork(shard);
+      if (this.#filters.size > 0) {
+        this.#filters.applyTo(fork);
+      }
       this.#forks.set(shard, fork);
     }
     return fork;
