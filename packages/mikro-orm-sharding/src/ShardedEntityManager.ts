@@ -4,12 +4,14 @@ import {
   Utils,
   ValidationError,
   type AssignOptions,
+  type AutoPath,
   type CountOptions,
   type DeleteOptions,
   type Dictionary,
   type EntityData,
   type CreateOptions,
   type EntityDTO,
+  type EntityLoaderOptions,
   type EntityMetadata,
   type EntityName,
   type EntityRepository,
@@ -26,11 +28,15 @@ import {
   type IDatabaseDriver,
   type IsSubset,
   type Loaded,
+  type MergeLoaded,
   type MergeSelected,
   type MetadataStorage,
   type NativeInsertUpdateOptions,
+  type PopulatePath,
   type Primary,
+  type Ref,
   type RequiredEntityData,
+  type UnboxArray,
   type UpdateOptions,
   type UpsertManyOptions,
   type UpsertOptions,
@@ -298,33 +304,72 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     return reads.nativeWrite(this.#context().#scope, 'nativeDelete', entityName, where, rest, shard, fork => fork.nativeDelete(entityName, where as never, rest));
   }
 
-  /** Reloads a managed entity from its own shard; null when the row is gone. */
-  async refresh<Entity extends object>(entity: Entity, options: FindOneOptions<Entity> = {}): Promise<Entity | null> {
+  /**
+   * Reloads an entity from its shard, overriding unflushed changes; null when the row is gone. The shard: `{ shard }`
+   * (for an entity whose shard is not known, such as one made with `new`), else the entity's own.
+   */
+  async refresh<Entity extends object, Naked extends FromEntityType<Entity> = FromEntityType<Entity>, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
+    entity: Entity,
+    options: FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
+  ): Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null> {
     const em = this.#context();
-    const shard = em.shardOf(entity);
-    if (shard === undefined) {
-      throw ShardingError.unplacedEntity('refresh', labelOf(entity));
-    }
-    return em.#fork(shard).refresh(entity, options as never) as Promise<Entity | null>;
+    const { shard, ...rest } = options;
+    return em.#fork(em.#shardFor('refresh', entity, shard), 'the { shard } option').refresh(entity, rest as never) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null>;
+  }
+
+  /** `refresh`, throwing MikroORM's `NotFoundError` (or your `failHandler`'s error) when the row is gone. */
+  async refreshOrFail<Entity extends object, Naked extends FromEntityType<Entity> = FromEntityType<Entity>, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
+    entity: Entity,
+    options: FindOneOrFailOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
+  ): Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>> {
+    const em = this.#context();
+    const { shard, ...rest } = options;
+    return em.#fork(em.#shardFor('refresh', entity, shard), 'the { shard } option').refreshOrFail(entity, rest as never) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>>;
   }
 
   /**
    * A reference without a query. Its shard: `{ shard }`, else an identity map that has it, else the id chooser's
    * only candidate; with several candidates it throws `AMBIGUOUS_SHARD` (use `findOne`, which searches them).
+   * `{ wrapped: true }` gives a `Ref<Entity>`; `{ key }` (an alternate key) needs `{ shard }`.
    */
-  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options: GetReferenceOptions & ShardOption<Id> = {}): Entity {
+  getReference<Entity extends object, K extends string & keyof Entity>(
+    entityName: EntityName<Entity>,
+    id: Entity[K],
+    options: Omit<GetReferenceOptions, 'key' | 'wrapped'> & { key: K; wrapped: true } & ShardOption<Id>,
+  ): Ref<Entity>;
+  getReference<Entity extends object, K extends string & keyof Entity>(
+    entityName: EntityName<Entity>,
+    id: Entity[K],
+    options: Omit<GetReferenceOptions, 'key'> & { key: K; wrapped?: false } & ShardOption<Id>,
+  ): Entity;
+  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options: Omit<GetReferenceOptions, 'wrapped' | 'key'> & { wrapped: true } & ShardOption<Id>): Ref<Entity>;
+  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity> | Primary<Entity>[]): Entity;
+  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options: Omit<GetReferenceOptions, 'wrapped' | 'key'> & { wrapped?: false } & ShardOption<Id>): Entity;
+  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options?: GetReferenceOptions & ShardOption<Id>): Entity | Reference<Entity>;
+  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options: GetReferenceOptions & ShardOption<Id> = {}): Entity | Reference<Entity> {
     const em = this.#context();
     const { shard, ...rest } = options;
     const name = Utils.className(entityName);
+    if (rest.key !== undefined && shard === undefined) {
+      throw ShardingError.unsupported(`getReference(${name}, ..., { key: '${rest.key}' }) without { shard }`, 'the id chooser routes primary keys, not alternate keys; pass { shard }, or use findOne()');
+    }
     const target = shard ?? shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? onlyCandidate(em.#scope, name, id as Primary<object>);
-    return em.#fork(target, 'the { shard } option').getReference(entityName, id, rest as GetReferenceOptions) as Entity;
+    return em.#fork(target, 'the { shard } option').getReference(entityName, id, rest as GetReferenceOptions);
   }
 
-  /** Populates relations of entities, each on its own shard. */
-  async populate<Entity extends object>(entities: Entity | readonly Entity[], populate: readonly string[] | boolean, options: Record<string, unknown> = {}): Promise<Entity[]> {
+  /**
+   * Loads relations of entities you hold, each on its own shard (shards in parallel); resolves to what it was given,
+   * typed as loaded, like MikroORM's `populate`.
+   */
+  async populate<Entity extends object, Naked extends FromEntityType<UnboxArray<Entity>> = FromEntityType<UnboxArray<Entity>>, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
+    entities: Entity,
+    populate: readonly AutoPath<Naked, Hint, PopulatePath.ALL>[] | false,
+    options: EntityLoaderOptions<Naked, Fields, Excludes> = {},
+  ): Promise<Entity extends object[] ? MergeLoaded<ElementOf<Entity>, Naked, Hint, Fields, Excludes>[] : MergeLoaded<Entity, Naked, Hint, Fields, Excludes>> {
+    type Populated = Entity extends object[] ? MergeLoaded<ElementOf<Entity>, Naked, Hint, Fields, Excludes>[] : MergeLoaded<Entity, Naked, Hint, Fields, Excludes>;
     const em = this.#context();
-    const list = (Array.isArray(entities) ? entities : [entities]) as Entity[];
-    const byShard = new Map<ShardId, Entity[]>();
+    const list: object[] = Array.isArray(entities) ? entities : [entities];
+    const byShard = new Map<ShardId, object[]>();
     for (const entity of list) {
       const shard = em.shardOf(entity);
       if (shard === undefined) {
@@ -333,7 +378,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
       groupInto(byShard, shard, entity);
     }
     await settleEach('populate', [...byShard.keys()], shard => em.#fork(shard).populate(byShard.get(shard)!, populate as never, options as never));
-    return list;
+    return entities as unknown as Populated;
   }
 
   /**
@@ -500,6 +545,19 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     throw ShardingError.unsupported('countBy()', 'use em.on(shard).countBy() on each shard and add the counts up');
   }
 
+  /** The shard of an entity for an operation on it: `{ shard }` (which must agree with a known shard), else its own. */
+  #shardFor(operation: string, entity: object, shard: Id | undefined): ShardId {
+    const known = this.shardOf(entity);
+    if (shard !== undefined && known !== undefined && known !== shard) {
+      throw ShardingError.shardMismatch(operation, labelOf(Reference.unwrapReference(entity)), known, shard);
+    }
+    const target = shard ?? known;
+    if (target === undefined) {
+      throw ShardingError.unplacedEntity(operation, labelOf(Reference.unwrapReference(entity)));
+    }
+    return target;
+  }
+
   /** Where a filter or its parameters go now: the forks made so far, or on the global entity manager every shard's own. */
   #filterTargets(): Iterable<SqlEntityManager> {
     if (this.#global) {
@@ -544,6 +602,8 @@ export class ShardedEntityManager<Id extends string = ShardId> {
 
 const NO_OPTIONS = Object.freeze({});
 const DO_NOT_PERSIST = Object.freeze({ persist: false });
+
+type ElementOf<T> = T extends readonly (infer Item)[] ? Item : never;
 
 function asIterable(value: object | Iterable<object>): Iterable<object> {
   return Symbol.iterator in value && !Utils.isEntity(value) ? (value as Iterable<object>) : [value];
