@@ -77,11 +77,12 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   readonly #forks = new Map<ShardId, SqlEntityManager>();
   readonly #pending: PendingWrites;
   readonly #scope: ShardScope;
-  readonly #filters: ShardFilters;
+  // Made on first use: most entity managers never set a filter, and fork() runs per request.
+  #filters: ShardFilters | undefined;
   #repositories: Map<EntityMetadata, object> | undefined;
 
   /** @internal Use `orm.em.fork()`. */
-  constructor(orm: ShardedMikroORM, global: boolean, makeFork: (shard: ShardId) => SqlEntityManager, filters = new ShardFilters()) {
+  constructor(orm: ShardedMikroORM, global: boolean, makeFork: (shard: ShardId) => SqlEntityManager, filters?: ShardFilters) {
     this.#orm = orm;
     this.#global = global;
     this.#makeFork = makeFork;
@@ -125,7 +126,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   fork(options?: ForkOptions): ShardedEntityManager<Id> {
     const parent = this.#context(false);
     const makeFork = (shard: ShardId) => (parent.#forks.get(shard) ?? this.#orm.shard(shard).em).fork(options) as SqlEntityManager;
-    return new ShardedEntityManager<Id>(this.#orm, false, makeFork, parent.#filters.copy());
+    return new ShardedEntityManager<Id>(this.#orm, false, makeFork, parent.#filters?.copy());
   }
 
   /** This entity manager's own fork for one shard: plain MikroORM, for anything the sharded surface lacks. */
@@ -469,18 +470,18 @@ export class ShardedEntityManager<Id extends string = ShardId> {
    */
   addFilter<T extends EntityName | readonly EntityName[]>(options: Omit<FilterDef<T>, 'rls'>): void {
     const em = this.#context(false);
-    em.#filters.add(options, em.#filterTargets());
+    (em.#filters ??= new ShardFilters()).add(options, em.#filterTargets());
   }
 
   /** Sets a filter's parameters on every shard fork of this entity manager, present and future. */
   setFilterParams(name: string, args: Dictionary): void {
     const em = this.#context();
-    em.#filters.setParams(name, args, em.#filterTargets());
+    (em.#filters ??= new ShardFilters()).setParams(name, args, em.#filterTargets());
   }
 
   /** The parameters set for a filter with {@link setFilterParams} (or inherited from the entity manager forked). */
   getFilterParams<T extends Dictionary = Dictionary>(name: string): T {
-    return this.#context().#filters.params(name) as T;
+    return this.#context().#filters?.params(name) as T;
   }
 
   /**
@@ -573,7 +574,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
         throw ShardingError.unknownShard(shard, this.#orm.shardIds, { source });
       }
       fork = this.#makeFork(shard);
-      if (this.#filters.size > 0) {
+      if (this.#filters !== undefined) {
         this.#filters.applyTo(fork);
       }
       this.#forks.set(shard, fork);

@@ -18,11 +18,6 @@ export class ShardFilters {
     this.#params = params;
   }
 
-  /** How many filters and parameter sets a new fork must be given; 0 on the common path, which then costs nothing. */
-  get size(): number {
-    return this.#filters.size + this.#params.size;
-  }
-
   /** For a forked entity manager: MikroORM's `fork()` copies the filters and (deeply) their parameters. */
   copy(): ShardFilters {
     const params = new Map([...this.#params].map(([name, args]) => [name, Utils.copy(args)]));
