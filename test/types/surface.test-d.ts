@@ -4,6 +4,7 @@ import { SqliteDriver } from '@mikro-orm/sqlite';
 import { describe, expectTypeOf, it } from 'vitest';
 import {
   ShardedMikroORM,
+  ShardedRequestContext,
   type IdChooser,
   type ShardChooser,
   type ShardedEntityManager,
@@ -89,6 +90,10 @@ describe('shard ids typed from the shards option', () => {
     });
     const chooser: ShardChooser<'s0' | 's1', Author | Book> = ({ entity, em }) => (entity instanceof Book ? (em.shardOf(entity.author) ?? 's0') : entity.id % 2 ? 's1' : 's0');
     void chooser;
+  });
+
+  it('keeps the ids on the request context’s entity manager', () => {
+    expectTypeOf(ShardedRequestContext.getEntityManager(typed)).toEqualTypeOf<ShardedEntityManager<'s0' | 's1'> | undefined>();
   });
 
   it('lets a fleet with typed ids stand wherever any fleet is expected', () => {
