@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defineEntity, p } from '@mikro-orm/core';
-import { EntityRepository, SqliteDriver } from '@mikro-orm/sqlite';
+import { defineEntity, EntityRepository, p } from '@mikro-orm/core';
+import { SqliteDriver } from '@mikro-orm/sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShardedMikroORM, ShardingError } from 'mikro-orm-sharding';
 import { rowsPerShard } from './support/fleet.ts';
@@ -102,10 +102,10 @@ describe('getting-started samples of the MikroORM surface', () => {
   });
 
   it('filters', async () => {
-    const em = orm.em.fork();
-    em.addFilter({ name: 'bestSellers', entity: [Book], cond: args => ({ sales: { $gte: args.min } }) });
-    em.setFilterParams('bestSellers', { min: 100 });
-    expect((await em.find(Book, {}, { orderBy: { sales: 'desc' } })).map(book => book.id)).toEqual([200, 100, 101]);
+    const filtered = orm.em.fork();
+    filtered.addFilter({ name: 'bestSellers', entity: [Book], cond: args => ({ sales: { $gte: args.min } }) });
+    filtered.setFilterParams('bestSellers', { min: 100 });
+    expect((await filtered.find(Book, {}, { orderBy: { sales: 'desc' } })).map(book => book.id)).toEqual([200, 100, 101]);
   });
 
   it('typed ids, { shard } on refresh, em.on()', async () => {

@@ -1,11 +1,32 @@
-import { Reference, Utils } from '@mikro-orm/core';
+import { Reference, Utils, type CountOptions, type FilterQuery, type FindOptions, type Primary } from '@mikro-orm/core';
 import { SqliteDriver } from '@mikro-orm/sqlite';
 import murmurhash from 'murmurhash';
 import { describe, expectTypeOf, it } from 'vitest';
-import { ShardedMikroORM, type IdChooser, type QueryChooser, type ShardChooser } from 'mikro-orm-sharding';
+import { ShardedMikroORM, type IdChooser, type QueryChooser, type ShardChooser, type ShardedEntityManager } from 'mikro-orm-sharding';
 import { Author, Book } from '../support/entities.ts';
 
 // The choosers of docs/choosers.md, as written there, compile against fleets with typed shard ids.
+
+describe('docs/choosers.md signatures', () => {
+  it('state the exported chooser types', () => {
+    type DocShardChooser<Id extends string = string, Entity extends object = object> = (args: { entity: Entity; entityName: string; em: ShardedEntityManager<Id> }) => Id | Promise<Id>;
+    type DocIdChooser<Id extends string = string> = (args: { entityName: string; id: Primary<object>; em: ShardedEntityManager<Id> }) => readonly Id[] | Promise<readonly Id[]>;
+    type DocQueryChooser<Id extends string = string> = (args: {
+      entityName: string;
+      where: FilterQuery<object>;
+      options: FindOptions<object, string, string, string> | CountOptions<object, string>;
+      em: ShardedEntityManager<Id>;
+    }) => readonly Id[] | Promise<readonly Id[]>;
+    expectTypeOf<DocShardChooser>().toExtend<ShardChooser>();
+    expectTypeOf<ShardChooser>().toExtend<DocShardChooser>();
+    expectTypeOf<DocShardChooser<'a', Author>>().toExtend<ShardChooser<'a', Author>>();
+    expectTypeOf<ShardChooser<'a', Author>>().toExtend<DocShardChooser<'a', Author>>();
+    expectTypeOf<DocIdChooser<'a'>>().toExtend<IdChooser<'a'>>();
+    expectTypeOf<IdChooser<'a'>>().toExtend<DocIdChooser<'a'>>();
+    expectTypeOf<DocQueryChooser<'a'>>().toExtend<QueryChooser<'a'>>();
+    expectTypeOf<QueryChooser<'a'>>().toExtend<DocQueryChooser<'a'>>();
+  });
+});
 
 describe('docs/choosers.md recipes, typed', () => {
   it('hash by id', async () => {
