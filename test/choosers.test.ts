@@ -49,7 +49,7 @@ describe('choosers', () => {
     await em.flush();
     expect(await rowsPerShard(orm, 'author')).toEqual({ a: 0, b: 1, c: 1 });
     const fresh = orm.em.fork();
-    expect(fresh.shardOf((await fresh.findOneOrFail(Author, 1)))).toBe('c');
+    expect(fresh.shardOf(await fresh.findOneOrFail(Author, 1))).toBe('c');
   });
 
   it('asks the shard chooser once per new entity; later flushes keep the remembered shard', async () => {

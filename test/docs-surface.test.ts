@@ -81,7 +81,10 @@ describe('getting-started samples of the MikroORM surface', () => {
   it('insert and upsert', async () => {
     const em = orm.em.fork();
     await em.upsert(Book, { id: 102, title: 'The Word for World Is Forest', sales: 80, author: 1 }); // with Ursula, on s1
-    const ids = await em.insertMany(Author, [{ id: 5, name: 'N. K. Jemisin' }, { id: 6, name: 'Ann Leckie' }]);
+    const ids = await em.insertMany(Author, [
+      { id: 5, name: 'N. K. Jemisin' },
+      { id: 6, name: 'Ann Leckie' },
+    ]);
     const [kindred, dawn] = await em.upsertMany(Book, [
       { id: 200, title: 'Kindred', sales: 541, author: 2 },
       { id: 201, title: 'Dawn', sales: 90, author: 2 },

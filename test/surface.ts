@@ -104,7 +104,10 @@ export function describeSurface(makeTopology: () => Topology): void {
 
     it('groups rows per shard, one insertMany each, and returns the primary keys in input order', async () => {
       const order = [105, 101, 103, 102, 106, 104];
-      const pks = await orm.em.fork().insertMany(Author, order.map(id => ({ id, name: `ins-${id}` })));
+      const pks = await orm.em.fork().insertMany(
+        Author,
+        order.map(id => ({ id, name: `ins-${id}` })),
+      );
       expect(pks).toEqual(order);
       for (const id of order) {
         expect(await shardsHolding('author', id)).toEqual([shardOfId(id)]);
@@ -200,28 +203,73 @@ export function describeSurface(makeTopology: () => Topology): void {
 
   describe('insert and upsert write nothing on bad input', () => {
     it('a chooser answering an unknown shard (UNKNOWN_SHARD), for any row of the call', async () => {
-      await expectNothingWritten(em => em.insertMany(Author, [{ id: 140, name: 'fine' }, { id: 141, name: 'chooser-unknown' }]), 'UNKNOWN_SHARD');
-      await expectNothingWritten(em => em.upsertMany(Author, [{ id: 140, name: 'fine' }, { id: 141, name: 'chooser-unknown' }]), 'UNKNOWN_SHARD');
+      await expectNothingWritten(
+        em =>
+          em.insertMany(Author, [
+            { id: 140, name: 'fine' },
+            { id: 141, name: 'chooser-unknown' },
+          ]),
+        'UNKNOWN_SHARD',
+      );
+      await expectNothingWritten(
+        em =>
+          em.upsertMany(Author, [
+            { id: 140, name: 'fine' },
+            { id: 141, name: 'chooser-unknown' },
+          ]),
+        'UNKNOWN_SHARD',
+      );
       await expectNothingWritten(em => em.insert(Author, { id: 140, name: 'fine' }, { shard: 'nope' }), 'UNKNOWN_SHARD');
     });
 
     it('a chooser that throws (CHOOSER_FAILED), naming the row', async () => {
-      const error = await expectNothingWritten(em => em.upsertMany(Author, [{ id: 142, name: 'fine' }, { id: 143, name: 'chooser-throws' }]), 'CHOOSER_FAILED');
+      const error = await expectNothingWritten(
+        em =>
+          em.upsertMany(Author, [
+            { id: 142, name: 'fine' },
+            { id: 143, name: 'chooser-throws' },
+          ]),
+        'CHOOSER_FAILED',
+      );
       expect(error.entity).toBe('Author#143');
-      await expectNothingWritten(em => em.insertMany(Author, [{ id: 142, name: 'fine' }, { id: 143, name: 'chooser-throws' }]), 'CHOOSER_FAILED');
+      await expectNothingWritten(
+        em =>
+          em.insertMany(Author, [
+            { id: 142, name: 'fine' },
+            { id: 143, name: 'chooser-throws' },
+          ]),
+        'CHOOSER_FAILED',
+      );
     });
 
     it('a row referencing an entity on another shard (CROSS_SHARD_REFERENCE)', async () => {
       const error = await expectNothingWritten(async em => {
         const author = await em.findOneOrFail(Author, 4); // s1
-        await em.upsertMany(Book, [{ id: 1200, title: 'fine', author: 6 }, { id: 1201, title: 'stray', author }], { shard: 's0' });
+        await em.upsertMany(
+          Book,
+          [
+            { id: 1200, title: 'fine', author: 6 },
+            { id: 1201, title: 'stray', author },
+          ],
+          { shard: 's0' },
+        );
       }, 'CROSS_SHARD_REFERENCE');
       expect(error.message).toMatch(/Book#1201.*"s0".*Author#4.*"s1"/);
-      await expectNothingWritten(async em => em.insert(Book, { id: 1202, title: 'stray', author: await em.findOneOrFail(Author, 4) }, { shard: 's2' }), 'CROSS_SHARD_REFERENCE');
+      await expectNothingWritten(
+        async em => em.insert(Book, { id: 1202, title: 'stray', author: await em.findOneOrFail(Author, 4) }, { shard: 's2' }),
+        'CROSS_SHARD_REFERENCE',
+      );
       // By key: the entity manager holds author 4, so it knows where it lives.
       await expectNothingWritten(async em => {
         await em.findOneOrFail(Author, 4);
-        await em.insertMany(Book, [{ id: 1203, title: 'fine', author: 6 }, { id: 1204, title: 'stray', author: 4 }], { shard: 's0' });
+        await em.insertMany(
+          Book,
+          [
+            { id: 1203, title: 'fine', author: 6 },
+            { id: 1204, title: 'stray', author: 4 },
+          ],
+          { shard: 's0' },
+        );
       }, 'CROSS_SHARD_REFERENCE');
     });
 
@@ -242,7 +290,9 @@ export function describeSurface(makeTopology: () => Topology): void {
       const where = { id: { $lte: 300 }, price: { $ne: null } };
       const options = { orderBy: { price: 'desc', id: 'asc' }, limit: 7, offset: 2 } as const;
       expect(ids(await books.find(where, options))).toEqual(ids(await plain.find(where, options)));
-      expect(ids(await books.findAll({ where, orderBy: { title: 'asc', id: 'asc' } }))).toEqual(ids(await plain.findAll({ where, orderBy: { title: 'asc', id: 'asc' } })));
+      expect(ids(await books.findAll({ where, orderBy: { title: 'asc', id: 'asc' } }))).toEqual(
+        ids(await plain.findAll({ where, orderBy: { title: 'asc', id: 'asc' } })),
+      );
       const [page, total] = await books.findAndCount(where, options);
       const [plainPage, plainTotal] = await plain.findAndCount(where, options);
       expect([ids(page), total]).toEqual([ids(plainPage), plainTotal]);
@@ -262,10 +312,22 @@ export function describeSurface(makeTopology: () => Topology): void {
       await em.flush();
       expect(em.shardOf(created)).toBe(shardOfId(150));
       expect(await authors.insert({ id: 151, name: 'repo-inserted' })).toBe(151);
-      expect(await authors.insertMany([{ id: 153, name: 'repo-inserted' }, { id: 152, name: 'repo-inserted' }])).toEqual([153, 152]);
+      expect(
+        await authors.insertMany([
+          { id: 153, name: 'repo-inserted' },
+          { id: 152, name: 'repo-inserted' },
+        ]),
+      ).toEqual([153, 152]);
       const upserted = await authors.upsert({ id: 154, name: 'repo-upserted' });
       expect(em.shardOf(upserted)).toBe(shardOfId(154));
-      expect(ids(await authors.upsertMany([{ id: 156, name: 'repo-upserted' }, { id: 155, name: 'repo-upserted' }]))).toEqual([156, 155]);
+      expect(
+        ids(
+          await authors.upsertMany([
+            { id: 156, name: 'repo-upserted' },
+            { id: 155, name: 'repo-upserted' },
+          ]),
+        ),
+      ).toEqual([156, 155]);
       for (const id of [150, 151, 152, 153, 154, 155, 156]) {
         expect(await shardsHolding('author', id)).toEqual([shardOfId(id)]);
       }
@@ -283,7 +345,11 @@ export function describeSurface(makeTopology: () => Topology): void {
       expect(populated).toBe(some);
       for (const author of some) {
         expect(author.books.isInitialized()).toBe(true);
-        expect(ids(author.books.getItems()).sort()).toEqual(seedRows()[author.id - 1]!.books.map(book => book.id).sort());
+        expect(ids(author.books.getItems()).sort()).toEqual(
+          seedRows()
+            [author.id - 1]!.books.map(book => book.id)
+            .sort(),
+        );
       }
       const tags = em.getRepository(Tag);
       const mine = await tags.upsert({ id: 170, label: 'assign-me' });

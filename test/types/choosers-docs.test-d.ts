@@ -9,8 +9,16 @@ import { Author, Book } from '../support/entities.ts';
 
 describe('docs/choosers.md signatures', () => {
   it('state the exported chooser types', () => {
-    type DocShardChooser<Id extends string = string, Entity extends object = object> = (args: { entity: Entity; entityName: string; em: ShardedEntityManager<Id> }) => Id | Promise<Id>;
-    type DocIdChooser<Id extends string = string> = (args: { entityName: string; id: Primary<object>; em: ShardedEntityManager<Id> }) => readonly Id[] | Promise<readonly Id[]>;
+    type DocShardChooser<Id extends string = string, Entity extends object = object> = (args: {
+      entity: Entity;
+      entityName: string;
+      em: ShardedEntityManager<Id>;
+    }) => Id | Promise<Id>;
+    type DocIdChooser<Id extends string = string> = (args: {
+      entityName: string;
+      id: Primary<object>;
+      em: ShardedEntityManager<Id>;
+    }) => readonly Id[] | Promise<readonly Id[]>;
     type DocQueryChooser<Id extends string = string> = (args: {
       entityName: string;
       where: FilterQuery<object>;

@@ -1,4 +1,4 @@
-import type { EntityRepository, Loaded, Ref } from '@mikro-orm/core';
+import type { EntityRepository, InferEntity, Loaded, Ref } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sqlite';
 import { SqliteDriver } from '@mikro-orm/sqlite';
 import { describe, expectTypeOf, it } from 'vitest';
@@ -12,7 +12,7 @@ import {
   type ShardedRepository,
   type ShardOptions,
 } from 'mikro-orm-sharding';
-import { Author, Book, Tag } from '../support/entities.ts';
+import { Author, AuthorSchema, Book, Tag } from '../support/entities.ts';
 import { Review, ReviewRepository } from '../support/reviews.ts';
 
 // Type tests: checked by tsc (vitest's typecheck mode), never run. A fleet with literal shard ids and its plain twin.
@@ -81,6 +81,15 @@ describe('shard ids typed from the shards option', () => {
     });
     await ShardedMikroORM.init({
       driver: SqliteDriver,
+      entities: [AuthorSchema, Tag],
+      shards: { s0: {} },
+      shardChooser: ({ entity }) => {
+        expectTypeOf(entity).toEqualTypeOf<InferEntity<typeof AuthorSchema> | Tag>();
+        return 's0';
+      },
+    });
+    await ShardedMikroORM.init({
+      driver: SqliteDriver,
       entities: ['dist/entities'],
       shards: { s0: {} },
       shardChooser: ({ entity }) => {
@@ -88,7 +97,8 @@ describe('shard ids typed from the shards option', () => {
         return 's0';
       },
     });
-    const chooser: ShardChooser<'s0' | 's1', Author | Book> = ({ entity, em }) => (entity instanceof Book ? (em.shardOf(entity.author) ?? 's0') : entity.id % 2 ? 's1' : 's0');
+    const chooser: ShardChooser<'s0' | 's1', Author | Book> = ({ entity, em }) =>
+      entity instanceof Book ? (em.shardOf(entity.author) ?? 's0') : entity.id % 2 ? 's1' : 's0';
     void chooser;
   });
 

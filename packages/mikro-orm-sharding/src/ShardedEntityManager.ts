@@ -141,7 +141,11 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   }
 
   /** Creates an entity; with `{ shard }` it is bound to that shard, otherwise the shard chooser places it at flush. */
-  create<Entity extends object>(entityName: EntityName<Entity>, data: RequiredEntityData<Entity>, options: CreateOptions<boolean> & ShardOption<Id> = NO_OPTIONS): Entity {
+  create<Entity extends object>(
+    entityName: EntityName<Entity>,
+    data: RequiredEntityData<Entity>,
+    options: CreateOptions<boolean> & ShardOption<Id> = NO_OPTIONS,
+  ): Entity {
     const em = this.#context();
     if (options === NO_OPTIONS) {
       const staging = em.#pending.stagingFork(entityName as EntityName<object>);
@@ -296,36 +300,58 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     options: UpdateOptions<Entity> & ShardOption<Id> = {},
   ): Promise<number> {
     const { shard, ...rest } = options;
-    return reads.nativeWrite(this.#context().#scope, 'nativeUpdate', entityName, where, rest, shard, fork => fork.nativeUpdate(entityName, where as never, data, rest));
+    return reads.nativeWrite(this.#context().#scope, 'nativeUpdate', entityName, where, rest, shard, fork =>
+      fork.nativeUpdate(entityName, where as never, data, rest),
+    );
   }
 
   /** Deletes the rows matching `where` on the query chooser's shards (like MikroORM's `nativeDelete`); returns the total. */
-  async nativeDelete<Entity extends object>(entityName: EntityName<Entity>, where: FilterQuery<NoInfer<Entity>>, options: DeleteOptions<Entity> & ShardOption<Id> = {}): Promise<number> {
+  async nativeDelete<Entity extends object>(
+    entityName: EntityName<Entity>,
+    where: FilterQuery<NoInfer<Entity>>,
+    options: DeleteOptions<Entity> & ShardOption<Id> = {},
+  ): Promise<number> {
     const { shard, ...rest } = options;
-    return reads.nativeWrite(this.#context().#scope, 'nativeDelete', entityName, where, rest, shard, fork => fork.nativeDelete(entityName, where as never, rest));
+    return reads.nativeWrite(this.#context().#scope, 'nativeDelete', entityName, where, rest, shard, fork =>
+      fork.nativeDelete(entityName, where as never, rest),
+    );
   }
 
   /**
    * Reloads an entity from its shard, overriding unflushed changes; null when the row is gone. The shard: `{ shard }`
    * (for an entity whose shard is not known, such as one made with `new`), else the entity's own.
    */
-  async refresh<Entity extends object, Naked extends FromEntityType<Entity> = FromEntityType<Entity>, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
+  async refresh<
+    Entity extends object,
+    Naked extends FromEntityType<Entity> = FromEntityType<Entity>,
+    Hint extends string = never,
+    Fields extends string = never,
+    Excludes extends string = never,
+  >(
     entity: Entity,
     options: FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null> {
     const em = this.#context();
     const { shard, ...rest } = options;
-    return em.#fork(em.#shardFor('refresh', entity, shard), 'the { shard } option').refresh(entity, rest as never) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null>;
+    const fork = em.#fork(em.#shardFor('refresh', entity, shard), 'the { shard } option');
+    return fork.refresh(entity, rest as never) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null>;
   }
 
   /** `refresh`, throwing MikroORM's `NotFoundError` (or your `failHandler`'s error) when the row is gone. */
-  async refreshOrFail<Entity extends object, Naked extends FromEntityType<Entity> = FromEntityType<Entity>, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
+  async refreshOrFail<
+    Entity extends object,
+    Naked extends FromEntityType<Entity> = FromEntityType<Entity>,
+    Hint extends string = never,
+    Fields extends string = never,
+    Excludes extends string = never,
+  >(
     entity: Entity,
     options: FindOneOrFailOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>> {
     const em = this.#context();
     const { shard, ...rest } = options;
-    return em.#fork(em.#shardFor('refresh', entity, shard), 'the { shard } option').refreshOrFail(entity, rest as never) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>>;
+    const fork = em.#fork(em.#shardFor('refresh', entity, shard), 'the { shard } option');
+    return fork.refreshOrFail(entity, rest as never) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>>;
   }
 
   /**
@@ -343,18 +369,38 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     id: Entity[K],
     options: Omit<GetReferenceOptions, 'key'> & { key: K; wrapped?: false } & ShardOption<Id>,
   ): Entity;
-  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options: Omit<GetReferenceOptions, 'wrapped' | 'key'> & { wrapped: true } & ShardOption<Id>): Ref<Entity>;
+  getReference<Entity extends object>(
+    entityName: EntityName<Entity>,
+    id: Primary<Entity>,
+    options: Omit<GetReferenceOptions, 'wrapped' | 'key'> & { wrapped: true } & ShardOption<Id>,
+  ): Ref<Entity>;
   getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity> | Primary<Entity>[]): Entity;
-  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options: Omit<GetReferenceOptions, 'wrapped' | 'key'> & { wrapped?: false } & ShardOption<Id>): Entity;
-  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options?: GetReferenceOptions & ShardOption<Id>): Entity | Reference<Entity>;
-  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options: GetReferenceOptions & ShardOption<Id> = {}): Entity | Reference<Entity> {
+  getReference<Entity extends object>(
+    entityName: EntityName<Entity>,
+    id: Primary<Entity>,
+    options: Omit<GetReferenceOptions, 'wrapped' | 'key'> & { wrapped?: false } & ShardOption<Id>,
+  ): Entity;
+  getReference<Entity extends object>(
+    entityName: EntityName<Entity>,
+    id: Primary<Entity>,
+    options?: GetReferenceOptions & ShardOption<Id>,
+  ): Entity | Reference<Entity>;
+  getReference<Entity extends object>(
+    entityName: EntityName<Entity>,
+    id: Primary<Entity>,
+    options: GetReferenceOptions & ShardOption<Id> = {},
+  ): Entity | Reference<Entity> {
     const em = this.#context();
     const { shard, ...rest } = options;
     const name = Utils.className(entityName);
     if (rest.key !== undefined && shard === undefined) {
-      throw ShardingError.unsupported(`getReference(${name}, ..., { key: '${rest.key}' }) without { shard }`, 'the id chooser routes primary keys, not alternate keys; pass { shard }, or use findOne()');
+      throw ShardingError.unsupported(
+        `getReference(${name}, ..., { key: '${rest.key}' }) without { shard }`,
+        'the id chooser routes primary keys, not alternate keys; pass { shard }, or use findOne()',
+      );
     }
-    const target = shard ?? shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? onlyCandidate(em.#scope, name, id as Primary<object>);
+    const target =
+      shard ?? shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? onlyCandidate(em.#scope, name, id as Primary<object>);
     return em.#fork(target, 'the { shard } option').getReference(entityName, id, rest as GetReferenceOptions);
   }
 
@@ -362,12 +408,20 @@ export class ShardedEntityManager<Id extends string = ShardId> {
    * Loads relations of entities you hold, each on its own shard (shards in parallel); resolves to what it was given,
    * typed as loaded, like MikroORM's `populate`.
    */
-  async populate<Entity extends object, Naked extends FromEntityType<UnboxArray<Entity>> = FromEntityType<UnboxArray<Entity>>, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
+  async populate<
+    Entity extends object,
+    Naked extends FromEntityType<UnboxArray<Entity>> = FromEntityType<UnboxArray<Entity>>,
+    Hint extends string = never,
+    Fields extends string = never,
+    Excludes extends string = never,
+  >(
     entities: Entity,
     populate: readonly AutoPath<Naked, Hint, PopulatePath.ALL>[] | false,
     options: EntityLoaderOptions<Naked, Fields, Excludes> = {},
   ): Promise<Entity extends object[] ? MergeLoaded<ElementOf<Entity>, Naked, Hint, Fields, Excludes>[] : MergeLoaded<Entity, Naked, Hint, Fields, Excludes>> {
-    type Populated = Entity extends object[] ? MergeLoaded<ElementOf<Entity>, Naked, Hint, Fields, Excludes>[] : MergeLoaded<Entity, Naked, Hint, Fields, Excludes>;
+    type Populated = Entity extends object[]
+      ? MergeLoaded<ElementOf<Entity>, Naked, Hint, Fields, Excludes>[]
+      : MergeLoaded<Entity, Naked, Hint, Fields, Excludes>;
     const em = this.#context();
     const list: object[] = Array.isArray(entities) ? entities : [entities];
     const byShard = new Map<ShardId, object[]>();
@@ -447,7 +501,9 @@ export class ShardedEntityManager<Id extends string = ShardId> {
    * (or the configured `entityRepository`, else MikroORM's), constructed with this entity manager, so its inherited
    * methods (`find`, `findOne`, `upsert`, ...) run sharded. `getEntityManager()` returns this entity manager.
    */
-  getRepository<Entity extends object, Repository extends EntityRepository<Entity> = EntityRepository<Entity>>(entityName: EntityName<Entity>): ShardedRepository<GetRepository<Entity, Repository>, Id> {
+  getRepository<Entity extends object, Repository extends EntityRepository<Entity> = EntityRepository<Entity>>(
+    entityName: EntityName<Entity>,
+  ): ShardedRepository<GetRepository<Entity, Repository>, Id> {
     const meta = this.#scope.meta(entityName);
     this.#repositories ??= new Map();
     let repository = this.#repositories.get(meta);
@@ -459,7 +515,9 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   }
 
   /** Shortcut for {@link getRepository}. */
-  repo<Entity extends object, Repository extends EntityRepository<Entity> = EntityRepository<Entity>>(entityName: EntityName<Entity>): ShardedRepository<GetRepository<Entity, Repository>, Id> {
+  repo<Entity extends object, Repository extends EntityRepository<Entity> = EntityRepository<Entity>>(
+    entityName: EntityName<Entity>,
+  ): ShardedRepository<GetRepository<Entity, Repository>, Id> {
     return this.getRepository<Entity, Repository>(entityName);
   }
 
@@ -488,7 +546,12 @@ export class ShardedEntityManager<Id extends string = ShardId> {
    * Assigns data to an entity, as MikroORM's `em.assign` (`wrap(entity).assign(data, { em })`) with the entity's own
    * shard fork, so references made from primary keys belong to its shard (a new entity's: where it waits for one).
    */
-  assign<Entity extends object, Naked extends FromEntityType<Entity> = FromEntityType<Entity>, Convert extends boolean = false, Data extends EntityData<Naked, Convert> | Partial<EntityDTO<Naked>> = EntityData<Naked, Convert> | Partial<EntityDTO<Naked>>>(
+  assign<
+    Entity extends object,
+    Naked extends FromEntityType<Entity> = FromEntityType<Entity>,
+    Convert extends boolean = false,
+    Data extends EntityData<Naked, Convert> | Partial<EntityDTO<Naked>> = EntityData<Naked, Convert> | Partial<EntityDTO<Naked>>,
+  >(
     entity: Entity | Partial<Entity>,
     data: Data & IsSubset<EntityData<Naked, Convert>, Data>,
     options?: AssignOptions<Convert>,
@@ -528,7 +591,10 @@ export class ShardedEntityManager<Id extends string = ShardId> {
 
   /** Not available across shards: see {@link createQueryBuilder}. */
   findByCursor(): never {
-    throw ShardingError.unsupported('findByCursor()', 'use keyset pagination with find() (orderBy a unique key, continue after the last one), or em.on(shard).findByCursor()');
+    throw ShardingError.unsupported(
+      'findByCursor()',
+      'use keyset pagination with find() (orderBy a unique key, continue after the last one), or em.on(shard).findByCursor()',
+    );
   }
 
   /** Not available: which shard a raw row belongs to is unknown. Use `em.on(shard).map()`. */

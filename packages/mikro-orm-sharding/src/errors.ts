@@ -57,7 +57,10 @@ export class ShardingError extends Error {
   }
 
   static missingChooser(name: string): ShardingError {
-    return new ShardingError('MISSING_CHOOSER', `Missing \`${name}\`: it decides which shard a new entity is written to; pass a function returning a shard id.`);
+    return new ShardingError(
+      'MISSING_CHOOSER',
+      `Missing \`${name}\`: it decides which shard a new entity is written to; pass a function returning a shard id.`,
+    );
   }
 
   static unsupportedDriver(shard: ShardId, driver: unknown): ShardingError {
@@ -83,11 +86,11 @@ export class ShardingError extends Error {
   }
 
   static chooserFailed(chooser: string, entity: string, value: unknown, cause: unknown): ShardingError {
-    return new ShardingError(
-      'CHOOSER_FAILED',
-      `${chooser} threw for ${entity} ${describe(value)}: ${messageOf(cause)}. Nothing was written or read.`,
-      { entity, value, cause },
-    );
+    return new ShardingError('CHOOSER_FAILED', `${chooser} threw for ${entity} ${describe(value)}: ${messageOf(cause)}. Nothing was written or read.`, {
+      entity,
+      value,
+      cause,
+    });
   }
 
   static chooserReturnedNothing(chooser: string, entity: string, value: unknown): ShardingError {

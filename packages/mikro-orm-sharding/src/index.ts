@@ -13,16 +13,7 @@ export {
   type ShardMap,
   type ShardOptions,
 } from './options.ts';
-export type {
-  IdChooser,
-  IdChooserArgs,
-  MaybePromise,
-  QueryChooser,
-  QueryChooserArgs,
-  ShardChooser,
-  ShardChooserArgs,
-  ShardId,
-} from './choosers.ts';
+export type { IdChooser, IdChooserArgs, MaybePromise, QueryChooser, QueryChooserArgs, ShardChooser, ShardChooserArgs, ShardId } from './choosers.ts';
 export {
   comparatorOf,
   compareValues,

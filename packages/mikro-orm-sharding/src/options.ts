@@ -15,7 +15,7 @@ export type ShardMap<D extends IDatabaseDriver = IDatabaseDriver> = Readonly<Rec
 /** The shard ids of a `shards` option: its keys (`'s0' | 's1'` for a literal, `string` for a record built at runtime). */
 export type ShardIdsOf<Shards> = keyof Shards & string;
 
-type Listed<Item> = Item extends EntitySchema<infer Entity, infer _Base> ? Entity : Item extends EntityClass<infer Entity> ? Entity : never;
+type Listed<Item> = Item extends EntitySchema<infer Entity, unknown> ? Entity : Item extends EntityClass<infer Entity> ? Entity : never;
 
 /** The entities of one `entities` list: the union of its classes and schemas; `object` when it names folders or is untyped. */
 type EntitiesIn<List> = List extends readonly (infer Item)[]
@@ -47,8 +47,11 @@ type ShardEntities<Shard> = Shard extends { readonly entities?: infer List } ? E
  * });
  * ```
  */
-export interface ShardedMikroORMOptions<D extends IDatabaseDriver = IDatabaseDriver, Shards extends object = ShardMap<D>, Entities extends EntityList = EntityList>
-  extends Omit<ShardOptions<D>, 'entities'> {
+export interface ShardedMikroORMOptions<
+  D extends IDatabaseDriver = IDatabaseDriver,
+  Shards extends object = ShardMap<D>,
+  Entities extends EntityList = EntityList,
+> extends Omit<ShardOptions<D>, 'entities'> {
   /** The entities, shared by every shard (MikroORM's `entities`). */
   readonly entities?: Entities;
   /** The shards: each key is a shard id, each value that shard's overrides of the shared options. */
@@ -81,7 +84,9 @@ export function defineShardingConfig<D extends IDatabaseDriver, Shards extends o
 }
 
 /** The options split into what each shard's MikroORM gets, validated. Throws {@link ShardingError}. */
-export function shardConfigs<D extends IDatabaseDriver, Shards extends object, Entities extends EntityList>(options: ShardedMikroORMOptions<D, Shards, Entities>): Map<ShardId, ShardOptions<D>> {
+export function shardConfigs<D extends IDatabaseDriver, Shards extends object, Entities extends EntityList>(
+  options: ShardedMikroORMOptions<D, Shards, Entities>,
+): Map<ShardId, ShardOptions<D>> {
   if (options === null || typeof options !== 'object') {
     throw ShardingError.invalidOptions('pass an options object.', options);
   }

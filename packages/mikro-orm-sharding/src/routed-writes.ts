@@ -1,4 +1,15 @@
-import { Collection, helper, Reference, ReferenceKind, Utils, type Dictionary, type EntityMetadata, type EntityName, type EntityProperty, type Primary } from '@mikro-orm/core';
+import {
+  Collection,
+  helper,
+  Reference,
+  ReferenceKind,
+  Utils,
+  type Dictionary,
+  type EntityMetadata,
+  type EntityName,
+  type EntityProperty,
+  type Primary,
+} from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { MaybePromise, ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
@@ -15,7 +26,10 @@ import { chooseShard, forEachRelated, labelOf } from './write-plan.ts';
 // checked before any shard is written, then each shard's own MikroORM call writes its rows.
 
 /** The entity name and the rows of an `insert`/`upsert` call, read as MikroORM reads its arguments. */
-export function rowsOf<Entity extends object>(target: EntityName<Entity> | Entity | readonly Entity[], data: readonly unknown[] | undefined): [EntityName<Entity>, readonly object[]] {
+export function rowsOf<Entity extends object>(
+  target: EntityName<Entity> | Entity | readonly Entity[],
+  data: readonly unknown[] | undefined,
+): [EntityName<Entity>, readonly object[]] {
   if (data !== undefined) {
     return [target as EntityName<Entity>, data as readonly object[]];
   }
@@ -24,7 +38,13 @@ export function rowsOf<Entity extends object>(target: EntityName<Entity> | Entit
 }
 
 /** Inserts rows; resolves to their primary keys in input order. One row goes through MikroORM's `insert`. */
-export async function insertMany<T extends object>(scope: ShardScope, entityName: EntityName<T>, rows: readonly object[], options: object, shard: ShardId | undefined): Promise<unknown[]> {
+export async function insertMany<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  rows: readonly object[],
+  options: object,
+  shard: ShardId | undefined,
+): Promise<unknown[]> {
   if (rows.length === 0) {
     return [];
   }
@@ -33,7 +53,14 @@ export async function insertMany<T extends object>(scope: ShardScope, entityName
   const written =
     rows.length === 1
       ? [await scope.fork(shards[0]!).insert(entityName, rows[0] as never, options)]
-      : await writeGroups(scope, 'insertMany', shards, rows, (fork, group) => fork.insertMany(entityName, group as never, options), row => primaryKeyOfRow(meta, row));
+      : await writeGroups(
+          scope,
+          'insertMany',
+          shards,
+          rows,
+          (fork, group) => fork.insertMany(entityName, group as never, options),
+          row => primaryKeyOfRow(meta, row),
+        );
   // MikroORM does not manage an inserted entity (nor tell its entity manager); remember where it went.
   rows.forEach((row, i) => Utils.isEntity(row) && rememberShard(row, shards[i]!));
   return written;
@@ -55,7 +82,14 @@ export async function upsertMany<T extends object>(
   if (operation === 'upsert') {
     return [await scope.fork(shards[0]!).upsert(entityName, rows[0] as never, options)];
   }
-  return writeGroups(scope, 'upsertMany', shards, rows, (fork, group) => fork.upsertMany(entityName, group as never, options), () => undefined);
+  return writeGroups(
+    scope,
+    'upsertMany',
+    shards,
+    rows,
+    (fork, group) => fork.upsertMany(entityName, group as never, options),
+    () => undefined,
+  );
 }
 
 /**
@@ -64,7 +98,13 @@ export async function upsertMany<T extends object>(
  * chooser, given the entity row itself or an entity built from the data. A relation to an entity on another shard
  * is refused (`CROSS_SHARD_REFERENCE`), as is a shard that does not hold the entity.
  */
-async function routeRows(scope: ShardScope, entityName: EntityName<object>, rows: readonly object[], explicit: ShardId | undefined, operation: string): Promise<ShardId[]> {
+async function routeRows(
+  scope: ShardScope,
+  entityName: EntityName<object>,
+  rows: readonly object[],
+  explicit: ShardId | undefined,
+  operation: string,
+): Promise<ShardId[]> {
   if (explicit !== undefined) {
     scope.fork(explicit, 'the { shard } option');
   }
@@ -74,7 +114,9 @@ async function routeRows(scope: ShardScope, entityName: EntityName<object>, rows
   let views: SqlEntityManager | undefined;
   for (const row of rows) {
     const entity = Utils.isEntity(row);
-    let shard: MaybePromise<ShardId> | undefined = entity ? known(scope, operation, row, explicit) : (explicit ?? knownByKey(scope, entityName, meta, row as Dictionary));
+    let shard: MaybePromise<ShardId> | undefined = entity
+      ? known(scope, operation, row, explicit)
+      : (explicit ?? knownByKey(scope, entityName, meta, row as Dictionary));
     if (shard === undefined) {
       // A throwaway staging fork per call: views and the references they hold are dropped with it.
       views ??= new PendingWrites(scope).stagingFork(entityName);
@@ -82,7 +124,10 @@ async function routeRows(scope: ShardScope, entityName: EntityName<object>, rows
     }
     const decided = shard instanceof Promise ? await shard : shard;
     if (!knowing.has(decided)) {
-      throw ShardingError.unknownShard(decided, [...knowing], { entity: labelOfRow(meta, row), source: explicit === undefined ? 'shardChooser' : 'the { shard } option' });
+      throw ShardingError.unknownShard(decided, [...knowing], {
+        entity: labelOfRow(meta, row),
+        source: explicit === undefined ? 'shardChooser' : 'the { shard } option',
+      });
     }
     checkRelations(scope, meta, row, decided);
     shards.push(decided);
@@ -171,7 +216,12 @@ function checkRelations(scope: ShardScope, meta: EntityMetadata, row: object, sh
   }
   for (const prop of meta.relations) {
     const value = (row as Dictionary)[prop.name];
-    const items = value instanceof Collection ? value.getItems(false) : Array.isArray(value) && prop.kind !== ReferenceKind.MANY_TO_ONE && prop.kind !== ReferenceKind.ONE_TO_ONE ? value : [value];
+    const items =
+      value instanceof Collection
+        ? value.getItems(false)
+        : Array.isArray(value) && prop.kind !== ReferenceKind.MANY_TO_ONE && prop.kind !== ReferenceKind.ONE_TO_ONE
+          ? value
+          : [value];
     for (const item of items) {
       const target = relatedEntity(scope, prop, item);
       if (target !== undefined) {
@@ -207,7 +257,11 @@ async function writeGroups<T>(
   const groups = new Map<ShardId, number[]>();
   shards.forEach((shard, i) => groupInto(groups, shard, i));
   const ids = [...groups.keys()];
-  const run = (shard: ShardId) => write(scope.fork(shard), groups.get(shard)!.map(i => rows[i]!));
+  const run = (shard: ShardId) =>
+    write(
+      scope.fork(shard),
+      groups.get(shard)!.map(i => rows[i]!),
+    );
   const answers = ids.length === 1 ? [await run(ids[0]!)] : await settleEach(operation, ids, run);
   const inOrder: (T | undefined)[] = new Array(rows.length);
   let complete = true;
