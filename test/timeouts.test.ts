@@ -128,7 +128,7 @@ describe('default timeouts', () => {
     expect(orm.shard('s0').config.get('driverOptions')).toEqual({ connectionTimeoutMillis: 10_000, statement_timeout: 60_000 });
     expect(orm.shard('s1').config.get('driverOptions')).toEqual({ connectionTimeoutMillis: 10_000, statement_timeout: 0 });
     expect(orm.shard('lite').config.get('driverOptions')).not.toHaveProperty('connectionTimeoutMillis');
-    const setting = async (shard: string) => (await orm.shard(shard).em.fork().getConnection().execute('show statement_timeout'))[0].statement_timeout;
+    const setting = async (shard: 's0' | 's1') => (await orm.shard(shard).em.fork().getConnection().execute('show statement_timeout'))[0].statement_timeout;
     expect([await setting('s0'), await setting('s1')]).toEqual(['1min', '0']);
   });
 });

@@ -12,10 +12,11 @@ import { Author, Book } from './entities.ts';
 
 export { defineEntity, p, type CountOptions, type FilterQuery, type FindOptions, type Primary } from '@mikro-orm/core';
 export { PostgreSqlDriver } from '@mikro-orm/postgresql';
-export { ShardedMikroORM, type ShardedEntityManager, type ShardId } from 'mikro-orm-sharding';
+export { ShardedMikroORM, type ChosenShard, type ShardedEntityManager, type ShardId } from 'mikro-orm-sharding';
 export { Author, Book, SqliteDriver };
 
-export const shardIds = ['s0', 's1', 's2', 's3'];
+export const shardIds = ['s0', 's1', 's2', 's3'] as const;
+export type Shard = (typeof shardIds)[number];
 export const authorShard = (authorId: number) => shardIds[authorId % shardIds.length]!;
 export const shardChooser: ShardChooser = ({ entity, em }) =>
   entity instanceof Book ? (em.shardOf(entity.author) ?? authorShard(entity.author.id)) : authorShard((entity as Author).id);

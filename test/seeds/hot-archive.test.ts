@@ -44,7 +44,13 @@ function rows(): Row[] {
   const list: Row[] = [];
   for (let id = 1; id <= 52; id++) {
     const shard = id <= 40 ? 'archive' : 'hot';
-    list.push({ id, body: `message ${id}`, day: id <= 40 ? 100 + ((id * 17) % 40) : 200 + ((id * 5) % 12), status: ['open', 'closed', 'spam'][id % 3]!, shard });
+    list.push({
+      id,
+      body: `message ${id}`,
+      day: id <= 40 ? 100 + ((id * 17) % 40) : 200 + ((id * 5) % 12),
+      status: ['open', 'closed', 'spam'][id % 3]!,
+      shard,
+    });
   }
   const old = list.find(row => row.id === DUPLICATE)!;
   list.push({ ...old, body: `message ${DUPLICATE} (edited in hot)`, day: 260, status: 'open', shard: 'hot' });
@@ -58,7 +64,7 @@ describe('hot and archive databases behind one session (seed 001)', () => {
   const chosen: string[] = [];
   let orm: ShardedMikroORM;
 
-  const open = (idOrder: readonly ShardId[]) =>
+  const open = (idOrder: readonly ('hot' | 'archive')[]) =>
     ShardedMikroORM.init({
       driver: SqliteDriver,
       entities: [Message],
@@ -156,7 +162,12 @@ describe('hot and archive databases behind one session (seed 001)', () => {
     const openRows = rows().filter(r => r.status === 'open');
     expect(await orm.em.fork().count(Message, { status: 'open' })).toBe(openRows.length);
     const openOldest = await orm.em.fork().find(Message, { status: 'open' }, { orderBy: { day: 'asc', id: 'asc' }, limit: 5 });
-    expect(openOldest.map(m => m.id)).toEqual([...openRows].sort((a, b) => a.day - b.day || a.id - b.id).slice(0, 5).map(r => r.id));
+    expect(openOldest.map(m => m.id)).toEqual(
+      [...openRows]
+        .sort((a, b) => a.day - b.day || a.id - b.id)
+        .slice(0, 5)
+        .map(r => r.id),
+    );
   });
 
   it('writes a new row to hot only, whatever its data says', async () => {

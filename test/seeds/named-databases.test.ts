@@ -57,9 +57,10 @@ const LogEntrySchema = defineEntity({
 class LogEntry extends LogEntrySchema.class {}
 LogEntrySchema.setClass(LogEntry);
 
-const HOME: Record<string, ShardId> = { User: 'main', Transaction: 'warehouse', LogEntry: 'log' };
+type Database = 'main' | 'warehouse' | 'log';
+const HOME: Record<string, Database> = { User: 'main', Transaction: 'warehouse', LogEntry: 'log' };
 const TABLES: Record<ShardId, string[]> = { main: ['user'], warehouse: ['transaction'], log: ['log_entry'] };
-const home = (entityName: string): ShardId => {
+const home = (entityName: string): Database => {
   const shard = HOME[entityName];
   if (!shard) {
     throw new Error(`no database for ${entityName}`);

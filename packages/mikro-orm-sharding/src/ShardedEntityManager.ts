@@ -1,24 +1,46 @@
 import {
   FlushMode,
+  helper,
   Reference,
   Utils,
   ValidationError,
+  type AssignOptions,
+  type AutoPath,
   type CountOptions,
   type DeleteOptions,
+  type Dictionary,
   type EntityData,
   type CreateOptions,
+  type EntityDTO,
+  type EntityLoaderOptions,
+  type EntityMetadata,
   type EntityName,
+  type EntityRepository,
+  type FilterDef,
   type FilterQuery,
   type FindAllOptions,
   type FindOneOptions,
   type FindOneOrFailOptions,
   type FindOptions,
   type ForkOptions,
+  type FromEntityType,
   type GetReferenceOptions,
+  type GetRepository,
+  type IDatabaseDriver,
+  type IsSubset,
   type Loaded,
+  type MergeLoaded,
+  type MergeSelected,
+  type MetadataStorage,
+  type NativeInsertUpdateOptions,
+  type PopulatePath,
   type Primary,
+  type Ref,
   type RequiredEntityData,
+  type UnboxArray,
   type UpdateOptions,
+  type UpsertManyOptions,
+  type UpsertOptions,
 } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
@@ -32,6 +54,9 @@ import { groupInto } from './group.ts';
 import { PendingWrites } from './pending-writes.ts';
 import { checkEntityOnShard } from './route.ts';
 import { knownShard, rememberShard } from './shard-of.ts';
+import { ShardFilters } from './filters.ts';
+import { repositoryFor, type ShardedRepository } from './repository.ts';
+import * as routed from './routed-writes.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { settleEach } from './settle.ts';
 import { flushed } from './flush-witness.ts';
@@ -39,9 +64,9 @@ import { onShard } from './shard-failure.ts';
 import { labelOf } from './write-plan.ts';
 
 /** Targets one shard explicitly. Precedence: this option, then the entity's remembered shard, then the choosers. */
-export interface ShardOption {
-  /** The shard to use; must be a configured shard id. */
-  readonly shard?: ShardId;
+export interface ShardOption<Id extends string = ShardId> {
+  /** The shard to use; must be a configured shard id (a compile error for an unknown literal when ids are typed). */
+  readonly shard?: Id;
 }
 
 /**
@@ -49,25 +74,30 @@ export interface ShardOption {
  * use), so every entity lives in exactly one shard fork's identity map, and lazy loads stay on that shard.
  * Writes are routed by the shard chooser, primary-key reads by the id chooser, queries by the query chooser.
  */
-export class ShardedEntityManager {
+export class ShardedEntityManager<Id extends string = ShardId> {
   readonly #orm: ShardedMikroORM;
   readonly #global: boolean;
   readonly #makeFork: (shard: ShardId) => SqlEntityManager;
   readonly #forks = new Map<ShardId, SqlEntityManager>();
   readonly #pending: PendingWrites;
   readonly #scope: ShardScope;
+  // Made on first use: most entity managers never set a filter, and fork() runs per request.
+  #filters: ShardFilters | undefined;
+  #repositories: Map<EntityMetadata, object> | undefined;
 
   /** @internal Use `orm.em.fork()`. */
-  constructor(orm: ShardedMikroORM, global: boolean, makeFork: (shard: ShardId) => SqlEntityManager) {
+  constructor(orm: ShardedMikroORM, global: boolean, makeFork: (shard: ShardId) => SqlEntityManager, filters?: ShardFilters) {
     this.#orm = orm;
     this.#global = global;
     this.#makeFork = makeFork;
+    this.#filters = filters;
     const self = this;
     this.#scope = {
       orm,
       em: this,
       forks: this.#forks,
       fork: (shard, source) => self.#fork(shard, source),
+      stagingFork: entityName => self.#pending.stagingFork(entityName),
       get placePending() {
         // A chooser reading through `em` while entities are being placed must not place them again (forever).
         return self.#pending.size > 0 && !self.#pending.insideChooser() ? () => self.#pending.place(false) : undefined;
@@ -90,29 +120,37 @@ export class ShardedEntityManager {
   }
 
   /** The fleet this entity manager belongs to. */
-  get orm(): ShardedMikroORM {
-    return this.#orm;
+  get orm(): ShardedMikroORM<IDatabaseDriver, Id> {
+    return this.#orm as ShardedMikroORM<IDatabaseDriver, Id>;
   }
 
-  /** A new sharded entity manager with empty identity maps; shard forks are made with `options` on first use. */
-  fork(options?: ForkOptions): ShardedEntityManager {
+  /**
+   * A new sharded entity manager with empty identity maps; shard forks are made with `options` on first use. Like
+   * MikroORM's `fork()`, it starts with this entity manager's filters and filter parameters.
+   */
+  fork(options?: ForkOptions): ShardedEntityManager<Id> {
     const parent = this.#context(false);
-    return new ShardedEntityManager(this.#orm, false, shard => (parent.#forks.get(shard) ?? this.#orm.shard(shard).em).fork(options) as SqlEntityManager);
+    const makeFork = (shard: ShardId) => (parent.#forks.get(shard) ?? this.#orm.shard(shard).em).fork(options) as SqlEntityManager;
+    return new ShardedEntityManager<Id>(this.#orm, false, makeFork, parent.#filters?.copy());
   }
 
   /** This entity manager's own fork for one shard: plain MikroORM, for anything the sharded surface lacks. */
-  on(shard: ShardId): SqlEntityManager {
+  on(shard: Id): SqlEntityManager {
     return this.#context().#fork(shard, 'em.on()');
   }
 
   /** The shard an entity lives on (written to, created with `{ shard }`, or loaded from); undefined while new. */
-  shardOf(entity: object): ShardId | undefined {
+  shardOf(entity: object): Id | undefined {
     const target = Reference.unwrapReference(entity);
-    return this.#context(false).#pending.decided(target) ?? knownShard(target, this.#orm.shards);
+    return (this.#context(false).#pending.decided(target) ?? knownShard(target, this.#orm.shards)) as Id | undefined;
   }
 
   /** Creates an entity; with `{ shard }` it is bound to that shard, otherwise the shard chooser places it at flush. */
-  create<Entity extends object>(entityName: EntityName<Entity>, data: RequiredEntityData<Entity>, options: CreateOptions<boolean> & ShardOption = NO_OPTIONS): Entity {
+  create<Entity extends object>(
+    entityName: EntityName<Entity>,
+    data: RequiredEntityData<Entity>,
+    options: CreateOptions<boolean> & ShardOption<Id> = NO_OPTIONS,
+  ): Entity {
     const em = this.#context();
     if (options === NO_OPTIONS) {
       const staging = em.#pending.stagingFork(entityName as EntityName<object>);
@@ -183,7 +221,7 @@ export class ShardedEntityManager {
   async find<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
-    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
+    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes>[]> {
     const { shard, ...rest } = options;
     const em = this.#context();
@@ -193,10 +231,10 @@ export class ShardedEntityManager {
   /** `find` with the condition in `options.where`. */
   async findAll<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
-    options: FindAllOptions<NoInfer<Entity>, Hint, Fields, Excludes> & ShardOption = {},
+    options: FindAllOptions<NoInfer<Entity>, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes>[]> {
     const { where, ...rest } = options;
-    return this.find(entityName, (where ?? {}) as FilterQuery<NoInfer<Entity>>, rest as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption);
+    return this.find(entityName, (where ?? {}) as FilterQuery<NoInfer<Entity>>, rest as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id>);
   }
 
   /**
@@ -206,7 +244,7 @@ export class ShardedEntityManager {
   findOne<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
-    options: FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption = NO_OPTIONS,
+    options: FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = NO_OPTIONS,
   ): Promise<Loaded<Entity, Hint, Fields, Excludes> | null> {
     // Not async (a lookup by primary key is the hottest read), yet every error still arrives as a rejection.
     try {
@@ -225,12 +263,12 @@ export class ShardedEntityManager {
   async findOneOrFail<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
-    options: FindOneOrFailOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
+    options: FindOneOrFailOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes>> {
     const { failHandler, strict, ...rest } = options;
     const found = strict
-      ? await this.find(entityName, where, { ...rest, limit: 2 } as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption)
-      : [await this.findOne(entityName, where, rest as FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption)];
+      ? await this.find(entityName, where, { ...rest, limit: 2 } as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id>)
+      : [await this.findOne(entityName, where, rest as FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id>)];
     if (found.length !== 1 || !found[0]) {
       const config = this.#pending.stagingFork(entityName as EntityName<object>).config;
       const handler = failHandler ?? config.get(strict ? 'findExactlyOneOrFailHandler' : 'findOneOrFailHandler');
@@ -243,7 +281,7 @@ export class ShardedEntityManager {
   async findAndCount<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
-    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption = {},
+    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]> {
     const { shard, ...rest } = options;
     const em = this.#context();
@@ -254,7 +292,7 @@ export class ShardedEntityManager {
   async count<Entity extends object, Hint extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>> = {} as FilterQuery<NoInfer<Entity>>,
-    options: CountOptions<Entity, Hint> & ShardOption = {},
+    options: CountOptions<Entity, Hint> & ShardOption<Id> = {},
   ): Promise<number> {
     const { shard, ...rest } = options;
     const em = this.#context();
@@ -269,48 +307,138 @@ export class ShardedEntityManager {
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
     data: EntityData<Entity>,
-    options: UpdateOptions<Entity> & ShardOption = {},
+    options: UpdateOptions<Entity> & ShardOption<Id> = {},
   ): Promise<number> {
     const { shard, ...rest } = options;
-    return reads.nativeWrite(this.#context().#scope, 'nativeUpdate', entityName, where, rest, shard, fork => fork.nativeUpdate(entityName, where as never, data, rest));
+    return reads.nativeWrite(this.#context().#scope, 'nativeUpdate', entityName, where, rest, shard, fork =>
+      fork.nativeUpdate(entityName, where as never, data, rest),
+    );
   }
 
   /** Deletes the rows matching `where` on the query chooser's shards (like MikroORM's `nativeDelete`); returns the total. */
-  async nativeDelete<Entity extends object>(entityName: EntityName<Entity>, where: FilterQuery<NoInfer<Entity>>, options: DeleteOptions<Entity> & ShardOption = {}): Promise<number> {
+  async nativeDelete<Entity extends object>(
+    entityName: EntityName<Entity>,
+    where: FilterQuery<NoInfer<Entity>>,
+    options: DeleteOptions<Entity> & ShardOption<Id> = {},
+  ): Promise<number> {
     const { shard, ...rest } = options;
-    return reads.nativeWrite(this.#context().#scope, 'nativeDelete', entityName, where, rest, shard, fork => fork.nativeDelete(entityName, where as never, rest));
+    return reads.nativeWrite(this.#context().#scope, 'nativeDelete', entityName, where, rest, shard, fork =>
+      fork.nativeDelete(entityName, where as never, rest),
+    );
   }
 
-  /** Reloads a managed entity from its own shard; null when the row is gone. */
-  async refresh<Entity extends object>(entity: Entity, options: FindOneOptions<Entity> = {}): Promise<Entity | null> {
+  /**
+   * Reloads an entity from its shard, overriding unflushed changes; null when the row is gone. The shard: `{ shard }`
+   * (for an entity whose shard is not known, such as one made with `new`), else the entity's own.
+   */
+  async refresh<
+    Entity extends object,
+    Naked extends FromEntityType<Entity> = FromEntityType<Entity>,
+    Hint extends string = never,
+    Fields extends string = never,
+    Excludes extends string = never,
+  >(
+    entity: Entity,
+    options: FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
+  ): Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null> {
     const em = this.#context();
-    const shard = em.shardOf(entity);
-    if (shard === undefined) {
-      throw ShardingError.unplacedEntity('refresh', labelOf(entity));
-    }
-    return onShard('refresh', shard, em.#fork(shard).refresh(entity, options as never) as Promise<Entity | null>);
+    const { shard, ...rest } = options;
+    const target = em.#shardFor('refresh', entity, shard);
+    const fork = em.#fork(target, 'the { shard } option');
+    return onShard('refresh', target, fork.refresh(entity, rest as never)) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null>;
+  }
+
+  /** `refresh`, throwing MikroORM's `NotFoundError` (or your `failHandler`'s error) when the row is gone. */
+  async refreshOrFail<
+    Entity extends object,
+    Naked extends FromEntityType<Entity> = FromEntityType<Entity>,
+    Hint extends string = never,
+    Fields extends string = never,
+    Excludes extends string = never,
+  >(
+    entity: Entity,
+    options: FindOneOrFailOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
+  ): Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>> {
+    const em = this.#context();
+    const { shard, ...rest } = options;
+    const target = em.#shardFor('refresh', entity, shard);
+    const fork = em.#fork(target, 'the { shard } option');
+    return onShard('refresh', target, fork.refreshOrFail(entity, rest as never)) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>>;
   }
 
   /**
    * A reference without a query. Its shard: `{ shard }`, else an identity map that has it, else the id chooser's
    * only candidate; with several candidates it throws `AMBIGUOUS_SHARD` (use `findOne`, which searches them).
+   * `{ wrapped: true }` gives a `Ref<Entity>`; `{ key }` (an alternate key) needs `{ shard }`.
    */
-  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity>, options: GetReferenceOptions & ShardOption = {}): Entity {
+  getReference<Entity extends object, K extends string & keyof Entity>(
+    entityName: EntityName<Entity>,
+    id: Entity[K],
+    options: Omit<GetReferenceOptions, 'key' | 'wrapped'> & { key: K; wrapped: true } & ShardOption<Id>,
+  ): Ref<Entity>;
+  getReference<Entity extends object, K extends string & keyof Entity>(
+    entityName: EntityName<Entity>,
+    id: Entity[K],
+    options: Omit<GetReferenceOptions, 'key'> & { key: K; wrapped?: false } & ShardOption<Id>,
+  ): Entity;
+  getReference<Entity extends object>(
+    entityName: EntityName<Entity>,
+    id: Primary<Entity>,
+    options: Omit<GetReferenceOptions, 'wrapped' | 'key'> & { wrapped: true } & ShardOption<Id>,
+  ): Ref<Entity>;
+  getReference<Entity extends object>(entityName: EntityName<Entity>, id: Primary<Entity> | Primary<Entity>[]): Entity;
+  getReference<Entity extends object>(
+    entityName: EntityName<Entity>,
+    id: Primary<Entity>,
+    options: Omit<GetReferenceOptions, 'wrapped' | 'key'> & { wrapped?: false } & ShardOption<Id>,
+  ): Entity;
+  getReference<Entity extends object>(
+    entityName: EntityName<Entity>,
+    id: Primary<Entity>,
+    options?: GetReferenceOptions & ShardOption<Id>,
+  ): Entity | Reference<Entity>;
+  getReference<Entity extends object>(
+    entityName: EntityName<Entity>,
+    id: Primary<Entity>,
+    options: GetReferenceOptions & ShardOption<Id> = {},
+  ): Entity | Reference<Entity> {
     const em = this.#context();
     const { shard, ...rest } = options;
     const name = Utils.className(entityName);
+    if (rest.key !== undefined && shard === undefined) {
+      throw ShardingError.unsupported(
+        `getReference(${name}, ..., { key: '${rest.key}' }) without { shard }`,
+        'the id chooser routes primary keys, not alternate keys; pass { shard }, or use findOne()',
+      );
+    }
     const fork =
       shard === undefined
         ? em.#fork(shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? onlyCandidate(em.#scope, name, id as Primary<object>))
         : em.#forkFor(entityName, shard, false);
-    return fork.getReference(entityName, id, rest as GetReferenceOptions) as Entity;
+    return fork.getReference(entityName, id, rest as GetReferenceOptions);
   }
 
-  /** Populates relations of entities, each on its own shard. */
-  async populate<Entity extends object>(entities: Entity | readonly Entity[], populate: readonly string[] | boolean, options: Record<string, unknown> = {}): Promise<Entity[]> {
+  /**
+   * Loads relations of entities you hold, each on its own shard (shards in parallel); resolves to what it was given,
+   * typed as loaded, like MikroORM's `populate`.
+   */
+  async populate<
+    Entity extends object,
+    Naked extends FromEntityType<UnboxArray<Entity>> = FromEntityType<UnboxArray<Entity>>,
+    Hint extends string = never,
+    Fields extends string = never,
+    Excludes extends string = never,
+  >(
+    entities: Entity,
+    populate: readonly AutoPath<Naked, Hint, PopulatePath.ALL>[] | false,
+    options: EntityLoaderOptions<Naked, Fields, Excludes> = {},
+  ): Promise<Entity extends object[] ? MergeLoaded<ElementOf<Entity>, Naked, Hint, Fields, Excludes>[] : MergeLoaded<Entity, Naked, Hint, Fields, Excludes>> {
+    type Populated = Entity extends object[]
+      ? MergeLoaded<ElementOf<Entity>, Naked, Hint, Fields, Excludes>[]
+      : MergeLoaded<Entity, Naked, Hint, Fields, Excludes>;
     const em = this.#context();
-    const list = (Array.isArray(entities) ? entities : [entities]) as Entity[];
-    const byShard = new Map<ShardId, Entity[]>();
+    const list: object[] = Array.isArray(entities) ? entities : [entities];
+    const byShard = new Map<ShardId, object[]>();
     for (const entity of list) {
       const shard = em.shardOf(entity);
       if (shard === undefined) {
@@ -319,7 +447,204 @@ export class ShardedEntityManager {
       groupInto(byShard, shard, entity);
     }
     await settleEach('populate', [...byShard.keys()], shard => em.#fork(shard).populate(byShard.get(shard)!, populate as never, options as never));
-    return list;
+    return entities as unknown as Populated;
+  }
+
+  /**
+   * Inserts one row with a native query (no unit of work), on the shard a new entity with this data would go to:
+   * `{ shard }`, else the shard of an entity already known by this primary key, else the shard chooser (which is
+   * given an entity built from the data). Resolves to its primary key.
+   */
+  async insert<Entity extends object>(
+    entityNameOrEntity: EntityName<Entity> | Entity,
+    data?: NoInfer<RequiredEntityData<Entity> | Entity>,
+    options: NativeInsertUpdateOptions<Entity> & ShardOption<Id> = {},
+  ): Promise<Primary<Entity>> {
+    const { shard, ...rest } = options;
+    const [entityName, rows] = routed.rowsOf<Entity>(entityNameOrEntity, data === undefined ? undefined : [data]);
+    const [pk] = await routed.insertMany(this.#context(false).#scope, entityName, rows, rest, shard);
+    return pk as Primary<Entity>;
+  }
+
+  /**
+   * Inserts rows with native queries (no unit of work), each routed as {@link insert} routes one, grouped into one
+   * MikroORM `insertMany` per shard. Every row's shard is decided and checked before any shard is written.
+   * Resolves to the primary keys in input order.
+   */
+  async insertMany<Entity extends object>(
+    entityNameOrEntities: EntityName<Entity> | Entity[],
+    data?: NoInfer<RequiredEntityData<Entity>[] | Entity[]>,
+    options: NativeInsertUpdateOptions<Entity> & ShardOption<Id> = {},
+  ): Promise<Primary<Entity>[]> {
+    const { shard, ...rest } = options;
+    const [entityName, rows] = routed.rowsOf<Entity>(entityNameOrEntities, data);
+    return routed.insertMany(this.#context(false).#scope, entityName, rows, rest, shard) as Promise<Primary<Entity>[]>;
+  }
+
+  /**
+   * Creates or updates an entity with MikroORM's `upsert` (insert ... on conflict) on its shard, routed like
+   * {@link insert} (an entity you hold goes to its own shard). Resolves to the managed entity, on its shard's fork.
+   */
+  async upsert<Entity extends object, Fields extends string = never>(
+    entityNameOrEntity: EntityName<Entity> | Entity,
+    data?: EntityData<Entity> | NoInfer<Entity>,
+    options: UpsertOptions<Entity, Fields> & ShardOption<Id> = {},
+  ): Promise<Entity> {
+    const { shard, ...rest } = options;
+    const [entityName, rows] = routed.rowsOf<Entity>(entityNameOrEntity, data === undefined ? undefined : [data]);
+    const [entity] = await routed.upsertMany(this.#context(false).#scope, entityName, rows, rest, shard, 'upsert');
+    return entity as Entity;
+  }
+
+  /**
+   * `upsert` for many rows: each routed as {@link upsert} routes one, grouped into one MikroORM `upsertMany` per
+   * shard, all checked before any shard is written. Resolves to the managed entities in input order.
+   */
+  async upsertMany<Entity extends object, Fields extends string = never>(
+    entityNameOrEntities: EntityName<Entity> | Entity[],
+    data?: (EntityData<Entity> | NoInfer<Entity>)[],
+    options: UpsertManyOptions<Entity, Fields> & ShardOption<Id> = {},
+  ): Promise<Entity[]> {
+    const { shard, ...rest } = options;
+    const [entityName, rows] = routed.rowsOf<Entity>(entityNameOrEntities, data);
+    return routed.upsertMany(this.#context(false).#scope, entityName, rows, rest, shard, 'upsertMany') as Promise<Entity[]>;
+  }
+
+  /**
+   * The repository of an entity over this sharded entity manager: your `repository: () => BookRepository` class
+   * (or the configured `entityRepository`, else MikroORM's), constructed with this entity manager, so its inherited
+   * methods (`find`, `findOne`, `upsert`, ...) run sharded. `getEntityManager()` returns this entity manager.
+   */
+  getRepository<Entity extends object, Repository extends EntityRepository<Entity> = EntityRepository<Entity>>(
+    entityName: EntityName<Entity>,
+  ): ShardedRepository<GetRepository<Entity, Repository>, Id> {
+    const meta = this.#scope.meta(entityName);
+    this.#repositories ??= new Map();
+    let repository = this.#repositories.get(meta);
+    if (!repository) {
+      repository = repositoryFor(this.#orm, this, entityName as EntityName<object>);
+      this.#repositories.set(meta, repository);
+    }
+    return repository as ShardedRepository<GetRepository<Entity, Repository>, Id>;
+  }
+
+  /** Shortcut for {@link getRepository}. */
+  repo<Entity extends object, Repository extends EntityRepository<Entity> = EntityRepository<Entity>>(
+    entityName: EntityName<Entity>,
+  ): ShardedRepository<GetRepository<Entity, Repository>, Id> {
+    return this.getRepository<Entity, Repository>(entityName);
+  }
+
+  /**
+   * Registers a filter on every shard fork of this entity manager, those it has and those it makes later, as
+   * MikroORM's `addFilter` does on one entity manager. On the global `orm.em` it applies to every shard's global
+   * entity manager, so forks and request contexts made afterwards inherit it.
+   */
+  addFilter<T extends EntityName | readonly EntityName[]>(options: Omit<FilterDef<T>, 'rls'>): void {
+    const em = this.#context(false);
+    (em.#filters ??= new ShardFilters()).add(options, em.#filterTargets());
+  }
+
+  /** Sets a filter's parameters on every shard fork of this entity manager, present and future. */
+  setFilterParams(name: string, args: Dictionary): void {
+    const em = this.#context();
+    (em.#filters ??= new ShardFilters()).setParams(name, args, em.#filterTargets());
+  }
+
+  /** The parameters set for a filter with {@link setFilterParams} (or inherited from the entity manager forked). */
+  getFilterParams<T extends Dictionary = Dictionary>(name: string): T {
+    return this.#context().#filters?.params(name) as T;
+  }
+
+  /**
+   * Assigns data to an entity, as MikroORM's `em.assign` (`wrap(entity).assign(data, { em })`) with the entity's own
+   * shard fork, so references made from primary keys belong to its shard (a new entity's: where it waits for one).
+   */
+  assign<
+    Entity extends object,
+    Naked extends FromEntityType<Entity> = FromEntityType<Entity>,
+    Convert extends boolean = false,
+    Data extends EntityData<Naked, Convert> | Partial<EntityDTO<Naked>> = EntityData<Naked, Convert> | Partial<EntityDTO<Naked>>,
+  >(
+    entity: Entity | Partial<Entity>,
+    data: Data & IsSubset<EntityData<Naked, Convert>, Data>,
+    options?: AssignOptions<Convert>,
+  ): MergeSelected<Entity, Naked, keyof Data & string> {
+    const em = this.#context();
+    const shard = em.shardOf(entity);
+    const fork = shard === undefined ? em.#pending.stagingFork(helper(entity).__meta.class) : em.#fork(shard);
+    return fork.assign(entity, data as never, options) as MergeSelected<Entity, Naked, keyof Data & string>;
+  }
+
+  /** Whether a property of an entity can be populated (MikroORM's `canPopulate`; entity definitions are shared by the shards). */
+  canPopulate<Entity extends object>(entityName: EntityName<Entity>, property: string): boolean {
+    return this.#pending.stagingFork(entityName as EntityName<object>).canPopulate(entityName, property);
+  }
+
+  /** MikroORM's metadata of the first shard that knows the entity (of the first shard without one): shards share definitions. */
+  getMetadata(): MetadataStorage;
+  getMetadata<Entity extends object>(entityName: EntityName<Entity>): EntityMetadata<Entity>;
+  getMetadata<Entity extends object>(entityName?: EntityName<Entity>): MetadataStorage | EntityMetadata<Entity> {
+    return entityName === undefined ? this.#orm.shard(this.#orm.shardIds[0]!).getMetadata() : this.#scope.meta(entityName);
+  }
+
+  /** Not available across shards: a query builder, a stream or a cursor runs on one database. Use `em.on(shard)`. */
+  createQueryBuilder(): never {
+    throw ShardingError.unsupported('createQueryBuilder()', 'a query builder runs on one database; use em.on(shard).createQueryBuilder()');
+  }
+
+  /** Not available across shards: see {@link createQueryBuilder}. */
+  qb(): never {
+    throw ShardingError.unsupported('qb()', 'a query builder runs on one database; use em.on(shard).qb()');
+  }
+
+  /** Not available across shards: see {@link createQueryBuilder}. */
+  stream(): never {
+    throw ShardingError.unsupported('stream()', 'use em.on(shard).stream() on each shard, or find() with limit/offset');
+  }
+
+  /** Not available across shards: see {@link createQueryBuilder}. */
+  findByCursor(): never {
+    throw ShardingError.unsupported(
+      'findByCursor()',
+      'use keyset pagination with find() (orderBy a unique key, continue after the last one), or em.on(shard).findByCursor()',
+    );
+  }
+
+  /** Not available: which shard a raw row belongs to is unknown. Use `em.on(shard).map()`. */
+  map(): never {
+    throw ShardingError.unsupported('map()', 'which shard a raw row belongs to is not known; use em.on(shard).map()');
+  }
+
+  /** Not available: which shard an entity's data belongs to is unknown. Use `em.on(shard).merge()`. */
+  merge(): never {
+    throw ShardingError.unsupported('merge()', 'which shard the data belongs to is not known; use em.on(shard).merge()');
+  }
+
+  /** Not available yet across shards. Use `em.on(shard).countBy()` per shard. */
+  countBy(): never {
+    throw ShardingError.unsupported('countBy()', 'use em.on(shard).countBy() on each shard and add the counts up');
+  }
+
+  /** The shard of an entity for an operation on it: `{ shard }` (which must agree with a known shard), else its own. */
+  #shardFor(operation: string, entity: object, shard: Id | undefined): ShardId {
+    const known = this.shardOf(entity);
+    if (shard !== undefined && known !== undefined && known !== shard) {
+      throw ShardingError.shardMismatch(operation, labelOf(Reference.unwrapReference(entity)), known, shard);
+    }
+    const target = shard ?? known;
+    if (target === undefined) {
+      throw ShardingError.unplacedEntity(operation, labelOf(Reference.unwrapReference(entity)));
+    }
+    return target;
+  }
+
+  /** Where a filter or its parameters go now: the forks made so far, or on the global entity manager every shard's own. */
+  #filterTargets(): Iterable<SqlEntityManager> {
+    if (this.#global) {
+      return this.#orm.shardIds.map(id => this.#fork(id));
+    }
+    return this.#forks.values();
   }
 
   #fork(shard: ShardId, source = 'a chooser'): SqlEntityManager {
@@ -329,6 +654,9 @@ export class ShardedEntityManager {
         throw ShardingError.unknownShard(shard, this.#orm.shardIds, { source });
       }
       fork = this.#makeFork(shard);
+      if (this.#filters !== undefined) {
+        this.#filters.applyTo(fork);
+      }
       this.#forks.set(shard, fork);
     }
     return fork;
@@ -405,3 +733,5 @@ function discoveredAs(orm: ShardedMikroORM, item: unknown) {
   }
   return undefined;
 }
+
+type ElementOf<T> = T extends readonly (infer Item)[] ? Item : never;

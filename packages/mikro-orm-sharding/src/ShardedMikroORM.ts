@@ -1,17 +1,20 @@
 import { MikroORM, type IDatabaseDriver } from '@mikro-orm/core';
-import type { IdChooser, QueryChooser, ShardChooser, ShardId } from './choosers.ts';
+import type { IdChooserArgs, MaybePromise, QueryChooserArgs, ShardChooserArgs, ShardId } from './choosers.ts';
 import { ShardingError } from './errors.ts';
-import { shardConfigs, type ShardedMikroORMOptions } from './options.ts';
+import { shardConfigs, type EntityList, type ShardedMikroORMOptions, type ShardIdsOf, type ShardMap } from './options.ts';
 import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { settleEach } from './settle.ts';
 import { nameShardInLogs } from './shard-logging.ts';
 
-/** The choosers in force, with the defaults filled in. */
-export interface Routing {
-  readonly shardChooser: ShardChooser;
-  readonly idChooser: IdChooser | undefined;
-  readonly queryChooser: QueryChooser | undefined;
+/**
+ * The choosers in force (`idChooser`/`queryChooser` are `undefined` when defaulted). Declared as methods so that a
+ * fleet with typed shard ids is usable wherever any fleet is.
+ */
+export interface Routing<Id extends string = ShardId> {
+  shardChooser(args: ShardChooserArgs<object, Id>): MaybePromise<Id>;
+  idChooser?(args: IdChooserArgs<object, Id>): MaybePromise<readonly Id[]>;
+  queryChooser?(args: QueryChooserArgs<object, Id>): MaybePromise<readonly Id[]>;
 }
 
 /**
@@ -25,7 +28,7 @@ export interface Routing {
  * const em = orm.em.fork();
  * ```
  */
-export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver> {
+export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id extends string = ShardId> {
   readonly #shards: ReadonlyMap<ShardId, MikroORM<D>>;
   readonly #ids: readonly ShardId[];
   readonly #routing: Routing;
@@ -43,7 +46,9 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver> {
    * Validates the options, then initialises every shard's MikroORM (in parallel). If any shard fails, the others
    * are closed again and a {@link ShardingError} naming the shard is thrown.
    */
-  static async init<D extends IDatabaseDriver = IDatabaseDriver>(options: ShardedMikroORMOptions<D>): Promise<ShardedMikroORM<D>> {
+  static async init<D extends IDatabaseDriver = IDatabaseDriver, Shards extends object = ShardMap<D>, Entities extends EntityList = EntityList>(
+    options: ShardedMikroORMOptions<D, Shards, Entities>,
+  ): Promise<ShardedMikroORM<D, ShardIdsOf<Shards>>> {
     const configs = shardConfigs(options);
     const ids = [...configs.keys()];
     const connect = options.connect ?? true;
@@ -66,20 +71,18 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver> {
       throw ShardingError.shardInitFailed(ids[failed]!, (results[failed] as PromiseRejectedResult).reason);
     }
     const shards = new Map(ids.map((id, i) => [id, (results[i] as PromiseFulfilledResult<MikroORM<D>>).value]));
-    return new ShardedMikroORM(shards, {
-      shardChooser: options.shardChooser,
-      idChooser: options.idChooser,
-      queryChooser: options.queryChooser,
-    });
+    // The choosers were typed against the fleet's own shard ids and entities; the routing code passes it exactly those.
+    const routing = { shardChooser: options.shardChooser, idChooser: options.idChooser, queryChooser: options.queryChooser } as Routing;
+    return new ShardedMikroORM(shards, routing);
   }
 
   /**
    * The global sharded entity manager. Like MikroORM's global `em`, it refuses context-specific work unless
    * `allowGlobalContext` is set: use `orm.em.fork()` or {@link ShardedRequestContext}.
    */
-  get em(): ShardedEntityManager {
+  get em(): ShardedEntityManager<Id> {
     this.#em ??= ShardedEntityManager.global(this);
-    return this.#em;
+    return this.#em as ShardedEntityManager<Id>;
   }
 
   /** Schema management on every shard: `create()`, `update()`, `drop()`, `refresh()`, `clear()`, `ensureDatabase()`. */
@@ -89,22 +92,22 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver> {
   }
 
   /** The shard ids, in the order of the `shards` option. */
-  get shardIds(): readonly ShardId[] {
-    return this.#ids;
+  get shardIds(): readonly Id[] {
+    return this.#ids as readonly Id[];
   }
 
   /** The shards' MikroORM instances by shard id. */
-  get shards(): ReadonlyMap<ShardId, MikroORM<D>> {
-    return this.#shards;
+  get shards(): ReadonlyMap<Id, MikroORM<D>> {
+    return this.#shards as ReadonlyMap<Id, MikroORM<D>>;
   }
 
   /** The choosers in force. */
-  get routing(): Routing {
-    return this.#routing;
+  get routing(): Routing<Id> {
+    return this.#routing as Routing<Id>;
   }
 
   /** One shard's MikroORM instance. Throws `UNKNOWN_SHARD` for an id that is not configured. */
-  shard(id: ShardId): MikroORM<D> {
+  shard(id: Id): MikroORM<D> {
     const orm = this.#shards.get(id);
     if (!orm) {
       throw ShardingError.unknownShard(id, this.#ids, { source: 'orm.shard()' });
@@ -114,13 +117,13 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver> {
 
   /** Whether every shard's database connection is up. */
   async isConnected(): Promise<boolean> {
-    const states = await Promise.all(this.#ids.map(id => this.shard(id).isConnected()));
+    const states = await Promise.all([...this.#shards.values()].map(orm => orm.isConnected()));
     return states.every(Boolean);
   }
 
   /** Closes every shard's connections; a failure on one shard does not keep the others open. */
   async close(force = false): Promise<void> {
-    await settleEach('close', this.#ids, id => this.shard(id).close(force));
+    await settleEach('close', this.#ids, id => this.#shards.get(id)!.close(force));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

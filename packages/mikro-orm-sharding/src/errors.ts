@@ -15,7 +15,9 @@ export type ShardingErrorCode =
   | 'AMBIGUOUS_SHARD'
   | 'UNPLACED_ENTITY'
   | 'ENTITY_NOT_ON_SHARD'
-  | 'UNSUPPORTED_QUERY';
+  | 'UNSUPPORTED_QUERY'
+  | 'SHARD_MISMATCH'
+  | 'UNSUPPORTED_OPERATION';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {
@@ -61,7 +63,10 @@ export class ShardingError extends Error {
   }
 
   static missingChooser(name: string): ShardingError {
-    return new ShardingError('MISSING_CHOOSER', `Missing \`${name}\`: it decides which shard a new entity is written to; pass a function returning a shard id.`);
+    return new ShardingError(
+      'MISSING_CHOOSER',
+      `Missing \`${name}\`: it decides which shard a new entity is written to; pass a function returning a shard id.`,
+    );
   }
 
   static unsupportedDriver(shard: ShardId, driver: unknown): ShardingError {
@@ -158,6 +163,19 @@ export class ShardingError extends Error {
   /** A query that cannot be answered across shards exactly as one database would; it went to no shard. */
   static unsupportedQuery(message: string, value?: unknown): ShardingError {
     return new ShardingError('UNSUPPORTED_QUERY', `Cannot run this query over several shards: ${message}`, { value });
+  }
+
+  static shardMismatch(operation: string, entity: string, shard: ShardId, requested: ShardId): ShardingError {
+    return new ShardingError(
+      'SHARD_MISMATCH',
+      `Cannot ${operation} ${entity} on shard ${quote(requested)}: it lives on shard ${quote(shard)}, and an entity never changes shard. ` +
+        `Drop the { shard } option, or copy the row with em.on(${quote(requested)}) as a new entity.`,
+      { entity, shard, value: requested },
+    );
+  }
+
+  static unsupported(operation: string, instead: string): ShardingError {
+    return new ShardingError('UNSUPPORTED_OPERATION', `${operation} is not supported by the sharded entity manager: ${instead}.`);
   }
 }
 

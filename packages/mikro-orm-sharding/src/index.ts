@@ -1,11 +1,21 @@
 export { ShardedMikroORM, type Routing } from './ShardedMikroORM.ts';
 export { ShardedEntityManager, type ShardOption } from './ShardedEntityManager.ts';
+export type { ShardedEntityRepository, ShardedRepository } from './repository.ts';
 export { ShardedRequestContext } from './request-context.ts';
 export { ShardedSchema } from './ShardedSchema.ts';
 export { ShardingError, type ShardingErrorCode, type ShardingErrorDetails } from './errors.ts';
 export { shardFailureOf, type FailedShard, type ShardFailure } from './shard-failure.ts';
-export { defineShardingConfig, type ShardedMikroORMOptions, type ShardOptions } from './options.ts';
+export {
+  defineShardingConfig,
+  type EntityList,
+  type FleetEntity,
+  type ShardedMikroORMOptions,
+  type ShardIdsOf,
+  type ShardMap,
+  type ShardOptions,
+} from './options.ts';
 export type {
+  ChosenShard,
   IdChooser,
   IdChooserArgs,
   MaybePromise,

@@ -1,4 +1,4 @@
-import type { IDatabaseDriver, Options } from '@mikro-orm/core';
+import type { AnyEntity, EntityClass, EntitySchema, IDatabaseDriver, Options } from '@mikro-orm/core';
 import { AbstractSqlDriver } from '@mikro-orm/sql';
 import type { IdChooser, QueryChooser, ShardChooser, ShardId } from './choosers.ts';
 import { withConnectionDefaults } from './connection-defaults.ts';
@@ -9,9 +9,34 @@ import { rememberSecrets } from './redact.ts';
 /** MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool ...). */
 export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<Options<D>>;
 
+/** MikroORM's `entities` option: entity classes, schemas, or folder paths. */
+export type EntityList = readonly (string | EntityClass<AnyEntity> | EntitySchema)[];
+
+/** The `shards` option: each key a shard id, each value that shard's overrides of the shared options. */
+export type ShardMap<D extends IDatabaseDriver = IDatabaseDriver> = Readonly<Record<ShardId, ShardOptions<D> | string>>;
+
+/** The shard ids of a `shards` option: its keys (`'s0' | 's1'` for a literal, `string` for a record built at runtime). */
+export type ShardIdsOf<Shards> = keyof Shards & string;
+
+type Listed<Item> = Item extends EntitySchema<infer Entity, unknown> ? Entity : Item extends EntityClass<infer Entity> ? Entity : never;
+
+/** The entities of one `entities` list: the union of its classes and schemas; `object` when it names folders or is untyped. */
+type EntitiesIn<List> = List extends readonly (infer Item)[]
+  ? (string | EntityClass<AnyEntity> | EntitySchema)[] extends List
+    ? object
+    : [Extract<Item, string>] extends [never]
+      ? Listed<Item>
+      : object
+  : never;
+
+/** What a shard chooser may be given: every entity the shared and the shards' own `entities` lists name. */
+export type FleetEntity<Entities, Shards> = EntitiesIn<Entities> | ShardEntities<Shards[keyof Shards]>;
+
+type ShardEntities<Shard> = Shard extends { readonly entities?: infer List } ? EntitiesIn<List> : never;
+
 /**
  * Options of {@link ShardedMikroORM.init}: MikroORM's own options, shared by every shard, plus the shard map and
- * the three choosers.
+ * the three choosers. Shard ids are typed from the keys of `shards`, and the shard chooser's `entity` from `entities`.
  *
  * PostgreSQL shards get `driverOptions: { connectionTimeoutMillis: 10_000, statement_timeout: 60_000 }` unless
  * their options set those keys (`0` turns one off), so a shard that never answers fails by name.
@@ -22,13 +47,19 @@ export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<
  *   driver: SqliteDriver,
  *   entities: [Author, Book],
  *   shards: { s0: { dbName: 's0.db' }, s1: { dbName: 's1.db' } },
- *   shardChooser: ({ entity }) => `s${(entity as Author).id % 2}`,
- *   idChooser: ({ id }) => [`s${Number(id) % 2}`],
+ *   shardChooser: ({ entity }) => (entity instanceof Book ? 's0' : entity.id % 2 ? 's1' : 's0'),
+ *   idChooser: ({ id }) => (Number(id) % 2 ? ['s1'] : ['s0']),
  *   queryChooser: () => ['s0', 's1'],
  * });
  * ```
  */
-export interface ShardedMikroORMOptions<D extends IDatabaseDriver = IDatabaseDriver> extends ShardOptions<D> {
+export interface ShardedMikroORMOptions<
+  D extends IDatabaseDriver = IDatabaseDriver,
+  Shards extends object = ShardMap<D>,
+  Entities extends EntityList = EntityList,
+> extends Omit<ShardOptions<D>, 'entities'> {
+  /** The entities, shared by every shard (MikroORM's `entities`). */
+  readonly entities?: Entities;
   /**
    * The shards: each key is a shard id, each value that shard's overrides of the shared options, or a connection
    * URL as a shorthand for `{ clientUrl }`.
@@ -38,19 +69,19 @@ export interface ShardedMikroORMOptions<D extends IDatabaseDriver = IDatabaseDri
    * shards: { s0: { dbName: 's0.db' }, s1: 'postgresql://app@db1.internal:5432/books' }
    * ```
    */
-  readonly shards: Readonly<Record<ShardId, ShardOptions<D> | string>>;
+  readonly shards: ShardMap<D> & Shards;
   /** Decides where a new entity is written. Required. */
-  readonly shardChooser: ShardChooser;
+  readonly shardChooser: ShardChooser<NoInfer<ShardIdsOf<Shards>>, NoInfer<FleetEntity<Entities, Shards>>>;
   /**
    * Ordered candidate shards for a primary-key lookup.
    * @default every shard, in the order of `shards`
    */
-  readonly idChooser?: IdChooser;
+  readonly idChooser?: IdChooser<NoInfer<ShardIdsOf<Shards>>>;
   /**
    * Shards a query fans out to.
    * @default every shard, in the order of `shards`
    */
-  readonly queryChooser?: QueryChooser;
+  readonly queryChooser?: QueryChooser<NoInfer<ShardIdsOf<Shards>>>;
   /**
    * Connect to every shard during `init()`, so an unreachable shard fails startup with its name
    * (MikroORM alone connects on first use).
@@ -60,12 +91,16 @@ export interface ShardedMikroORMOptions<D extends IDatabaseDriver = IDatabaseDri
 }
 
 /** Identity function that gives a sharding config its type, like MikroORM's `defineConfig`. */
-export function defineShardingConfig<D extends IDatabaseDriver>(options: ShardedMikroORMOptions<D>): ShardedMikroORMOptions<D> {
+export function defineShardingConfig<D extends IDatabaseDriver, Shards extends object, Entities extends EntityList = EntityList>(
+  options: ShardedMikroORMOptions<D, Shards, Entities>,
+): ShardedMikroORMOptions<D, Shards, Entities> {
   return options;
 }
 
 /** The options split into what each shard's MikroORM gets, validated. Throws {@link ShardingError}. */
-export function shardConfigs<D extends IDatabaseDriver>(options: ShardedMikroORMOptions<D>): Map<ShardId, ShardOptions<D>> {
+export function shardConfigs<D extends IDatabaseDriver, Shards extends object, Entities extends EntityList>(
+  options: ShardedMikroORMOptions<D, Shards, Entities>,
+): Map<ShardId, ShardOptions<D>> {
   if (options === null || typeof options !== 'object') {
     throw ShardingError.invalidOptions('pass an options object.', options);
   }
@@ -92,7 +127,8 @@ export function shardConfigs<D extends IDatabaseDriver>(options: ShardedMikroORM
       throw ShardingError.invalidOptions('a shard id cannot be empty.', id);
     }
     const own = shardEntry<D>(id, entry);
-    const merged: ShardOptions<D> = { ...shared, ...own, contextName: id };
+    // MikroORM's own option type wants a mutable `entities` array; the list is handed over as given.
+    const merged = { ...shared, ...own, contextName: id } as ShardOptions<D>;
     const driver = merged.driver as unknown;
     if (typeof driver !== 'function' || !(driver.prototype instanceof AbstractSqlDriver)) {
       throw secondCopyError(id, driver) ?? ShardingError.unsupportedDriver(id, driver);

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { RequestContext, type CreateContextOptions } from '@mikro-orm/core';
+import { RequestContext, type CreateContextOptions, type IDatabaseDriver } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import { ShardedEntityManager } from './ShardedEntityManager.ts';
@@ -38,7 +38,7 @@ export class ShardedRequestContext {
   }
 
   /** The request's sharded entity manager for this fleet, if a context is active. */
-  static getEntityManager(orm: ShardedMikroORM): ShardedEntityManager | undefined {
-    return storage.getStore()?.get(orm);
+  static getEntityManager<Id extends string>(orm: ShardedMikroORM<IDatabaseDriver, Id>): ShardedEntityManager<Id> | undefined {
+    return storage.getStore()?.get(orm) as ShardedEntityManager<Id> | undefined;
   }
 }

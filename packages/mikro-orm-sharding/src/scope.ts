@@ -16,6 +16,8 @@ export interface ShardScope {
   fork(shard: ShardId, source?: string): SqlEntityManager;
   /** Places pending new entities on their shards' forks (choosing and validating), writing nothing; absent when none wait. */
   readonly placePending: (() => Promise<void>) | undefined;
+  /** Where this entity manager builds new entities before their shard is known (never flushed). */
+  stagingFork(entityName: EntityName<object>): SqlEntityManager;
   /** The forks made so far. */
   readonly forks: ReadonlyMap<ShardId, SqlEntityManager>;
   /** Metadata of an entity (all shards share the entity definitions). */

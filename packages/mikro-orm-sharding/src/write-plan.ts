@@ -106,7 +106,7 @@ function moved(fork: SqlEntityManager, entity: object): object {
   return fork.getReference(metaOf(entity).class, entityHelper(entity).getPrimaryKey() as never);
 }
 
-function chooseShard(scope: ShardScope, entity: object, entityName: string): ShardId | Promise<ShardId> {
+export function chooseShard(scope: ShardScope, entity: object, entityName: string): ShardId | Promise<ShardId> {
   const args = { entity, entityName, em: scope.em };
   const shard = callChooser('shardChooser', scope.orm.routing.shardChooser, args, describeEntity, entity);
   if (typeof shard === 'string' && scope.orm.shards.has(shard)) {
@@ -124,7 +124,7 @@ function declares(scope: ShardScope, entityClass: EntityName<object>, entity: ob
   }
 }
 
-function forEachRelated(entity: object, visit: (target: object, prop: EntityProperty) => void): void {
+export function forEachRelated(entity: object, visit: (target: object, prop: EntityProperty) => void): void {
   const data = entity as Dictionary;
   for (const prop of metaOf(entity).relations) {
     const value = data[prop.name];
