@@ -4,6 +4,7 @@ import { ShardingError } from './errors.ts';
 import { shardConfigs, type ShardedMikroORMOptions } from './options.ts';
 import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
+import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
 import { settleEach } from './settle.ts';
 
 /** The choosers in force, with the defaults filled in. */
@@ -30,6 +31,7 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver> {
   readonly #routing: Routing;
   #em: ShardedEntityManager | undefined;
   #schema: ShardedSchema | undefined;
+  #migrator: ShardedMigrator | undefined;
 
   /** Use {@link ShardedMikroORM.init}. */
   private constructor(shards: ReadonlyMap<ShardId, MikroORM<D>>, routing: Routing) {
@@ -84,6 +86,15 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver> {
   get schema(): ShardedSchema {
     this.#schema ??= new ShardedSchema(this);
     return this.#schema;
+  }
+
+  /**
+   * MikroORM's migrator on every shard: `create()`, `up()`, `down()`, `pending()`, `executed()`, `status()`, with
+   * bounded concurrency and a per-shard report. Needs `extensions: [Migrator]` from `@mikro-orm/migrations`.
+   */
+  get migrator(): ShardedMigrator {
+    this.#migrator ??= new ShardedMigrator(this);
+    return this.#migrator;
   }
 
   /** The shard ids, in the order of the `shards` option. */

@@ -13,7 +13,8 @@ export type ShardingErrorCode =
   | 'CROSS_SHARD_REFERENCE'
   | 'AMBIGUOUS_SHARD'
   | 'UNPLACED_ENTITY'
-  | 'SHARD_OPERATION_FAILED';
+  | 'SHARD_OPERATION_FAILED'
+  | 'MIGRATION_FAILED';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {

@@ -14,3 +14,7 @@ export type {
   ShardChooserArgs,
   ShardId,
 } from './choosers.ts';
+export { ShardedMigrator, type CreateFleetMigrationOptions, type CreatedMigration, type MigrateFleetOptions } from './migrations/ShardedMigrator.ts';
+export { ShardedMigrationError } from './migrations/errors.ts';
+export type { FleetMigrationStatus, MigrationDrift, ShardMigrationReport, ShardMigrationState } from './migrations/report.ts';
+export type { FleetRunOptions } from './run-bounded.ts';
