@@ -18,3 +18,4 @@ export { ShardedMigrator, type CreateFleetMigrationOptions, type CreatedMigratio
 export { ShardedMigrationError } from './migrations/errors.ts';
 export type { FleetMigrationStatus, MigrationDrift, ShardMigrationReport, ShardMigrationState } from './migrations/report.ts';
 export type { FleetRunOptions } from './run-bounded.ts';
+export { shardConfigsForCli, type ShardCliConfigs } from './migrations/cli-config.ts';
