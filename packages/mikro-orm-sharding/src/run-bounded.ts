@@ -28,19 +28,20 @@ export type ShardOutcome<T> =
 
 /**
  * Runs `task` on each shard with at most `concurrency` shards at once, in the given order, and reports every
- * shard's outcome (in that order) with its time. After the first failure no new shard is started; shards already
- * running are awaited, so nothing is left running unobserved. It never throws: the caller decides what a failure means.
+ * shard's outcome (in that order) with its time. After the first failure no new shard is started (unless
+ * `keepGoing`, for clean-up that must reach every shard); shards already running are awaited, so nothing is left
+ * running unobserved. It never throws: the caller decides what a failure means.
  */
 export async function runBounded<T>(
   ids: readonly ShardId[],
   task: (shard: ShardId) => Promise<T>,
-  concurrency: number = DEFAULT_CONCURRENCY,
+  { concurrency = DEFAULT_CONCURRENCY, keepGoing = false }: { readonly concurrency?: number; readonly keepGoing?: boolean } = {},
 ): Promise<ShardOutcome<T>[]> {
   const outcomes: ShardOutcome<T>[] = ids.map(shard => ({ shard, status: 'skipped' }));
   let next = 0;
-  let failed = false;
+  let stop = false;
   const worker = async (): Promise<void> => {
-    while (!failed && next < ids.length) {
+    while (!stop && next < ids.length) {
       const index = next++;
       const shard = ids[index]!;
       const start = performance.now();
@@ -48,7 +49,7 @@ export async function runBounded<T>(
         const value = await task(shard);
         outcomes[index] = { shard, status: 'done', value, ms: performance.now() - start };
       } catch (error) {
-        failed = true;
+        stop = !keepGoing;
         outcomes[index] = { shard, status: 'failed', error, ms: performance.now() - start };
       }
     }

@@ -100,7 +100,7 @@ export class ShardedMigrator {
     const outcomes = await runBounded(
       references.map(folder => folder.reference),
       id => this.#migrator(id).create(options.path, options.blank ?? false, options.initial ?? false, options.name),
-      1,
+      { concurrency: 1 },
     );
     const failure = outcomes.find(outcome => outcome.status === 'failed');
     if (failure) {
@@ -170,7 +170,7 @@ export class ShardedMigrator {
           migrator.off(started, onStart).off(finished, onFinish);
         }
       },
-      limit,
+      { concurrency: limit },
     );
     const report = outcomes.map(outcome => {
       const state = progress.get(outcome.shard);
@@ -191,7 +191,7 @@ export class ShardedMigrator {
   async #read<T>(operation: string, options: FleetRunOptions, task: (id: ShardId) => Promise<T>): Promise<Map<ShardId, T>> {
     const { ids, concurrency } = fleetRunTargets(this.#orm.shardIds, options, operation);
     ids.forEach(id => this.#migrator(id));
-    const outcomes = await runBounded(ids, task, concurrency);
+    const outcomes = await runBounded(ids, task, { concurrency });
     const failure = outcomes.find(outcome => outcome.status === 'failed');
     if (failure) {
       throw new ShardedMigrationError(
