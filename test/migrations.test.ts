@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineEntity, p, TableExistsException } from '@mikro-orm/core';
-import { Migrator } from '@mikro-orm/migrations';
+import { Migration, Migrator } from '@mikro-orm/migrations';
 import { ShardedMigrationError, ShardedMikroORM, ShardingError, type ShardOptions } from 'mikro-orm-sharding';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topologies, type Topology } from './support/topology.ts';
@@ -221,6 +221,62 @@ export class ${name} extends Migration {
       const [row] = await orm.shard(id).em.fork().getConnection().execute('select count(*) as c from "tag"');
       expect(Number(row.c)).toBe(1);
     }
+    await orm.close(true);
+  });
+
+  it('migrates at most `concurrency` shards at once, and starts none after a failure', async () => {
+    let running = 0;
+    let most = 0;
+    const started: string[] = [];
+    const failed = Promise.withResolvers<void>();
+    class Probe extends Migration {
+      override name = 'Probe';
+      override async up(): Promise<void> {
+        const shard = this.config.get('contextName');
+        started.push(shard);
+        running++;
+        most = Math.max(most, running);
+        if (shard === failOn) {
+          running--;
+          failed.resolve();
+          throw new Error(`probe refused on ${shard}`);
+        }
+        // While c1 fails, c0 is still working: it finishes well after the failure, and nothing else starts.
+        if (failOn) await failed.promise;
+        await new Promise(resolve => setTimeout(resolve, 150));
+        running--;
+        this.addSql('create table probe (id integer primary key)');
+      }
+      override down(): void {
+        this.addSql('drop table probe');
+      }
+    }
+    let failOn: string | undefined;
+    const orm = await ShardedMikroORM.init({
+      ...topology.shared,
+      entities: [noteEntity(1)],
+      extensions: [Migrator],
+      migrations: { migrationsList: [{ name: 'Probe', class: Probe }], silent: true },
+      shards: Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`c${i}`, topology.database(`c${i}`)])),
+      shardChooser: () => 'c0',
+    });
+    open.push(orm);
+
+    failOn = 'c1';
+    const error = await orm.migrator.up({ concurrency: 2 }).catch((e: unknown) => e as ShardedMigrationError);
+    expect(error).toMatchObject({ code: 'MIGRATION_FAILED', shard: 'c1', migration: 'Probe' });
+    expect((error as ShardedMigrationError).cause).toMatchObject({ message: 'probe refused on c1' });
+    expect(started.toSorted()).toEqual(['c0', 'c1']);
+    expect((error as ShardedMigrationError).report.map(r => r.status)).toEqual(['done', 'failed', 'skipped', 'skipped', 'skipped', 'skipped']);
+
+    failOn = undefined;
+    started.length = 0;
+    most = 0;
+    const report = await orm.migrator.up({ concurrency: 2 });
+    expect(started.toSorted()).toEqual(['c1', 'c2', 'c3', 'c4', 'c5']);
+    expect(most).toBe(2);
+    expect(report.map(r => r.migrations.length)).toEqual([0, 1, 1, 1, 1, 1]);
+    expect((await orm.migrator.status()).summary).toBe('migrationsList: c0, c1, c2, c3, c4, c5 at Probe; nothing pending.');
     await orm.close(true);
   });
 
