@@ -309,12 +309,14 @@ export class ${name} extends Migration {
     // One folder only, by its reference shard.
     const blank = await orm.migrator.create({ reference: 's2', blank: true, name: 'archive_blank' });
     expect(blank.map(c => [c.reference, c.shards])).toEqual([['s2', ['s2']]]);
+    const mainBlank = await orm.migrator.create({ reference: 's1', blank: true, name: 'main_blank' });
+    expect(mainBlank.map(c => [c.reference, c.source, c.shards])).toEqual([['s1', main, ['s0', 's1']]]);
     await expect(orm.migrator.create({ path: main })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
 
     const status = await orm.migrator.status();
     expect(status.shards.map(s => [s.shard, s.source, s.pending.length])).toEqual([
-      ['s0', main, 1],
-      ['s1', main, 1],
+      ['s0', main, 2],
+      ['s1', main, 2],
       ['s2', archive, 2],
     ]);
     expect(status.drift).toEqual([]);

@@ -83,12 +83,12 @@ export class ShardedMigrator {
       { shards: options.reference === undefined ? options.shards : [options.reference] },
       'orm.migrator.create()',
     );
+    const sources = this.#orm.shardIds.map(id => ({ id, ...migrationsSource(this.#orm.shard(id)) }));
     const folders = new Map<unknown, { reference: ShardId; source: string; shards: ShardId[] }>();
-    for (const id of this.#orm.shardIds) {
-      const { key, label } = migrationsSource(this.#orm.shard(id));
-      const folder = folders.get(key);
-      if (folder) folder.shards.push(id);
-      else if (ids.includes(id)) folders.set(key, { reference: id, source: label, shards: [id] });
+    for (const { id, key, label } of sources) {
+      if (ids.includes(id) && !folders.has(key)) {
+        folders.set(key, { reference: id, source: label, shards: sources.filter(other => other.key === key).map(other => other.id) });
+      }
     }
     if (options.path !== undefined && folders.size > 1) {
       throw ShardingError.invalidOptions(
