@@ -280,6 +280,44 @@ export class ${name} extends Migration {
     await orm.close(true);
   });
 
+  it('reports the migrations a failed shard keeps when its batch is not all-or-nothing', async () => {
+    class First extends Migration {
+      override up(): void {
+        this.addSql('create table first_step (id integer primary key)');
+      }
+    }
+    class Second extends Migration {
+      override up(): void {
+        if (this.config.get('contextName') === 'k1') throw new Error('second step refused on k1');
+        this.addSql('create table second_step (id integer primary key)');
+      }
+    }
+    const orm = await ShardedMikroORM.init({
+      ...topology.shared,
+      entities: [noteEntity(1)],
+      extensions: [Migrator],
+      migrations: {
+        migrationsList: [
+          { name: 'First', class: First },
+          { name: 'Second', class: Second },
+        ],
+        allOrNothing: false,
+        silent: true,
+      },
+      shards: { k0: topology.database('k0'), k1: topology.database('k1') },
+      shardChooser: () => 'k0',
+    });
+    open.push(orm);
+    const error = (await orm.migrator.up({ concurrency: 1 }).catch((e: unknown) => e)) as ShardedMigrationError;
+    expect(error).toMatchObject({ shard: 'k1', migration: 'Second' });
+    expect(error.report.map(r => [r.shard, r.status, r.migrations])).toEqual([
+      ['k0', 'done', ['First', 'Second']],
+      ['k1', 'failed', ['First']],
+    ]);
+    expect((await orm.migrator.executed()).get('k1')!.map(row => row.name)).toEqual(['First']);
+    await orm.close(true);
+  });
+
   it('refuses unknown shards and a bad concurrency before touching any shard', async () => {
     const orm = await fleet(2);
     const before = await orm.migrator.executed();
