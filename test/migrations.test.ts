@@ -256,7 +256,8 @@ export class ${name} extends Migration {
       ...topology.shared,
       entities: [noteEntity(1)],
       extensions: [Migrator],
-      migrations: { migrationsList: [{ name: 'Probe', class: Probe }], silent: true },
+      // In-code migrations have no folder: no snapshot either (it would land in the working directory).
+      migrations: { migrationsList: [{ name: 'Probe', class: Probe }], snapshot: false, silent: true },
       shards: Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`c${i}`, topology.database(`c${i}`)])),
       shardChooser: () => 'c0',
     });
@@ -302,6 +303,7 @@ export class ${name} extends Migration {
           { name: 'Second', class: Second },
         ],
         allOrNothing: false,
+        snapshot: false,
         silent: true,
       },
       shards: { k0: topology.database('k0'), k1: topology.database('k1') },
