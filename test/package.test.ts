@@ -60,6 +60,7 @@ describe('the packed package', () => {
       expect.arrayContaining(['package/README.md', 'package/LICENSE', 'package/package.json', 'package/dist/index.js', 'package/dist/index.d.ts']),
     );
     expect(files).toEqual(expect.arrayContaining(['package/dist/merge-api.js', 'package/dist/merge-api.d.ts', 'package/dist/index.js.map']));
+    expect(files).toEqual(expect.arrayContaining(['package/dist/testing/index.js', 'package/dist/testing/index.d.ts']));
     expect(files.filter(file => !/^package\/(dist|src)\/|^package\/(README\.md|LICENSE|package\.json)$/.test(file))).toEqual([]);
     expect(readFileSync(join(LIBRARY, 'LICENSE'), 'utf8')).toBe(readFileSync(join(repoRoot, 'LICENSE'), 'utf8'));
   });
@@ -75,7 +76,7 @@ describe('the packed package', () => {
   it('resolves with types for ESM consumers (attw)', async () => {
     const report = await run(join(repoRoot, 'node_modules/.bin/attw'), [tarball, '--profile', 'esm-only', '--format', 'json'], { cwd: work });
     const { analysis } = JSON.parse(report) as { analysis: { problems: unknown[]; entrypoints: Record<string, unknown> } };
-    expect(Object.keys(analysis.entrypoints)).toEqual(['.', './merge', './package.json']);
+    expect(Object.keys(analysis.entrypoints)).toEqual(['.', './merge', './testing', './package.json']);
     // esm-only ignores CommonJS `require` (this package is ESM-only) and node10's lack of `exports`.
     const problems = analysis.problems.filter(
       problem =>
@@ -96,6 +97,7 @@ describe('the packed package', () => {
       author: { name: 'Ted', shard: 's1', books: [30] },
       merged: [1, 2, 3, 4],
       refused: 'UNKNOWN_SHARD',
+      testShards: 3,
     });
   });
 

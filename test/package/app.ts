@@ -6,6 +6,7 @@ import { defineEntity, p } from '@mikro-orm/core';
 import { SqliteDriver } from '@mikro-orm/sqlite';
 import { ShardedMikroORM, ShardingError, type ShardChooser } from 'mikro-orm-sharding';
 import { mergeSorted, sumCounts } from 'mikro-orm-sharding/merge';
+import { createTestShards } from 'mikro-orm-sharding/testing';
 
 const AuthorSchema = defineEntity({
   name: 'Author',
@@ -73,6 +74,15 @@ try {
   if (error instanceof ShardingError) refused = error.code;
 }
 
+// The testing subpath: fresh shards in a temp folder, removed again.
+let testShards: number;
+{
+  await using fresh = await createTestShards({ driver: 'sqlite', count: 3 });
+  await using testOrm = await ShardedMikroORM.init({ ...fresh.options, entities: [Author, Book], shardChooser: () => 's2' });
+  await testOrm.schema.create();
+  testShards = testOrm.shardIds.length;
+}
+
 console.log(
   JSON.stringify({
     titles,
@@ -81,5 +91,6 @@ console.log(
     author: { name: author.name, shard: read.shardOf(author), books: author.books.getItems().map(book => book.id) },
     merged,
     refused,
+    testShards,
   }),
 );

@@ -4,6 +4,7 @@ import { ShardingError } from './errors.ts';
 import { shardConfigs, type EntityList, type ShardedMikroORMOptions, type ShardIdsOf, type ShardMap } from './options.ts';
 import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
+import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
 import { settleEach } from './settle.ts';
 import { nameShardInLogs } from './shard-logging.ts';
 
@@ -34,6 +35,7 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   readonly #routing: Routing;
   #em: ShardedEntityManager | undefined;
   #schema: ShardedSchema | undefined;
+  #migrator: ShardedMigrator | undefined;
 
   /** Use {@link ShardedMikroORM.init}. */
   private constructor(shards: ReadonlyMap<ShardId, MikroORM<D>>, routing: Routing) {
@@ -89,6 +91,15 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   get schema(): ShardedSchema {
     this.#schema ??= new ShardedSchema(this);
     return this.#schema;
+  }
+
+  /**
+   * MikroORM's migrator on every shard: `create()`, `up()`, `down()`, `pending()`, `executed()`, `status()`, with
+   * bounded concurrency and a per-shard report. Needs `extensions: [Migrator]` from `@mikro-orm/migrations`.
+   */
+  get migrator(): ShardedMigrator {
+    this.#migrator ??= new ShardedMigrator(this);
+    return this.#migrator;
   }
 
   /** The shard ids, in the order of the `shards` option. */

@@ -17,7 +17,8 @@ export type ShardingErrorCode =
   | 'ENTITY_NOT_ON_SHARD'
   | 'UNSUPPORTED_QUERY'
   | 'SHARD_MISMATCH'
-  | 'UNSUPPORTED_OPERATION';
+  | 'UNSUPPORTED_OPERATION'
+  | 'MIGRATION_FAILED';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {

@@ -25,3 +25,9 @@ export type {
   ShardChooserArgs,
   ShardId,
 } from './choosers.ts';
+export { ShardedMigrator, type CreateFleetMigrationOptions, type CreatedMigration, type MigrateFleetOptions } from './migrations/ShardedMigrator.ts';
+export { ShardedMigrationError } from './migrations/errors.ts';
+export type { FleetMigrationStatus, MigrationDrift, ShardMigrationReport, ShardMigrationState } from './migrations/report.ts';
+export type { FleetRunOptions } from './run-bounded.ts';
+export { shardConfigsForCli, type ShardCliConfigs } from './migrations/cli-config.ts';
+export { compareShardSchemas, type CompareShardSchemasOptions, type ShardSchemaComparison, type ShardSchemaDifference, type TableSchemaDifference } from './introspection/compare-schemas.ts';

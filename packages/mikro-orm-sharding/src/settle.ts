@@ -1,4 +1,5 @@
 import type { ShardId } from './choosers.ts';
+import type { ShardOutcome } from './run-bounded.ts';
 import { recordFailure } from './shard-failure.ts';
 
 /**
@@ -27,4 +28,16 @@ export async function settleEach<T>(
     throw recordFailure({ operation, shard: failed[0]!.shard, done, failed }, committed !== undefined);
   }
   return results.map(result => (result as PromiseFulfilledResult<T>).value);
+}
+
+/**
+ * Rethrows the first failure among bounded-run outcomes (see `runBounded`) as `settleEach` does: MikroORM's own
+ * error, with the shard, the other failures and the shards done recorded for `shardFailureOf`.
+ */
+export function throwFirstFailure(operation: string, outcomes: readonly ShardOutcome<unknown>[], writes = false): void {
+  const failed = outcomes.flatMap(outcome => (outcome.status === 'failed' ? [{ shard: outcome.shard, error: outcome.error }] : []));
+  if (failed.length > 0) {
+    const done = outcomes.filter(outcome => outcome.status === 'done').map(outcome => outcome.shard);
+    throw recordFailure({ operation, shard: failed[0]!.shard, done, failed }, writes);
+  }
 }
