@@ -23,7 +23,7 @@ export async function runCompiled(fork: SqlEntityManager, compiled: CompiledQuer
   // The connection MikroORM's own find would use: the transaction's, else a read replica when preferred.
   const type = ctx ? 'write' : (connectionType ?? (fork.config.get('preferReadReplicas') ? 'read' : 'write'));
   const connection = fork.getConnection(type);
-  const native = fork.config.get('debug') ? null : await nativeOf(connection);
+  const native = fork.config.get('debug') || compiled.inline ? null : await nativeOf(connection);
   if (native && 'sqlite' in native) {
     if ((ctx !== undefined || !native.sqlite.inTransaction) && sqliteBindable(compiled.params)) {
       return runOnSqlite(native.sqlite, compiled, method);
