@@ -49,11 +49,35 @@ export function findOne<T extends object>(
 
 async function findOneByQuery<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: FindOneOptions<T, any, any, any>): Promise<T | null> {
   const shards = await readShards(scope, entityName, where, options, undefined);
-  if (shards.length === 1) {
-    return scope.fork(shards[0]!).findOne(entityName, where as never, options) as Promise<T | null>;
+  const refusing = shards.length === 1 ? shards[0] : await shardRefusingEmpty(scope, entityName, where, options, shards);
+  if (refusing !== undefined) {
+    // One shard's MikroORM answers, or refuses an empty condition with its own error, as one database would.
+    return scope.fork(refusing).findOne(entityName, where as never, options) as Promise<T | null>;
   }
   const [first] = await fanOutFind(scope, entityName, where, { ...options, limit: 1 } as Find, shards);
   return first ?? null;
+}
+
+/**
+ * MikroORM refuses a `findOne` whose condition is empty once filters are applied (`findOne(Session, token && { token })`
+ * must not hand out any session): the first shard on which it would, if the condition is empty.
+ */
+async function shardRefusingEmpty<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: unknown, options: FindOneOptions<T, any, any, any>, shards: readonly ShardId[]): Promise<ShardId | undefined> {
+  const meta = scope.meta(entityName);
+  if (!isEmptyCondition(where) || (meta.root.inheritanceType === 'sti' && meta.discriminatorValue !== undefined)) {
+    return undefined;
+  }
+  for (const shard of shards) {
+    const filtered = await scope.fork(shard).applyFilters(entityName, {}, options.filters, 'read', options as never);
+    if (isEmptyCondition(filtered)) {
+      return shard;
+    }
+  }
+  return undefined;
+}
+
+function isEmptyCondition(where: unknown): boolean {
+  return where === undefined || where === null || (Utils.isPlainObject(where) && Utils.isEmpty(where) && Object.getOwnPropertySymbols(where).length === 0);
 }
 
 /** A page and the total, both over the same shards. */
