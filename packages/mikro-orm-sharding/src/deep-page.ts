@@ -26,13 +26,13 @@ export async function findDeepPage<T extends object>(
   options: FindOptions<any, any, any, any> & { offset: number; limit: number },
   shards: readonly ShardId[],
 ): Promise<T[] | undefined> {
-  const given = orderTerms(orderBy);
+  const given = orderTerms(orderBy, meta.className)!;
   // Ties run the way the last key runs: an index on that key then still serves the whole order (SQLite keeps equal
   // keys in rowid order, so `score desc, id desc` is one backward index scan while `score desc, id asc` is a sort).
   const direction = given[given.length - 1]?.direction === -1 ? 'desc' : 'asc';
   const ties = meta.primaryKeys.filter(pk => !given.some(term => term.path.length === 1 && term.path[0] === pk)).map(pk => ({ [pk]: direction }));
   const total = [...Utils.asArray(orderBy as object), ...ties];
-  const terms = orderTerms(total);
+  const terms = orderTerms(total, meta.className)!;
   const rowKeys = rowSortKeys(meta, terms, nullsHigh);
   if (!rowKeys) {
     return undefined;
@@ -61,5 +61,5 @@ export async function findDeepPage<T extends object>(
     const compiled = compiledQuery(fork, meta, 'select', { where, orderBy: total, limit: take[i], offset: skip[i] }, dialectOf(fork));
     return runCompiled(fork, compiled, 'all', options.connectionType) as Promise<Dictionary[]>;
   });
-  return materialize(scope, meta.class, meta, mergeSorted(lists, comparatorOf(keys), 0, limit), pageShards, options);
+  return materialize(scope, meta.class, meta, mergeSorted(lists, comparatorOf(keys), 0, limit), pageShards, options, where);
 }

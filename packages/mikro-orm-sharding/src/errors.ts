@@ -13,6 +13,7 @@ export type ShardingErrorCode =
   | 'CROSS_SHARD_REFERENCE'
   | 'AMBIGUOUS_SHARD'
   | 'UNPLACED_ENTITY'
+  | 'UNMERGEABLE_QUERY'
   | 'SHARD_OPERATION_FAILED';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
@@ -116,6 +117,18 @@ export class ShardingError extends Error {
 
   static unplacedEntity(operation: string, entity: string): ShardingError {
     return new ShardingError('UNPLACED_ENTITY', `Cannot ${operation} ${entity}: it is new and has no shard yet. Flush it first.`, { entity });
+  }
+
+  /**
+   * A query over several shards whose results cannot be merged exactly (a `groupBy`, an order through a to-many
+   * collection, a raw SQL order key). Thrown before any shard is queried; one shard (`{ shard }`) takes it as is.
+   */
+  static unmergeableQuery(entity: string, message: string, value?: unknown): ShardingError {
+    return new ShardingError(
+      'UNMERGEABLE_QUERY',
+      `Cannot merge ${entity} results of several shards: ${message} Query one shard with \`{ shard }\`, or see docs/limitations.md.`,
+      { entity, value },
+    );
   }
 
   static shardOperationFailed(operation: string, shard: ShardId, cause: unknown, done: readonly ShardId[] = []): ShardingError {

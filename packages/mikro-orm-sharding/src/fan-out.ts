@@ -1,5 +1,4 @@
 import {
-  QueryHelper,
   Utils,
   type CountOptions,
   type Dictionary,
@@ -10,7 +9,12 @@ import {
 } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
 import { comparatorOf, concatPage, mergeSorted, pushDownLimit, sumCounts, type Merged } from './merge.ts';
-import { entitySortKeys, nullsSortHigh, orderTerms, relationPaths, rowSortKeys, type OrderTerm } from './order-by.ts';
+import { entitySortKeys, nullsSortHigh, rowSortKeys } from './order-by.ts';
+import { ShardingError } from './errors.ts';
+import { findBehindKeys, keysHidden } from './key-probe.ts';
+import { mergePlan, refuseGrouping, type MergePlan } from './merge-plan.ts';
+import type { PageWindow } from './page-window.ts';
+import { firstOfEachRoot, repeatsRoots } from './root-rows.ts';
 import { compiledQuery } from './compile.ts';
 import { DEEP_OFFSET, findDeepPage } from './deep-page.ts';
 import { runCompiled } from './execute.ts';
@@ -37,27 +41,32 @@ export async function fanOutFind<T extends object>(
   shards: readonly ShardId[],
 ): Promise<T[]> {
   const meta = scope.meta<T>(entityName);
-  const orderBy = meta.orderBy ? QueryHelper.mergeOrderBy(options.orderBy, meta.orderBy) : options.orderBy;
-  const terms = orderTerms(orderBy);
-  const nullsHigh = nullsSortHigh(scope.fork(shards[0]!).getPlatform());
-  const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, terms, nullsHigh) : undefined;
-  if (rowKeys) {
-    const { offset, limit } = options;
-    if (terms.length > 0 && limit !== undefined && limit >= 0 && offset !== undefined && offset >= DEEP_OFFSET) {
-      const page = await findDeepPage(scope, meta, where, orderBy, nullsHigh, { ...options, offset, limit }, shards);
-      if (page) {
-        return page;
-      }
-    }
-    const query = { where, orderBy, limit: pushDownLimit(options.offset, options.limit) };
-    const lists = await runOnShards<Dictionary[]>(scope, 'find', entityName as EntityName<object>, shards, options, (fork, compiled) =>
-      runCompiled(fork, compiled, 'all', options.connectionType) as Promise<Dictionary[]>,
-      (fork, dialect) => compiledQuery(fork, meta, 'select', query, dialect),
-    );
-    const page = pageOf(lists, terms.length > 0 ? comparatorOf(rowKeys) : undefined, options);
-    return materialize(scope, entityName, meta, page, shards, options);
+  const platform = scope.fork(shards[0]!).getPlatform();
+  const plan = mergePlan(meta, options, platform);
+  if (!plan) {
+    return refusedByMikroOrm(scope, entityName, meta, where, options, shards[0]!);
   }
-  return findEntities(scope, entityName, meta, where, options, shards, orderBy, terms, nullsHigh);
+  const nullsHigh = nullsSortHigh(platform);
+  const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, plan.terms, nullsHigh) : undefined;
+  if (!rowKeys) {
+    return findEntities(scope, entityName, meta, where, options, shards, plan, nullsHigh);
+  }
+  const { orderBy, terms, window } = plan;
+  const repeats = repeatsRoots(meta, where);
+  if (!repeats && terms.length > 0 && window.limit !== undefined && window.offset >= DEEP_OFFSET) {
+    const page = await findDeepPage(scope, meta, where, orderBy, nullsHigh, { ...options, offset: window.offset, limit: window.limit }, shards);
+    if (page) {
+      return page;
+    }
+  }
+  const query = { where, orderBy, limit: pushDownLimit(window.offset, window.limit) };
+  const lists = await runOnShards<Dictionary[]>(scope, 'find', entityName as EntityName<object>, shards, options, (fork, compiled) =>
+    runCompiled(fork, compiled, 'all', options.connectionType) as Promise<Dictionary[]>,
+    (fork, dialect) => compiledQuery(fork, meta, 'select', query, dialect),
+  );
+  const rows = repeats ? lists.map(list => firstOfEachRoot(meta, list)) : lists;
+  const page = pageOf(rows, terms.length > 0 ? comparatorOf(rowKeys) : undefined, window);
+  return materialize(scope, entityName, meta, page, shards, options, where);
 }
 
 /** Sums a count over several shards: a compiled `count(*)` per shard where possible, else `em.count` per shard. */
@@ -69,6 +78,7 @@ export async function fanOutCount<T extends object>(
   shards: readonly ShardId[],
 ): Promise<number> {
   const meta = scope.meta<T>(entityName);
+  refuseGrouping(meta, options);
   if (rowMergeable(meta, where, options, ROW_COUNT_OPTIONS) && (await unfiltered(scope, meta, where, options, shards))) {
     const counts = await runOnShards<Dictionary | undefined>(scope, 'count', entityName as EntityName<object>, shards, options, (fork, compiled) =>
       runCompiled(fork, compiled, 'get', options.connectionType) as Promise<Dictionary | undefined>,
@@ -80,9 +90,10 @@ export async function fanOutCount<T extends object>(
   return sumCounts(counts);
 }
 
-
-
-/** The general path: every shard hydrates its page with `em.find`, and the entities are merged. */
+/**
+ * The general path: every shard hydrates its page with `em.find`, and the entities are merged. When the entities
+ * would lack an order key, the page is found on probe entities first.
+ */
 async function findEntities<T extends object>(
   scope: ShardScope,
   entityName: EntityName<T>,
@@ -90,23 +101,43 @@ async function findEntities<T extends object>(
   where: FilterQuery<T>,
   options: AnyFindOptions,
   shards: readonly ShardId[],
-  orderBy: unknown,
-  terms: readonly OrderTerm[],
+  plan: MergePlan,
   nullsHigh: boolean,
 ): Promise<T[]> {
-  const keys = entitySortKeys(meta, terms, nullsHigh);
-  // Order paths through relations must be loaded to compare entities by them.
-  const through = relationPaths(terms);
-  const populate = through.length > 0 ? [...asList(options.populate), ...through] : options.populate;
-  const shardOptions = { ...options, orderBy, populate, limit: pushDownLimit(options.offset, options.limit), offset: undefined } as AnyFindOptions;
+  const compare = plan.terms.length > 0 ? comparatorOf(entitySortKeys(meta, plan.terms, nullsHigh)) : undefined;
+  const merge = (lists: readonly (readonly T[])[]) => pageOf(lists, compare, plan.window);
+  if (keysHidden(meta, plan.terms, options)) {
+    return findBehindKeys(scope, entityName, meta, where, options, shards, plan, merge);
+  }
+  const shardOptions = { ...options, orderBy: plan.orderBy, limit: pushDownLimit(plan.window.offset, plan.window.limit), offset: undefined } as AnyFindOptions;
   const lists = await settleEach('find', shards, shard => scope.fork(shard).find(entityName, where as never, shardOptions) as Promise<T[]>);
-  return pageOf(lists, terms.length > 0 ? comparatorOf(keys) : undefined, options).map(item => item.row);
+  return merge(lists).map(item => item.row);
 }
 
-function pageOf<Row>(lists: readonly (readonly Row[])[], compare: ((a: Row, b: Row) => number) | undefined, options: AnyFindOptions): Merged<Row>[] {
-  const offset = options.offset ?? 0;
-  const limit = options.limit === undefined || options.limit < 0 ? undefined : options.limit;
-  return compare ? mergeSorted(lists, compare, offset, limit) : concatPage(lists, offset, limit);
+function pageOf<Row>(lists: readonly (readonly Row[])[], compare: ((a: Row, b: Row) => number) | undefined, window: PageWindow): Merged<Row>[] {
+  return compare ? mergeSorted(lists, compare, window.offset, window.limit) : concatPage(lists, window.offset, window.limit);
+}
+
+/**
+ * A query MikroORM is expected to refuse (an unknown order key or direction, a limit the database rejects): one
+ * shard runs it, so the user gets MikroORM's own error. Should it answer after all, that answer is one shard's, and
+ * how to merge it is unknown: refuse.
+ */
+async function refusedByMikroOrm<T extends object>(scope: ShardScope, entityName: EntityName<T>, meta: EntityMetadata<T>, where: FilterQuery<T>, options: AnyFindOptions, shard: ShardId): Promise<never> {
+  await scope.fork(shard).find(entityName, where as never, options);
+  throw ShardingError.unmergeableQuery(
+    meta.className,
+    `its orderBy, limit or offset (${describeOptions(options)}) cannot be merged; order by entity properties with 'asc'/'desc', and page with whole numbers.`,
+    { orderBy: options.orderBy, limit: options.limit, offset: options.offset },
+  );
+}
+
+function describeOptions(options: AnyFindOptions): string {
+  try {
+    return JSON.stringify({ orderBy: options.orderBy, limit: options.limit, offset: options.offset }).slice(0, 200);
+  } catch {
+    return 'unprintable';
+  }
 }
 
 const rowReady = new WeakMap<EntityMetadata, boolean>();
@@ -138,6 +169,3 @@ function rowMergeable(meta: EntityMetadata, where: unknown, options: object, all
 }
 
 
-function asList(populate: unknown): string[] {
-  return Array.isArray(populate) ? (populate as string[]) : populate === undefined || populate === false ? [] : [populate as string];
-}

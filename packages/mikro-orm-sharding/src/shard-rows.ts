@@ -1,4 +1,4 @@
-import type { Dictionary, EntityData, EntityMetadata, EntityName, FindOptions } from '@mikro-orm/core';
+import { PopulateHint, Utils, type Dictionary, type EntityData, type EntityMetadata, type EntityName, type FindOptions } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import type { CompiledQuery } from './compile.ts';
@@ -44,7 +44,10 @@ export async function runOnShards<R>(
   });
 }
 
-/** Turns the surviving rows into managed entities on their own shards' forks, then populates per shard. */
+/**
+ * Turns the surviving rows into managed entities on their own shards' forks, then populates per shard as `em.find`
+ * does: `populateWhere` (`'infer'` narrows children by the query's own condition) and the query's order for them.
+ */
 export async function materialize<T extends object>(
   scope: ShardScope,
   entityName: EntityName<T>,
@@ -52,6 +55,7 @@ export async function materialize<T extends object>(
   page: readonly Merged<Dictionary>[],
   shards: readonly ShardId[],
   options: AnyFindOptions,
+  where: unknown,
 ): Promise<T[]> {
   const perShard = new Map<ShardId, T[]>();
   const entities = page.map(({ source, row }) => {
@@ -66,10 +70,14 @@ export async function materialize<T extends object>(
     [...perShard].map(async ([shard, list]) => {
       const fork = scope.fork(shard);
       if (hasPopulate(options.populate)) {
+        const populateWhere = populateCondition(where, options.populateWhere ?? fork.config.get('populateWhere'));
         await fork.populate(list, options.populate as never, {
-          where: options.populateWhere,
-          orderBy: options.populateOrderBy,
-          refresh: options.refresh,
+          ...options,
+          where: populateWhere,
+          populateWhere,
+          orderBy: options.populateOrderBy ?? options.orderBy,
+          ignoreLazyScalarProperties: true,
+          lookup: false,
         } as never);
       }
       await fork.getUnitOfWork().dispatchOnLoadEvent();
@@ -90,6 +98,17 @@ export async function unfiltered(scope: ShardScope, meta: EntityMetadata, where:
     }
   }
   return true;
+}
+
+/** The condition `em.find` narrows populated relations by: none for `'all'`, the query's for `'infer'`, else the given one. */
+function populateCondition(where: unknown, hint: unknown): Dictionary {
+  const condition: Dictionary = {};
+  if (hint === PopulateHint.INFER) {
+    Utils.merge(condition, where ?? {});
+  } else if (typeof hint === 'object' && hint !== null) {
+    Utils.merge(condition, hint);
+  }
+  return condition;
 }
 
 function hasPopulate(populate: unknown): boolean {
