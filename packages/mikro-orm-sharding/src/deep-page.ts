@@ -3,7 +3,7 @@ import type { ShardId } from './choosers.ts';
 import { compiledQuery } from './compile.ts';
 import { runCompiled } from './execute.ts';
 import { comparatorOf, mergeSorted, pagePositions, type SortKey } from './merge.ts';
-import { orderTerms, rowSortKeys } from './order-by.ts';
+import { orderTerms, rowSortKeys, type KeyDialect } from './order-by.ts';
 import type { ShardScope } from './scope.ts';
 import { settleEach } from './settle.ts';
 import { dialectOf, materialize, runOnShards } from './shard-rows.ts';
@@ -22,7 +22,7 @@ export async function findDeepPage<T extends object>(
   meta: EntityMetadata<T>,
   where: FilterQuery<T>,
   orderBy: unknown,
-  nullsHigh: boolean,
+  keyDialect: KeyDialect,
   options: FindOptions<any, any, any, any> & { offset: number; limit: number },
   shards: readonly ShardId[],
 ): Promise<T[] | undefined> {
@@ -33,7 +33,7 @@ export async function findDeepPage<T extends object>(
   const ties = meta.primaryKeys.filter(pk => !given.some(term => term.path.length === 1 && term.path[0] === pk)).map(pk => ({ [pk]: direction }));
   const total = [...Utils.asArray(orderBy as object), ...ties];
   const terms = orderTerms(total, meta.className)!;
-  const rowKeys = rowSortKeys(meta, terms, nullsHigh);
+  const rowKeys = rowSortKeys(meta, terms, keyDialect);
   if (!rowKeys) {
     return undefined;
   }

@@ -9,7 +9,7 @@ import {
 } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
 import { comparatorOf, concatPage, mergeSorted, pushDownLimit, sumCounts, type Merged } from './merge.ts';
-import { entitySortKeys, nullsSortHigh, rowSortKeys } from './order-by.ts';
+import { entitySortKeys, keyDialectOf, rowSortKeys, type KeyDialect } from './order-by.ts';
 import { ShardingError } from './errors.ts';
 import { findBehindKeys, keysHidden } from './key-probe.ts';
 import { mergePlan, refuseGrouping, type MergePlan } from './merge-plan.ts';
@@ -18,7 +18,7 @@ import { firstOfEachRoot, repeatsRoots } from './root-rows.ts';
 import { compiledQuery } from './compile.ts';
 import { DEEP_OFFSET, findDeepPage } from './deep-page.ts';
 import { runCompiled } from './execute.ts';
-import { materialize, runOnShards, unfiltered } from './shard-rows.ts';
+import { hasPopulate, materialize, runOnShards, unfiltered } from './shard-rows.ts';
 import type { ShardScope } from './scope.ts';
 import { settleEach } from './settle.ts';
 
@@ -46,15 +46,15 @@ export async function fanOutFind<T extends object>(
   if (!plan) {
     return refusedByMikroOrm(scope, entityName, meta, where, options, shards[0]!);
   }
-  const nullsHigh = nullsSortHigh(platform);
-  const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, plan.terms, nullsHigh) : undefined;
+  const keyDialect = keyDialectOf(platform);
+  const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, plan.terms, keyDialect) : undefined;
   if (!rowKeys) {
-    return findEntities(scope, entityName, meta, where, options, shards, plan, nullsHigh);
+    return findEntities(scope, entityName, meta, where, options, shards, plan, keyDialect);
   }
   const { orderBy, terms, window } = plan;
   const repeats = repeatsRoots(meta, where);
   if (!repeats && terms.length > 0 && window.limit !== undefined && window.offset >= DEEP_OFFSET) {
-    const page = await findDeepPage(scope, meta, where, orderBy, nullsHigh, { ...options, offset: window.offset, limit: window.limit }, shards);
+    const page = await findDeepPage(scope, meta, where, orderBy, keyDialect, { ...options, offset: window.offset, limit: window.limit }, shards);
     if (page) {
       return page;
     }
@@ -92,7 +92,7 @@ export async function fanOutCount<T extends object>(
 
 /**
  * The general path: every shard hydrates its page with `em.find`, and the entities are merged. When the entities
- * would lack an order key, the page is found on probe entities first.
+ * would lack an order key, or relations are to be populated, the page is found on probe entities first.
  */
 async function findEntities<T extends object>(
   scope: ShardScope,
@@ -102,11 +102,12 @@ async function findEntities<T extends object>(
   options: AnyFindOptions,
   shards: readonly ShardId[],
   plan: MergePlan,
-  nullsHigh: boolean,
+  keyDialect: KeyDialect,
 ): Promise<T[]> {
-  const compare = plan.terms.length > 0 ? comparatorOf(entitySortKeys(meta, plan.terms, nullsHigh)) : undefined;
+  const compare = plan.terms.length > 0 ? comparatorOf(entitySortKeys(meta, plan.terms, keyDialect)) : undefined;
   const merge = (lists: readonly (readonly T[])[]) => pageOf(lists, compare, plan.window);
-  if (keysHidden(meta, plan.terms, options)) {
+  // Populating every shard's offset + limit entities would populate (and may fail on) rows outside the page.
+  if (keysHidden(meta, plan.terms, options) || hasPopulate(options.populate)) {
     return findBehindKeys(scope, entityName, meta, where, options, shards, plan, merge);
   }
   const shardOptions = { ...options, orderBy: plan.orderBy, limit: pushDownLimit(plan.window.offset, plan.window.limit), offset: undefined } as AnyFindOptions;

@@ -36,7 +36,7 @@ export function keysHidden(meta: EntityMetadata, terms: readonly OrderTerm[], op
 }
 
 /**
- * A page whose order keys the query does not load, in two passes. Each shard first loads its `offset + limit` rows as
+ * A page whose order keys the query does not load (or whose relations are to be populated), in two passes. Each shard first loads its `offset + limit` rows as
  * throwaway probe entities on a fork of its own (every column, and the relations the keys need), which `merge` puts
  * in the global order and pages; then each shard loads its own entities of the page exactly as the query asks.
  * Between the passes rows must not move: under concurrent writes a page can miss a row, as offset paging can.

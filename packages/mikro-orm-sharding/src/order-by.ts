@@ -55,13 +55,51 @@ function parseDirection(value: unknown): Pick<OrderTerm, 'direction' | 'nulls'> 
   return match ? { direction: match[1] === 'asc' ? 1 : -1, nulls: match[2] as 'first' | 'last' | undefined } : undefined;
 }
 
-/** Whether the database sorts NULL above every value (PostgreSQL, Oracle) or below (SQLite, MySQL, MSSQL). */
-export function nullsSortHigh(platform: Platform): boolean {
-  return /postgre|oracle|cockroach/i.test(platform.constructor.name);
+/** What the merge must know of the databases whose rows it compares. */
+export interface KeyDialect {
+  /** The database sorts NULL above every value (PostgreSQL, Oracle), not below (SQLite, MySQL, MSSQL). */
+  readonly nullsHigh: boolean;
+  /** The driver reads 64-bit integers as JS numbers, rounding those beyond 2^53 (better-sqlite3 through MikroORM). */
+  readonly roundsBigints: boolean;
 }
 
-function resolveNulls(term: OrderTerm, nullsHigh: boolean): 'first' | 'last' {
-  return term.nulls ?? ((term.direction === 1) === nullsHigh ? 'last' : 'first');
+export function keyDialectOf(platform: Platform): KeyDialect {
+  const name = platform.constructor.name;
+  return { nullsHigh: /postgre|oracle|cockroach/i.test(name), roundsBigints: /sqlite|libsql/i.test(name) };
+}
+
+function resolveNulls(term: OrderTerm, dialect: KeyDialect): 'first' | 'last' {
+  return term.nulls ?? ((term.direction === 1) === dialect.nullsHigh ? 'last' : 'first');
+}
+
+const EXACT_LIMIT = 2n ** 53n;
+
+/**
+ * A bigint key as the driver read it. Beyond 2^53 a rounding driver may have made two values equal, or swapped
+ * them; the database ordered them exactly, the merge cannot: refused rather than answered in a wrong order.
+ */
+function exactBigint<Row>(read: (row: Row) => unknown, entity: string, path: string): (row: Row) => unknown {
+  return row => {
+    const value = read(row);
+    if ((typeof value === 'number' && !Number.isSafeInteger(value) && Number.isFinite(value)) || (typeof value === 'bigint' && (value >= EXACT_LIMIT || value <= -EXACT_LIMIT))) {
+      throw ShardingError.unmergeableQuery(
+        entity,
+        `orderBy "${path}" met the value ${String(value)}, 2^53 or more in size: this driver reads such integers rounded, so rows cannot be merged in their exact order.`,
+        value,
+      );
+    }
+    return value;
+  };
+}
+
+function keyOf<Row>(read: (row: Row) => unknown, term: OrderTerm, prop: EntityProperty, dialect: KeyDialect, entity: string): SortKey<Row> {
+  const kind = kindOf(prop);
+  return {
+    read: kind === 'bigint' && dialect.roundsBigints ? exactBigint(read, entity, term.path.join('.')) : read,
+    direction: term.direction,
+    nulls: resolveNulls(term, dialect),
+    kind,
+  };
 }
 
 /** How a property's values compare. */
@@ -95,7 +133,7 @@ function kindOf(prop: EntityProperty): ValueKind {
  * Sort keys that read raw database rows, or `undefined` when a term is not a single-column property of the root
  * entity (then rows cannot be merged before they become entities, and the caller merges entities instead).
  */
-export function rowSortKeys(meta: EntityMetadata, terms: readonly OrderTerm[], nullsHigh: boolean): SortKey<Dictionary>[] | undefined {
+export function rowSortKeys(meta: EntityMetadata, terms: readonly OrderTerm[], dialect: KeyDialect): SortKey<Dictionary>[] | undefined {
   const keys: SortKey<Dictionary>[] = [];
   for (const term of terms) {
     const prop = term.path.length === 1 ? meta.properties[term.path[0] as keyof typeof meta.properties] : undefined;
@@ -104,7 +142,7 @@ export function rowSortKeys(meta: EntityMetadata, terms: readonly OrderTerm[], n
       return undefined;
     }
     const field = prop.fieldNames[0]!;
-    keys.push({ read: row => row[field], direction: term.direction, nulls: resolveNulls(term, nullsHigh), kind: kindOf(prop) });
+    keys.push(keyOf(row => row[field], term, prop, dialect, meta.className));
   }
   return keys;
 }
@@ -136,11 +174,11 @@ export function termProps(meta: EntityMetadata, term: OrderTerm): EntityProperty
 }
 
 /** Sort keys that read managed entities, following relation paths (`author.name`); every term must be valid. */
-export function entitySortKeys(meta: EntityMetadata, terms: readonly OrderTerm[], nullsHigh: boolean): SortKey<object>[] {
+export function entitySortKeys(meta: EntityMetadata, terms: readonly OrderTerm[], dialect: KeyDialect): SortKey<object>[] {
   return terms.map(term => {
     const props = termProps(meta, term)!;
     const last = props[props.length - 1]!;
-    return { read: (entity: object) => readPath(entity, props), direction: term.direction, nulls: resolveNulls(term, nullsHigh), kind: kindOf(last) };
+    return keyOf((entity: object) => readPath(entity, props), term, last, dialect, meta.className);
   });
 }
 

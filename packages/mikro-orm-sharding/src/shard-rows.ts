@@ -111,6 +111,6 @@ function populateCondition(where: unknown, hint: unknown): Dictionary {
   return condition;
 }
 
-function hasPopulate(populate: unknown): boolean {
+export function hasPopulate(populate: unknown): boolean {
   return populate === true || (Array.isArray(populate) && populate.length > 0) || (typeof populate === 'string' && populate !== '');
 }
