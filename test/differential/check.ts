@@ -23,9 +23,13 @@ export async function disagreement(pair: Pair, query: Query, driver: 'sqlite' | 
     // (An error MikroORM raises first, an empty findOne condition, must still be MikroORM's: compared below.)
     return `answered, but must be refused with ${query.refusal}: ${show(sharded)}`;
   }
-  // One SQLite database rejects an offset without a limit; `limit -1` is its way of saying none.
-  const plainOptions = driver === 'sqlite' && query.options.offset !== undefined && query.options.limit === undefined ? { ...query.options, limit: -1 } : query.options;
-  const plain = await answer(() => run(pair.plain.em.fork(), query, plainOptions), query);
+  // One SQLite database rejects any offset without a limit (a syntax error), which the fleet answers as if the
+  // limit were `-1`, SQLite's way of saying none; with an offset the database refuses too, both refuse.
+  const unlimited = driver === 'sqlite' && query.options.offset !== undefined && query.options.limit === undefined;
+  const plain = await answer(() => run(pair.plain.em.fork(), query, unlimited ? { ...query.options, limit: -1 } : query.options), query);
+  if (unlimited && 'error' in sharded && 'error' in plain) {
+    return undefined;
+  }
   // Errors agree by class: their messages quote SQL, which the merged path writes otherwise.
   return comparable(sharded) === comparable(plain) ? undefined : `sharded: ${show(sharded)}\n  plain:   ${show(plain)}`;
 }

@@ -66,14 +66,29 @@ type Partial = { fields?: string[]; exclude?: string[] };
 
 const subset = (names: readonly string[]) => fc.subarray([...names], { minLength: 1, maxLength: 3 });
 
+/** Mostly whole numbers; sometimes what a query string or a bug hands over (strings, negatives, fractions, NaN). */
 const page = fc.record({
-  limit: fc.option(fc.oneof(fc.integer({ min: 0, max: 8 }), fc.constantFrom('3')), { nil: undefined, freq: 2 }),
-  offset: fc.option(fc.integer({ min: 0, max: 10 }), { nil: undefined, freq: 2 }),
+  limit: fc.option(fc.oneof({ arbitrary: fc.integer({ min: 0, max: 8 }), weight: 8 }, { arbitrary: fc.constantFrom('3', -1, 1.5, Number.NaN), weight: 1 }), {
+    nil: undefined,
+    freq: 2,
+  }),
+  offset: fc.option(fc.oneof({ arbitrary: fc.integer({ min: 0, max: 10 }), weight: 8 }, { arbitrary: fc.constantFrom('2', -1, 0.5, Number.NaN), weight: 1 }), {
+    nil: undefined,
+    freq: 2,
+  }),
 });
 
 const op = fc.constantFrom('find', 'find', 'find', 'findAndCount', 'count', 'count', 'findOne') as fc.Arbitrary<Query['op']>;
 
-function query(entity: Query['entity'], where: fc.Arbitrary<object>, ordering: fc.Arbitrary<Order>, columns: readonly string[], populate: string, childOrder?: object): fc.Arbitrary<Query> {
+function query(
+  entity: Query['entity'],
+  where: fc.Arbitrary<object>,
+  ordering: fc.Arbitrary<Order>,
+  columns: readonly string[],
+  nestedFields: readonly string[],
+  populate: string,
+  childOrder?: object,
+): fc.Arbitrary<Query> {
   return fc
     .record({
       op,
@@ -83,6 +98,7 @@ function query(entity: Query['entity'], where: fc.Arbitrary<object>, ordering: f
       partial: fc.oneof(
         { arbitrary: fc.constant<Partial>({}), weight: 6 },
         { arbitrary: subset(columns).map((fields): Partial => ({ fields })), weight: 1 },
+        { arbitrary: subset([...columns, ...nestedFields]).map((fields): Partial => ({ fields })), weight: 1 },
         { arbitrary: subset(columns).map((exclude): Partial => ({ exclude })), weight: 1 },
       ),
       populate: fc.oneof(
@@ -126,10 +142,11 @@ const recQuery = query(
   recWhere,
   order([...REC_COLUMNS, 'id'], { leaves: { weight: 'desc' } }),
   REC_COLUMNS,
+  ['leaves.weight', 'leaves.label'],
   'leaves',
   { leaves: { weight: 'asc', id: 'asc' } },
 );
-const leafQuery = query('Leaf', leafWhere, order(['weight', 'label', { rec: { str: 1 } }, { rec: { int: 1 } }]), ['weight', 'label', 'rec'], 'rec');
+const leafQuery = query('Leaf', leafWhere, order(['weight', 'label', { rec: { str: 1 } }, { rec: { int: 1 } }]), ['weight', 'label', 'rec'], ['rec.str', 'rec.int'], 'rec');
 
 /** Mostly queries on records (all column types, the to-many relation), some on leaves (a to-one relation). */
 export const queries: fc.Arbitrary<Query[]> = fc.array(fc.oneof({ arbitrary: recQuery, weight: 3 }, { arbitrary: leafQuery, weight: 1 }), { minLength: 1, maxLength: 10 });

@@ -16,8 +16,12 @@ export interface PageWindow {
  */
 export function pageWindow(offset: unknown, limit: unknown, platform: Platform): PageWindow | undefined {
   const dialect = dialectOf(platform);
-  const skip = offset ? wholeNumber(offset, dialect) : 0;
   const take = limit === undefined || limit === null ? undefined : wholeNumber(limit, dialect);
+  if (take === 0 && dialect === 'sqlite' && (!offset || typeof offset === 'string' || (typeof offset === 'number' && Number.isFinite(offset)))) {
+    // SQLite does not evaluate the offset of an empty page (a column name such as `Infinity` still fails to parse).
+    return { offset: 0, limit: 0 };
+  }
+  const skip = offset ? wholeNumber(offset, dialect) : 0;
   if (skip === undefined || (take === undefined && limit !== undefined && limit !== null)) {
     return undefined;
   }
