@@ -1,4 +1,5 @@
 import { ReferenceKind, Utils, type EntityMetadata, type EntityProperty, type Platform } from '@mikro-orm/core';
+import { traitsOf } from './platform-traits.ts';
 
 /**
  * Whether a query's values can be bound to a prepared statement and still mean what MikroORM means by them. MikroORM
@@ -26,7 +27,7 @@ const SQLITE: BindRules = { maxParams: 32_766, typedPlaceholders: false };
 const POSTGRESQL: BindRules = { maxParams: 65_535, typedPlaceholders: true };
 
 function rulesOf(platform: Platform): BindRules {
-  return /postgre/i.test(platform.constructor.name) ? POSTGRESQL : SQLITE;
+  return traitsOf(platform).family === 'postgresql' ? POSTGRESQL : SQLITE;
 }
 
 /**

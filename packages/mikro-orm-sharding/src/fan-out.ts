@@ -9,7 +9,8 @@ import {
 } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
 import { comparatorOf, concatPage, mergeSorted, pushDownLimit, sumCounts, type Merged } from './merge.ts';
-import { entitySortKeys, keyDialectOf, rowSortKeys, type KeyDialect } from './order-by.ts';
+import { entitySortKeys, rowSortKeys, type KeyDialect } from './order-by.ts';
+import { traitsOf } from './platform-traits.ts';
 import { ShardingError } from './errors.ts';
 import { findBehindKeys, keysHidden } from './key-probe.ts';
 import { mergePlan, refuseGrouping, type MergePlan } from './merge-plan.ts';
@@ -46,7 +47,7 @@ export async function fanOutFind<T extends object>(
   if (!plan) {
     return refusedByMikroOrm(scope, entityName, meta, where, options, shards[0]!);
   }
-  const keyDialect = keyDialectOf(platform);
+  const keyDialect = traitsOf(platform);
   const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, plan.terms, keyDialect) : undefined;
   if (!rowKeys) {
     return findEntities(scope, entityName, meta, where, options, shards, plan, keyDialect);

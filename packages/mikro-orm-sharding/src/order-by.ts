@@ -1,5 +1,6 @@
-import { helper, Reference, ReferenceKind, type Dictionary, type EntityMetadata, type EntityProperty, type Platform } from '@mikro-orm/core';
+import { helper, Reference, ReferenceKind, type Dictionary, type EntityMetadata, type EntityProperty } from '@mikro-orm/core';
 import { ShardingError } from './errors.ts';
+import type { PlatformTraits } from './platform-traits.ts';
 import type { SortKey, ValueKind } from './merge.ts';
 
 /** One key of an `orderBy`, flattened: `{ author: { name: 'desc' } }` is the path `['author', 'name']`. */
@@ -55,18 +56,8 @@ function parseDirection(value: unknown): Pick<OrderTerm, 'direction' | 'nulls'> 
   return match ? { direction: match[1] === 'asc' ? 1 : -1, nulls: match[2] as 'first' | 'last' | undefined } : undefined;
 }
 
-/** What the merge must know of the databases whose rows it compares. */
-export interface KeyDialect {
-  /** The database sorts NULL above every value (PostgreSQL, Oracle), not below (SQLite, MySQL, MSSQL). */
-  readonly nullsHigh: boolean;
-  /** The driver reads 64-bit integers as JS numbers, rounding those beyond 2^53 (better-sqlite3 through MikroORM). */
-  readonly roundsBigints: boolean;
-}
-
-export function keyDialectOf(platform: Platform): KeyDialect {
-  const name = platform.constructor.name;
-  return { nullsHigh: /postgre|oracle|cockroach/i.test(name), roundsBigints: /sqlite|libsql/i.test(name) };
-}
+/** What the merge must know of the databases whose rows it compares (see `traitsOf`). */
+export type KeyDialect = Pick<PlatformTraits, 'nullsHigh' | 'roundsBigints'>;
 
 function resolveNulls(term: OrderTerm, dialect: KeyDialect): 'first' | 'last' {
   return term.nulls ?? ((term.direction === 1) === dialect.nullsHigh ? 'last' : 'first');

@@ -1,4 +1,5 @@
 import type { Platform } from '@mikro-orm/core';
+import { traitsOf, type PlatformTraits } from './platform-traits.ts';
 
 /** The rows of the merged order a query asks for: skip `offset`, then keep `limit` (all when undefined). */
 export interface PageWindow {
@@ -15,7 +16,7 @@ export interface PageWindow {
  * offset as 0; PostgreSQL rounds fractions half away from zero. MikroORM drops a falsy offset (`0`, `NaN`, `''`).
  */
 export function pageWindow(offset: unknown, limit: unknown, platform: Platform): PageWindow | undefined {
-  const dialect = dialectOf(platform);
+  const dialect = traitsOf(platform).family;
   const take = limit === undefined || limit === null ? undefined : wholeNumber(limit, dialect);
   if (take === 0 && dialect === 'sqlite' && (!offset || typeof offset === 'string' || (typeof offset === 'number' && Number.isFinite(offset)))) {
     // SQLite does not evaluate the offset of an empty page (a column name such as `Infinity` still fails to parse).
@@ -34,12 +35,7 @@ export function pageWindow(offset: unknown, limit: unknown, platform: Platform):
   return { offset: skip, limit: take };
 }
 
-type Dialect = 'sqlite' | 'postgresql' | 'other';
-
-function dialectOf(platform: Platform): Dialect {
-  const name = platform.constructor.name;
-  return /sqlite|libsql/i.test(name) ? 'sqlite' : /postgre/i.test(name) ? 'postgresql' : 'other';
-}
+type Dialect = PlatformTraits['family'];
 
 function wholeNumber(value: unknown, dialect: Dialect): number | undefined {
   if (typeof value === 'string') {
