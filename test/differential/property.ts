@@ -7,11 +7,11 @@ import { closePair, openPair, type Pair } from './fleets.ts';
 import { queries } from './queries.ts';
 
 /**
- * How much to explore: `DIFF_RUNS` random data sets (each with up to ten queries) per driver, from `DIFF_SEED`.
- * Without a seed each run explores anew; a failure prints the seed and path that replay it
+ * How much to explore: `DIFF_RUNS` (default 200) random data sets, each with up to ten queries, per driver, from
+ * `DIFF_SEED`. Without a seed each run explores anew; a failure prints the seed and path that replay it
  * (`DIFF_SEED=... DIFF_PATH=... pnpm exec vitest run test/differential`).
  */
-const RUNS = Number(process.env.DIFF_RUNS ?? 100);
+const RUNS = Number(process.env.DIFF_RUNS ?? 200);
 const SEED = process.env.DIFF_SEED === undefined ? (Date.now() ^ (Math.random() * 0x7fffffff)) | 0 : Number(process.env.DIFF_SEED);
 const PATH = process.env.DIFF_PATH;
 
