@@ -1,5 +1,6 @@
 import { helper, Utils, type Dictionary, type EntityMetadata, type EntityName, type FilterQuery, type FindOptions } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
+import { isEmptyCondition } from './empty-condition.ts';
 import { groupInto } from './group.ts';
 import { pushDownLimit, type Merged } from './merge.ts';
 import type { MergePlan } from './merge-plan.ts';
@@ -36,10 +37,11 @@ export function keysHidden(meta: EntityMetadata, terms: readonly OrderTerm[], op
 }
 
 /**
- * A page whose order keys the query does not load (or whose relations are to be populated), in two passes. Each shard first loads its `offset + limit` rows as
- * throwaway probe entities on a fork of its own (every column, and the relations the keys need), which `merge` puts
- * in the global order and pages; then each shard loads its own entities of the page exactly as the query asks.
- * Between the passes rows must not move: under concurrent writes a page can miss a row, as offset paging can.
+ * A page whose order keys the query does not load, or whose relations are to be populated, in two passes. Each shard
+ * first loads its `offset + limit` rows as throwaway probe entities on a fork of its own (every column, and the
+ * relations the keys need), which `merge` puts in the global order and pages; then each shard loads its own
+ * entities of the page exactly as the query asks, so only they become managed and populated. Between the passes
+ * rows must not move: under concurrent writes a page can miss a row, as offset paging can.
  */
 export async function findBehindKeys<T extends object>(
   scope: ShardScope,
@@ -95,7 +97,7 @@ function onlyThese(meta: EntityMetadata, where: unknown, entities: readonly obje
             return Object.fromEntries(meta.primaryKeys.map((pk, i) => [pk, values[i]]));
           }),
         };
-  if (where === undefined || where === null || (Utils.isPlainObject(where) && Utils.isEmpty(where) && Object.getOwnPropertySymbols(where).length === 0)) {
+  if (isEmptyCondition(where)) {
     return keys;
   }
   if (Utils.isPlainObject(where) && ((where as Dictionary).$and === undefined || Array.isArray((where as Dictionary).$and))) {

@@ -1,6 +1,7 @@
 import { Utils, type CountOptions, type EntityName, type FilterQuery, type FindOneOptions, type FindOptions } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
 import type { SqlEntityManager } from '@mikro-orm/sql';
+import { isEmptyCondition } from './empty-condition.ts';
 import { fanOutCount, fanOutFind } from './fan-out.ts';
 import { sumCounts } from './merge.ts';
 import { settleEach } from './settle.ts';
@@ -74,10 +75,6 @@ async function shardRefusingEmpty<T extends object>(scope: ShardScope, entityNam
     }
   }
   return undefined;
-}
-
-function isEmptyCondition(where: unknown): boolean {
-  return where === undefined || where === null || (Utils.isPlainObject(where) && Utils.isEmpty(where) && Object.getOwnPropertySymbols(where).length === 0);
 }
 
 /** A page and the total, both over the same shards. */
