@@ -60,5 +60,21 @@ for (const makeTopology of [sqliteTopology, postgresTopology]) {
       const managed = pair.sharded.shardIds.flatMap(shard => [...em.on(shard).getUnitOfWork().getIdentityMap()].filter(entity => entity instanceof Rec));
       expect(managed.map(rec => rec.id)).toEqual([2]);
     });
+
+    it(sqlite ? 'refuses a deep page ordered by rounded bigints too' : 'merges a deep page ordered by bigints beyond 2^53', async () => {
+      const many = Array.from({ length: 1100 }, (_, i): RecRow => ({ ...blank, id: i + 100, big: BigInt(i) }));
+      await load(pair, [...many, { ...blank, id: 5, big: 9_007_199_254_740_993n }]);
+      try {
+        const options = { orderBy: { big: 'desc', id: 'asc' }, offset: 1000, limit: 5 } as const;
+        const sharded = pair.sharded.em.fork().find(Rec, {}, options);
+        if (sqlite) {
+          await expect(sharded).rejects.toMatchObject({ code: 'UNMERGEABLE_QUERY' });
+        } else {
+          expect((await sharded).map(rec => rec.id)).toEqual((await pair.plain.em.fork().find(Rec, {}, options)).map(rec => rec.id));
+        }
+      } finally {
+        await load(pair, rows);
+      }
+    });
   });
 }
