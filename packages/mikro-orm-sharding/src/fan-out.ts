@@ -45,7 +45,7 @@ export async function fanOutFind<T extends object>(
   const platform = scope.fork(shards[0]!).getPlatform();
   const plan = mergePlan(meta, options, platform);
   if (!plan) {
-    return refusedByMikroOrm(scope, entityName, meta, where, options, shards[0]!);
+    return refusedByMikroOrm(scope, entityName, meta, where, options, shards);
   }
   const keyDialect = traitsOf(platform);
   const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, plan.terms, keyDialect) : undefined;
@@ -121,12 +121,19 @@ function pageOf<Row>(lists: readonly (readonly Row[])[], compare: ((a: Row, b: R
 }
 
 /**
- * A query MikroORM is expected to refuse (an unknown order key or direction, a limit the database rejects): one
- * shard runs it, so the user gets MikroORM's own error. Should it answer after all, that answer is one shard's, and
- * how to merge it is unknown: refuse.
+ * A query MikroORM is expected to refuse (an unknown order key or direction, a limit the database rejects): every
+ * shard runs it through MikroORM, so the user gets MikroORM's own error. A database may answer after all (an empty
+ * result whose offset it never evaluated): no rows anywhere merge into none; rows cannot be merged: refuse.
  */
-async function refusedByMikroOrm<T extends object>(scope: ShardScope, entityName: EntityName<T>, meta: EntityMetadata<T>, where: FilterQuery<T>, options: AnyFindOptions, shard: ShardId): Promise<never> {
-  await scope.fork(shard).find(entityName, where as never, options);
+async function refusedByMikroOrm<T extends object>(scope: ShardScope, entityName: EntityName<T>, meta: EntityMetadata<T>, where: FilterQuery<T>, options: AnyFindOptions, shards: readonly ShardId[]): Promise<T[]> {
+  const answers = await Promise.allSettled(shards.map(shard => scope.fork(shard).find(entityName, where as never, options) as Promise<T[]>));
+  const refused = answers.find(answer => answer.status === 'rejected');
+  if (refused) {
+    throw refused.reason;
+  }
+  if (answers.every(answer => (answer as PromiseFulfilledResult<T[]>).value.length === 0)) {
+    return [];
+  }
   throw ShardingError.unmergeableQuery(
     meta.className,
     `its orderBy, limit or offset (${describeOptions(options)}) cannot be merged; order by entity properties with 'asc'/'desc', and page with whole numbers.`,
