@@ -1,10 +1,14 @@
-import { ReferenceKind, type EntityMetadata, type EntityName } from '@mikro-orm/core';
+import { ReferenceKind, type EntityMetadata } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
+import { bindable } from './bind-values.ts';
+import { repeatsRoots } from './root-rows.ts';
 
 /** SQL and its parameters, ready to run on any shard of the same driver and schema. */
 export interface CompiledQuery {
   readonly sql: string;
   readonly params: unknown[];
+  /** The values must be written into the SQL, as MikroORM does: bound, the database would read them otherwise. */
+  readonly inline?: boolean;
 }
 
 /** The parts of a query that decide its SQL. */
@@ -33,9 +37,14 @@ const OPERATORS = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$
  * was the largest cost of a fan-out. Shapes this cannot prove safe are built with the QueryBuilder every time.
  */
 export function compiledQuery(fork: SqlEntityManager, meta: EntityMetadata, kind: 'select' | 'count', parts: QueryParts, dialect: string): CompiledQuery {
+  const compiled = compileShape(fork, meta, kind, parts, dialect);
+  return bindable(fork.getPlatform(), meta, parts.where, compiled.params) ? compiled : { ...compiled, inline: true };
+}
+
+function compileShape(fork: SqlEntityManager, meta: EntityMetadata, kind: 'select' | 'count', parts: QueryParts, dialect: string): CompiledQuery {
   const shape = shapeOf(meta, parts.where);
   if (!shape) {
-    return build(fork, meta.class, kind, parts);
+    return build(fork, meta, kind, parts);
   }
   const limited = kind === 'select' && parts.limit !== undefined;
   const offsetted = limited && parts.offset !== undefined && parts.offset > 0;
@@ -55,16 +64,17 @@ export function compiledQuery(fork: SqlEntityManager, meta: EntityMetadata, kind
     cache.set(key, statement);
   }
   if (statement === null) {
-    return build(fork, meta.class, kind, parts);
+    return build(fork, meta, kind, parts);
   }
   const values = limited ? [...shape.values, parts.limit, ...(offsetted ? [parts.offset] : [])] : shape.values;
   return { sql: statement.sql, params: statement.slots.map(slot => values[slot]) };
 }
 
-function build(fork: SqlEntityManager, entityName: EntityName<object>, kind: 'select' | 'count', parts: QueryParts): CompiledQuery {
-  const qb = fork.createQueryBuilder(entityName);
+function build(fork: SqlEntityManager, meta: EntityMetadata, kind: 'select' | 'count', parts: QueryParts): CompiledQuery {
+  const qb = fork.createQueryBuilder(meta.class);
   if (kind === 'count') {
-    qb.count();
+    // Through a to-many relation rows repeat their root: MikroORM's `em.count` then counts distinct roots.
+    qb.count(undefined, repeatsRoots(meta, parts.where));
   } else {
     qb.select((parts.fields ?? '*') as never);
   }
@@ -99,7 +109,7 @@ function prepareShape(
   const where = mapLeaves(parts.where, () => standIns[next++]);
   const limitStandIn = STAND_IN_NUMBER + standIns.length;
   const offsetStandIn = limitStandIn + 1;
-  const compiled = build(fork, meta.class, kind, {
+  const compiled = build(fork, meta, kind, {
     where,
     orderBy: parts.orderBy,
     fields: parts.fields,

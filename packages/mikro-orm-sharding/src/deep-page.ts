@@ -3,7 +3,7 @@ import type { ShardId } from './choosers.ts';
 import { compiledQuery } from './compile.ts';
 import { runCompiled } from './execute.ts';
 import { comparatorOf, mergeSorted, pagePositions, type SortKey } from './merge.ts';
-import { orderTerms, rowSortKeys } from './order-by.ts';
+import { orderTerms, rowSortKeys, type KeyDialect } from './order-by.ts';
 import type { ShardScope } from './scope.ts';
 import { settleEach } from './settle.ts';
 import { dialectOf, materialize, runOnShards } from './shard-rows.ts';
@@ -22,18 +22,18 @@ export async function findDeepPage<T extends object>(
   meta: EntityMetadata<T>,
   where: FilterQuery<T>,
   orderBy: unknown,
-  nullsHigh: boolean,
+  keyDialect: KeyDialect,
   options: FindOptions<any, any, any, any> & { offset: number; limit: number },
   shards: readonly ShardId[],
 ): Promise<T[] | undefined> {
-  const given = orderTerms(orderBy);
+  const given = orderTerms(orderBy, meta.className)!;
   // Ties run the way the last key runs: an index on that key then still serves the whole order (SQLite keeps equal
   // keys in rowid order, so `score desc, id desc` is one backward index scan while `score desc, id asc` is a sort).
   const direction = given[given.length - 1]?.direction === -1 ? 'desc' : 'asc';
   const ties = meta.primaryKeys.filter(pk => !given.some(term => term.path.length === 1 && term.path[0] === pk)).map(pk => ({ [pk]: direction }));
   const total = [...Utils.asArray(orderBy as object), ...ties];
-  const terms = orderTerms(total);
-  const rowKeys = rowSortKeys(meta, terms, nullsHigh);
+  const terms = orderTerms(total, meta.className)!;
+  const rowKeys = rowSortKeys(meta, terms, keyDialect);
   if (!rowKeys) {
     return undefined;
   }
@@ -41,6 +41,10 @@ export async function findDeepPage<T extends object>(
   // Only the given keys are compared; rows equal on them keep shard order, then each shard's primary-key order,
   // in both passes alike. So the primary key need not be read, and one given key is read as a bare column.
   const keys = rowKeys.slice(0, given.length);
+  if (keyDialect.roundsBigints && keys.some(key => key.kind === 'bigint')) {
+    // Bare key values would skip the check that refuses bigints the driver reads rounded: the ordinary path makes it.
+    return undefined;
+  }
   const fields = terms.slice(0, given.length).map(term => term.path[0]!);
   const single = fields.length === 1;
   const valueKeys: SortKey<unknown>[] = keys.map((key, i) => ({ ...key, read: single ? row => row : row => (row as unknown[])[i] }));
@@ -61,5 +65,5 @@ export async function findDeepPage<T extends object>(
     const compiled = compiledQuery(fork, meta, 'select', { where, orderBy: total, limit: take[i], offset: skip[i] }, dialectOf(fork));
     return runCompiled(fork, compiled, 'all', options) as Promise<Dictionary[]>;
   });
-  return materialize(scope, meta.class, meta, mergeSorted(lists, comparatorOf(keys), 0, limit), pageShards, options);
+  return materialize(scope, meta.class, meta, mergeSorted(lists, comparatorOf(keys), 0, limit), pageShards, options, where);
 }

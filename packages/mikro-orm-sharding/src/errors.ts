@@ -15,7 +15,7 @@ export type ShardingErrorCode =
   | 'AMBIGUOUS_SHARD'
   | 'UNPLACED_ENTITY'
   | 'ENTITY_NOT_ON_SHARD'
-  | 'UNSUPPORTED_QUERY'
+  | 'UNMERGEABLE_QUERY'
   | 'SHARD_MISMATCH'
   | 'UNSUPPORTED_OPERATION'
   | 'MIGRATION_FAILED';
@@ -161,9 +161,16 @@ export class ShardingError extends Error {
     return new ShardingError('UNPLACED_ENTITY', `Cannot ${operation} ${entity}: it is new and has no shard yet. Flush it first.`, { entity });
   }
 
-  /** A query that cannot be answered across shards exactly as one database would; it went to no shard. */
-  static unsupportedQuery(message: string, value?: unknown): ShardingError {
-    return new ShardingError('UNSUPPORTED_QUERY', `Cannot run this query over several shards: ${message}`, { value });
+  /**
+   * A query over several shards whose results cannot be merged exactly (a `groupBy`, an order through a to-many
+   * collection, a raw SQL order key). Thrown before any shard is queried; one shard (`{ shard }`) takes it as is.
+   */
+  static unmergeableQuery(entity: string, message: string, value?: unknown): ShardingError {
+    return new ShardingError(
+      'UNMERGEABLE_QUERY',
+      `Cannot merge ${entity} results of several shards: ${message} Query one shard with \`{ shard }\`, or see docs/limitations.md.`,
+      { entity, value },
+    );
   }
 
   static shardMismatch(operation: string, entity: string, shard: ShardId, requested: ShardId): ShardingError {

@@ -39,7 +39,7 @@ export async function runCompiled(fork: SqlEntityManager, compiled: CompiledQuer
   const connection = fork.getConnection(type);
   const signal = options.signal ?? abortDefaultsOf(fork)?.signal;
   try {
-    const native = signal === undefined && isDefaultOnQuery(fork.config) ? await nativeOf(connection) : null;
+    const native = signal === undefined && !compiled.inline && isDefaultOnQuery(fork.config) ? await nativeOf(connection) : null;
     if (native && 'sqlite' in native) {
       if ((ctx !== undefined || !native.sqlite.inTransaction) && sqliteBindable(compiled.params)) {
         return await logged(fork, connection, compiled, options, () => runOnSqlite(native.sqlite, compiled, method));

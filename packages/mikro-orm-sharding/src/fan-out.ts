@@ -9,12 +9,17 @@ import {
 } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
 import { comparatorOf, concatPage, mergeSorted, pushDownLimit, sumCounts, type Merged } from './merge.ts';
-import { entitySortKeys, nullsSortHigh, orderTerms, relationPaths, rowSortKeys, type OrderTerm } from './order-by.ts';
+import { entitySortKeys, rowSortKeys, type KeyDialect } from './order-by.ts';
+import { traitsOf } from './platform-traits.ts';
+import { ShardingError } from './errors.ts';
+import { findBehindKeys, keysHidden } from './key-probe.ts';
+import { mergePlan, refuseGrouping, type MergePlan } from './merge-plan.ts';
+import type { PageWindow } from './page-window.ts';
+import { firstOfEachRoot, repeatsRoots } from './root-rows.ts';
 import { compiledQuery } from './compile.ts';
 import { DEEP_OFFSET, findDeepPage } from './deep-page.ts';
 import { runCompiled } from './execute.ts';
-import { mergeOrderBy } from './mikro-internals.ts';
-import { materialize, runOnShards, unfiltered } from './shard-rows.ts';
+import { hasPopulate, materialize, runOnShards, unfiltered } from './shard-rows.ts';
 import type { ShardScope } from './scope.ts';
 import { settleEach } from './settle.ts';
 
@@ -39,27 +44,32 @@ export async function fanOutFind<T extends object>(
   shards: readonly ShardId[],
 ): Promise<T[]> {
   const meta = scope.meta<T>(entityName);
-  const orderBy = meta.orderBy ? mergeOrderBy(options.orderBy, meta.orderBy) : options.orderBy;
-  const terms = orderTerms(orderBy);
-  const nullsHigh = nullsSortHigh(scope.fork(shards[0]!).getPlatform());
-  const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, terms, nullsHigh) : undefined;
-  if (rowKeys) {
-    const { offset, limit } = options;
-    if (terms.length > 0 && limit !== undefined && limit >= 0 && offset !== undefined && offset >= DEEP_OFFSET) {
-      const page = await findDeepPage(scope, meta, where, orderBy, nullsHigh, { ...options, offset, limit }, shards);
-      if (page) {
-        return page;
-      }
-    }
-    const query = { where, orderBy, limit: pushDownLimit(options.offset, options.limit) };
-    const lists = await runOnShards<Dictionary[]>(scope, 'find', entityName as EntityName<object>, shards, options, (fork, compiled) =>
-      runCompiled(fork, compiled, 'all', options) as Promise<Dictionary[]>,
-      (fork, dialect) => compiledQuery(fork, meta, 'select', query, dialect),
-    );
-    const page = pageOf(lists, terms.length > 0 ? comparatorOf(rowKeys) : undefined, options);
-    return materialize(scope, entityName, meta, page, shards, options);
+  const platform = scope.fork(shards[0]!).getPlatform();
+  const plan = mergePlan(meta, options, platform);
+  if (!plan) {
+    return refusedByMikroOrm(scope, entityName, meta, where, options, shards);
   }
-  return findEntities(scope, entityName, meta, where, options, shards, orderBy, terms, nullsHigh);
+  const keyDialect = traitsOf(platform);
+  const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, plan.terms, keyDialect) : undefined;
+  if (!rowKeys) {
+    return findEntities(scope, entityName, meta, where, options, shards, plan, keyDialect);
+  }
+  const { orderBy, terms, window } = plan;
+  const repeats = repeatsRoots(meta, where);
+  if (!repeats && terms.length > 0 && window.limit !== undefined && window.offset >= DEEP_OFFSET) {
+    const page = await findDeepPage(scope, meta, where, orderBy, keyDialect, { ...options, offset: window.offset, limit: window.limit }, shards);
+    if (page) {
+      return page;
+    }
+  }
+  const query = { where, orderBy, limit: pushDownLimit(window.offset, window.limit) };
+  const lists = await runOnShards<Dictionary[]>(scope, 'find', entityName as EntityName<object>, shards, options, (fork, compiled) =>
+    runCompiled(fork, compiled, 'all', options) as Promise<Dictionary[]>,
+    (fork, dialect) => compiledQuery(fork, meta, 'select', query, dialect),
+  );
+  const rows = repeats ? lists.map(list => firstOfEachRoot(meta, list)) : lists;
+  const page = pageOf(rows, terms.length > 0 ? comparatorOf(rowKeys) : undefined, window);
+  return materialize(scope, entityName, meta, page, shards, options, where);
 }
 
 /** Sums a count over several shards: a compiled `count(*)` per shard where possible, else `em.count` per shard. */
@@ -71,6 +81,7 @@ export async function fanOutCount<T extends object>(
   shards: readonly ShardId[],
 ): Promise<number> {
   const meta = scope.meta<T>(entityName);
+  refuseGrouping(meta, options);
   if (rowMergeable(meta, where, options, ROW_COUNT_OPTIONS) && (await unfiltered(scope, meta, where, options, shards))) {
     const counts = await runOnShards<Dictionary | undefined>(scope, 'count', entityName as EntityName<object>, shards, options, (fork, compiled) =>
       runCompiled(fork, compiled, 'get', options) as Promise<Dictionary | undefined>,
@@ -82,9 +93,10 @@ export async function fanOutCount<T extends object>(
   return sumCounts(counts);
 }
 
-
-
-/** The general path: every shard hydrates its page with `em.find`, and the entities are merged. */
+/**
+ * The general path: every shard hydrates its page with `em.find`, and the entities are merged. When the entities
+ * would lack an order key, or relations are to be populated, the page is found on probe entities first.
+ */
 async function findEntities<T extends object>(
   scope: ShardScope,
   entityName: EntityName<T>,
@@ -92,23 +104,51 @@ async function findEntities<T extends object>(
   where: FilterQuery<T>,
   options: AnyFindOptions,
   shards: readonly ShardId[],
-  orderBy: unknown,
-  terms: readonly OrderTerm[],
-  nullsHigh: boolean,
+  plan: MergePlan,
+  keyDialect: KeyDialect,
 ): Promise<T[]> {
-  const keys = entitySortKeys(meta, terms, nullsHigh);
-  // Order paths through relations must be loaded to compare entities by them.
-  const through = relationPaths(terms);
-  const populate = through.length > 0 ? [...asList(options.populate), ...through] : options.populate;
-  const shardOptions = { ...options, orderBy, populate, limit: pushDownLimit(options.offset, options.limit), offset: undefined } as AnyFindOptions;
+  const compare = plan.terms.length > 0 ? comparatorOf(entitySortKeys(meta, plan.terms, keyDialect)) : undefined;
+  const merge = (lists: readonly (readonly T[])[]) => pageOf(lists, compare, plan.window);
+  // Populating every shard's offset + limit entities would populate (and may fail on) rows outside the page.
+  if (keysHidden(meta, plan.terms, options) || hasPopulate(options.populate)) {
+    return findBehindKeys(scope, entityName, meta, where, options, shards, plan, merge);
+  }
+  const shardOptions = { ...options, orderBy: plan.orderBy, limit: pushDownLimit(plan.window.offset, plan.window.limit), offset: undefined } as AnyFindOptions;
   const lists = await settleEach('find', shards, shard => scope.fork(shard).find(entityName, where as never, shardOptions) as Promise<T[]>);
-  return pageOf(lists, terms.length > 0 ? comparatorOf(keys) : undefined, options).map(item => item.row);
+  return merge(lists).map(item => item.row);
 }
 
-function pageOf<Row>(lists: readonly (readonly Row[])[], compare: ((a: Row, b: Row) => number) | undefined, options: AnyFindOptions): Merged<Row>[] {
-  const offset = options.offset ?? 0;
-  const limit = options.limit === undefined || options.limit < 0 ? undefined : options.limit;
-  return compare ? mergeSorted(lists, compare, offset, limit) : concatPage(lists, offset, limit);
+function pageOf<Row>(lists: readonly (readonly Row[])[], compare: ((a: Row, b: Row) => number) | undefined, window: PageWindow): Merged<Row>[] {
+  return compare ? mergeSorted(lists, compare, window.offset, window.limit) : concatPage(lists, window.offset, window.limit);
+}
+
+/**
+ * A query MikroORM is expected to refuse (an unknown order key or direction, a limit the database rejects): every
+ * shard runs it through MikroORM, so the user gets MikroORM's own error. A database may answer after all (an empty
+ * result whose offset it never evaluated): no rows anywhere merge into none; rows cannot be merged: refuse.
+ */
+async function refusedByMikroOrm<T extends object>(scope: ShardScope, entityName: EntityName<T>, meta: EntityMetadata<T>, where: FilterQuery<T>, options: AnyFindOptions, shards: readonly ShardId[]): Promise<T[]> {
+  const answers = await Promise.allSettled(shards.map(shard => scope.fork(shard).find(entityName, where as never, options) as Promise<T[]>));
+  const refused = answers.find(answer => answer.status === 'rejected');
+  if (refused) {
+    throw refused.reason;
+  }
+  if (answers.every(answer => (answer as PromiseFulfilledResult<T[]>).value.length === 0)) {
+    return [];
+  }
+  throw ShardingError.unmergeableQuery(
+    meta.className,
+    `its orderBy, limit or offset (${describeOptions(options)}) cannot be merged; order by entity properties with 'asc'/'desc', and page with whole numbers.`,
+    { orderBy: options.orderBy, limit: options.limit, offset: options.offset },
+  );
+}
+
+function describeOptions(options: AnyFindOptions): string {
+  try {
+    return JSON.stringify({ orderBy: options.orderBy, limit: options.limit, offset: options.offset }).slice(0, 200);
+  } catch {
+    return 'unprintable';
+  }
 }
 
 const rowReady = new WeakMap<EntityMetadata, boolean>();
@@ -140,6 +180,3 @@ function rowMergeable(meta: EntityMetadata, where: unknown, options: object, all
 }
 
 
-function asList(populate: unknown): string[] {
-  return Array.isArray(populate) ? (populate as string[]) : populate === undefined || populate === false ? [] : [populate as string];
-}

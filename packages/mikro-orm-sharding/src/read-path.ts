@@ -1,6 +1,7 @@
 import { Utils, type CountOptions, type EntityName, type FilterQuery, type FindOneOptions, type FindOptions } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
 import type { SqlEntityManager } from '@mikro-orm/sql';
+import { isEmptyCondition } from './empty-condition.ts';
 import { fanOutCount, fanOutFind } from './fan-out.ts';
 import { sumCounts } from './merge.ts';
 import { settleEach } from './settle.ts';
@@ -56,8 +57,31 @@ async function findOneByQuery<T extends object>(scope: ShardScope, entityName: E
   if (shards.length === 1) {
     return onShard('findOne', shards[0]!, scope.fork(shards[0]!).findOne(entityName, where as never, options) as Promise<T | null>);
   }
+  const refusing = await shardRefusingEmpty(scope, entityName, where, options, shards);
+  if (refusing !== undefined) {
+    // MikroORM refuses an empty condition with its own error, as one database would; no shard failed.
+    return scope.fork(refusing).findOne(entityName, where as never, options) as Promise<T | null>;
+  }
   const [first] = await fanOutFind(scope, entityName, where, { ...options, limit: 1 } as Find, shards);
   return first ?? null;
+}
+
+/**
+ * MikroORM refuses a `findOne` whose condition is empty once filters are applied (`findOne(Session, token && { token })`
+ * must not hand out any session): the first shard on which it would, if the condition is empty.
+ */
+async function shardRefusingEmpty<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: unknown, options: FindOneOptions<T, any, any, any>, shards: readonly ShardId[]): Promise<ShardId | undefined> {
+  const meta = scope.meta(entityName);
+  if (!isEmptyCondition(where) || (meta.root.inheritanceType === 'sti' && meta.discriminatorValue !== undefined)) {
+    return undefined;
+  }
+  for (const shard of shards) {
+    const filtered = await scope.fork(shard).applyFilters(entityName, {}, options.filters, 'read', options as never);
+    if (isEmptyCondition(filtered)) {
+      return shard;
+    }
+  }
+  return undefined;
 }
 
 /** A page and the total, both over the same shards. */

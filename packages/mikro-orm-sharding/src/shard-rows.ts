@@ -1,4 +1,4 @@
-import type { Dictionary, EntityMetadata, EntityName, FindOptions } from '@mikro-orm/core';
+import { PopulateHint, Utils, type Dictionary, type EntityMetadata, type EntityName, type FindOptions } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import type { CompiledQuery } from './compile.ts';
@@ -45,7 +45,10 @@ export async function runOnShards<R>(
   });
 }
 
-/** Turns the surviving rows into managed entities on their own shards' forks, then populates per shard. */
+/**
+ * Turns the surviving rows into managed entities on their own shards' forks, then populates per shard as `em.find`
+ * does: `populateWhere` (`'infer'` narrows children by the query's own condition) and the query's order for them.
+ */
 export async function materialize<T extends object>(
   scope: ShardScope,
   entityName: EntityName<T>,
@@ -53,6 +56,7 @@ export async function materialize<T extends object>(
   page: readonly Merged<Dictionary>[],
   shards: readonly ShardId[],
   options: AnyFindOptions,
+  where: unknown,
 ): Promise<T[]> {
   const perShard = new Map<ShardId, T[]>();
   const entities = page.map(({ source, row }) => {
@@ -66,15 +70,14 @@ export async function materialize<T extends object>(
     const fork = scope.fork(shard);
     const list = perShard.get(shard)!;
     if (hasPopulate(options.populate)) {
+      const populateWhere = populateCondition(where, options.populateWhere ?? fork.config.get('populateWhere'));
       await fork.populate(list, options.populate as never, {
-        where: options.populateWhere,
-        orderBy: options.populateOrderBy,
-        refresh: options.refresh,
-        connectionType: options.connectionType,
-        logging: options.logging,
-        loggerContext: options.loggerContext,
-        signal: options.signal,
-        inflightQueryAbortStrategy: options.inflightQueryAbortStrategy,
+        ...options,
+        where: populateWhere,
+        populateWhere,
+        orderBy: options.populateOrderBy ?? options.orderBy,
+        ignoreLazyScalarProperties: true,
+        lookup: false,
       } as never);
     }
     await dispatchOnLoad(fork);
@@ -96,6 +99,17 @@ export async function unfiltered(scope: ShardScope, meta: EntityMetadata, where:
   return true;
 }
 
-function hasPopulate(populate: unknown): boolean {
+/** The condition `em.find` narrows populated relations by: none for `'all'`, the query's for `'infer'`, else the given one. */
+function populateCondition(where: unknown, hint: unknown): Dictionary {
+  const condition: Dictionary = {};
+  if (hint === PopulateHint.INFER) {
+    Utils.merge(condition, where ?? {});
+  } else if (typeof hint === 'object' && hint !== null) {
+    Utils.merge(condition, hint);
+  }
+  return condition;
+}
+
+export function hasPopulate(populate: unknown): boolean {
   return populate === true || (Array.isArray(populate) && populate.length > 0) || (typeof populate === 'string' && populate !== '');
 }
