@@ -83,7 +83,9 @@ try {
 
   const bad = orm.em.fork();
   bad.create(Book, { id: 999, title: 'Stray', sales: 1, author: lem }, { shard: 's0' });
-  await bad.flush().catch((error: ShardingError) => console.log(`\nA cross-shard write is refused before anything is written:\n  ${error.code}: ${error.message}`));
+  await bad
+    .flush()
+    .catch((error: ShardingError) => console.log(`\nA cross-shard write is refused before anything is written:\n  ${error.code}: ${error.message}`));
 } finally {
   await orm.close();
   rmSync(dir, { recursive: true, force: true });

@@ -72,7 +72,8 @@ const rows: Row[] = [
     name: 'a shard chooser routing to a shard without the entity',
     run: flushWith(() => ({ id: 5, name: 'to-log' })),
     error: 'ENTITY_NOT_ON_SHARD',
-    message: /^Author#5 was routed to shard "log" by shardChooser, but that shard's `entities` do not include Author\. Route Author to a shard that declares it \("a", "b"\).*Nothing was written\.$/,
+    message:
+      /^Author#5 was routed to shard "log" by shardChooser, but that shard's `entities` do not include Author\. Route Author to a shard that declares it \("a", "b"\).*Nothing was written\.$/,
   },
   {
     name: '{ shard } on create naming a shard without the entity',
@@ -80,15 +81,40 @@ const rows: Row[] = [
     error: 'ENTITY_NOT_ON_SHARD',
     message: /^Author was routed to shard "log" by the \{ shard \} option.*"a", "b"/,
   },
-  { name: '{ shard } on find', run: em => em.find(Author, {}, { shard: 'log' }), error: 'ENTITY_NOT_ON_SHARD', message: /shard "log" by the \{ shard \} option.*Nothing was read or written\.$/ },
-  { name: '{ shard } on findOne by id', run: em => em.findOne(Author, 2, { shard: 'log' }), error: 'ENTITY_NOT_ON_SHARD', message: /Author was routed to shard "log"/ },
-  { name: '{ shard } on findOne by query', run: em => em.findOne(Author, { name: 'on-a' }, { shard: 'log' }), error: 'ENTITY_NOT_ON_SHARD', message: /shard "log"/ },
+  {
+    name: '{ shard } on find',
+    run: em => em.find(Author, {}, { shard: 'log' }),
+    error: 'ENTITY_NOT_ON_SHARD',
+    message: /shard "log" by the \{ shard \} option.*Nothing was read or written\.$/,
+  },
+  {
+    name: '{ shard } on findOne by id',
+    run: em => em.findOne(Author, 2, { shard: 'log' }),
+    error: 'ENTITY_NOT_ON_SHARD',
+    message: /Author was routed to shard "log"/,
+  },
+  {
+    name: '{ shard } on findOne by query',
+    run: em => em.findOne(Author, { name: 'on-a' }, { shard: 'log' }),
+    error: 'ENTITY_NOT_ON_SHARD',
+    message: /shard "log"/,
+  },
   { name: '{ shard } on count', run: em => em.count(Author, {}, { shard: 'log' }), error: 'ENTITY_NOT_ON_SHARD', message: /shard "log"/ },
   { name: '{ shard } on findAndCount', run: em => em.findAndCount(Author, {}, { shard: 'log' }), error: 'ENTITY_NOT_ON_SHARD', message: /shard "log"/ },
   { name: '{ shard } on getReference', run: em => em.getReference(Author, 2, { shard: 'log' }), error: 'ENTITY_NOT_ON_SHARD', message: /shard "log"/ },
-  { name: '{ shard } on nativeUpdate', run: em => em.nativeUpdate(Author, {}, { name: 'changed' }, { shard: 'log' }), error: 'ENTITY_NOT_ON_SHARD', message: /shard "log"/ },
+  {
+    name: '{ shard } on nativeUpdate',
+    run: em => em.nativeUpdate(Author, {}, { name: 'changed' }, { shard: 'log' }),
+    error: 'ENTITY_NOT_ON_SHARD',
+    message: /shard "log"/,
+  },
   { name: '{ shard } on nativeDelete', run: em => em.nativeDelete(Author, {}, { shard: 'log' }), error: 'ENTITY_NOT_ON_SHARD', message: /shard "log"/ },
-  { name: 'an id chooser naming a shard without the entity', run: em => em.findOne(Author, 666), error: 'ENTITY_NOT_ON_SHARD', message: /^Author was routed to shard "log" by idChooser/ },
+  {
+    name: 'an id chooser naming a shard without the entity',
+    run: em => em.findOne(Author, 666),
+    error: 'ENTITY_NOT_ON_SHARD',
+    message: /^Author was routed to shard "log" by idChooser/,
+  },
   {
     name: 'a query chooser naming a shard without the entity',
     run: em => em.nativeDelete(Author, { name: 'via-log' }),
@@ -101,15 +127,50 @@ const rows: Row[] = [
     error: 'UNKNOWN_SHARD',
     message: /^shardChooser returned unknown shard "nope" for Author#5; known shards are "a", "b", "log"\.$/,
   },
-  { name: 'an unknown shard in { shard }', run: em => em.find(Author, {}, { shard: 'nope' }), error: 'UNKNOWN_SHARD', message: /^Unknown shard "nope" in the \{ shard \} option; known shards are "a", "b", "log"\.$/ },
-  { name: 'an unknown shard passed to em.on()', run: em => em.on('nope'), error: 'UNKNOWN_SHARD', message: /^Unknown shard "nope" passed to em\.on\(\); known shards/ },
-  { name: 'an unknown shard passed to orm.shard()', run: () => orm.shard('nope'), error: 'UNKNOWN_SHARD', message: /^Unknown shard "nope" passed to orm\.shard\(\); known shards/ },
-  { name: 'a 1 MB shard id from the shard chooser', run: flushWith(() => ({ id: 5, name: 'huge' })), error: 'UNKNOWN_SHARD', message: /^shardChooser returned unknown shard "x{64}…" for Author#5;/ },
-  { name: 'a 1 MB shard id in { shard }', run: em => em.count(Author, {}, { shard: HUGE }), error: 'UNKNOWN_SHARD', message: /^Unknown shard "x{64}…" in the \{ shard \} option;/ },
+  {
+    name: 'an unknown shard in { shard }',
+    run: em => em.find(Author, {}, { shard: 'nope' }),
+    error: 'UNKNOWN_SHARD',
+    message: /^Unknown shard "nope" in the \{ shard \} option; known shards are "a", "b", "log"\.$/,
+  },
+  {
+    name: 'an unknown shard passed to em.on()',
+    run: em => em.on('nope'),
+    error: 'UNKNOWN_SHARD',
+    message: /^Unknown shard "nope" passed to em\.on\(\); known shards/,
+  },
+  {
+    name: 'an unknown shard passed to orm.shard()',
+    run: () => orm.shard('nope'),
+    error: 'UNKNOWN_SHARD',
+    message: /^Unknown shard "nope" passed to orm\.shard\(\); known shards/,
+  },
+  {
+    name: 'a 1 MB shard id from the shard chooser',
+    run: flushWith(() => ({ id: 5, name: 'huge' })),
+    error: 'UNKNOWN_SHARD',
+    message: /^shardChooser returned unknown shard "x{64}…" for Author#5;/,
+  },
+  {
+    name: 'a 1 MB shard id in { shard }',
+    run: em => em.count(Author, {}, { shard: HUGE }),
+    error: 'UNKNOWN_SHARD',
+    message: /^Unknown shard "x{64}…" in the \{ shard \} option;/,
+  },
   { name: 'a 1 MB shard id passed to em.on()', run: em => em.on(HUGE), error: 'UNKNOWN_SHARD', message: /^Unknown shard "x{64}…" passed to em\.on\(\);/ },
   // Characters a URL is made of, so that masking secrets must not take quadratic time over them.
-  { name: 'a 1 MB shard id of URL characters', run: em => em.on('a-'.repeat(500_000)), error: 'UNKNOWN_SHARD', message: /^Unknown shard "(a-){32}…" passed to em\.on\(\);/ },
-  { name: 'a 1 MB shard id on create', run: em => em.create(Author, { id: 9, name: 'x' }, { shard: HUGE }), error: 'UNKNOWN_SHARD', message: /^Unknown shard "x{64}…" in the \{ shard \} option;/ },
+  {
+    name: 'a 1 MB shard id of URL characters',
+    run: em => em.on('a-'.repeat(500_000)),
+    error: 'UNKNOWN_SHARD',
+    message: /^Unknown shard "(a-){32}…" passed to em\.on\(\);/,
+  },
+  {
+    name: 'a 1 MB shard id on create',
+    run: em => em.create(Author, { id: 9, name: 'x' }, { shard: HUGE }),
+    error: 'UNKNOWN_SHARD',
+    message: /^Unknown shard "x{64}…" in the \{ shard \} option;/,
+  },
   { name: 'persist(null)', run: em => em.persist(null as never), error: ValidationError, message: /^Trying to persist not discovered entity of type null\.$/ },
   {
     name: 'persist() of an entity and a plain object: neither is taken',
@@ -191,7 +252,14 @@ describe('persist() and remove() of a non-entity: MikroORM’s own error', () =>
 describe('lists of shards in messages', () => {
   it('names the first few shards and counts the rest', async () => {
     const shards = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`shard-${i}`, topology.database(`many-${i}`)]));
-    await using many = await ShardedMikroORM.init({ ...topology.shared, entities, shards, shardChooser: () => 'nope', idChooser: () => Object.keys(shards), connect: false });
+    await using many = await ShardedMikroORM.init({
+      ...topology.shared,
+      entities,
+      shards,
+      shardChooser: () => 'nope',
+      idChooser: () => Object.keys(shards),
+      connect: false,
+    });
     const em = many.em.fork();
     const unknown = (await captured(() => em.on('nope'))) as ShardingError;
     expect(unknown.message).toBe('Unknown shard "nope" passed to em.on(); known shards are "shard-0", "shard-1", "shard-2", "shard-3", "shard-4" and 7 more.');

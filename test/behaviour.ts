@@ -161,7 +161,16 @@ export function describeBehaviour(makeTopology: () => Topology): void {
       const em = orm.em.fork();
       const author = await em.findOneOrFail(Author, 11);
       await author.books.load();
-      expect(author.books.getItems().map(book => book.id).sort()).toEqual(seedRows()[10]!.books.map(book => book.id).sort());
+      expect(
+        author.books
+          .getItems()
+          .map(book => book.id)
+          .sort(),
+      ).toEqual(
+        seedRows()[10]!
+          .books.map(book => book.id)
+          .sort(),
+      );
       for (const book of author.books) {
         expect(em.shardOf(book)).toBe(shardOfId(11));
         expect(helper(book).__em).toBe(em.on(shardOfId(11)));
@@ -192,7 +201,12 @@ export function describeBehaviour(makeTopology: () => Topology): void {
         ...[1955, 1960, 1975, 1989].map(born => ({ born: { $gte: born } })),
         ...[[1, 2, 3], [4], [5, 6, 7, 8, 9]].map(ids => ({ id: { $in: ids } })),
         ...['ann%', 'Bob%', '%-1%'].map(name => ({ name: { $like: name } })),
-        ...([[3, 'cid-02'], [9, 'eve-29']] as const).map(([id, name]) => ({ $or: [{ id: { $lte: id } }, { name }] })),
+        ...(
+          [
+            [3, 'cid-02'],
+            [9, 'eve-29'],
+          ] as const
+        ).map(([id, name]) => ({ $or: [{ id: { $lte: id } }, { name }] })),
         { born: { $gte: 1960, $lt: 1970 }, name: { $ne: 'Dee-04' } },
       ];
       for (const where of wheres) {
@@ -297,7 +311,10 @@ export function describeBehaviour(makeTopology: () => Topology): void {
     /** Runs a write that must fail with `code`, and counts rows on every shard before and after. */
     async function expectNothingWritten(write: (em: ShardedEntityManager) => Promise<unknown>, code: string, fleet = () => orm): Promise<void> {
       const before = { author: await rowsPerShard(orm, 'author'), book: await rowsPerShard(orm, 'book') };
-      const error = await write(fleet().em.fork()).then(() => undefined, (e: unknown) => e);
+      const error = await write(fleet().em.fork()).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(ShardingError);
       expect((error as ShardingError).code).toBe(code);
       expect({ author: await rowsPerShard(orm, 'author'), book: await rowsPerShard(orm, 'book') }).toEqual(before);
@@ -306,15 +323,19 @@ export function describeBehaviour(makeTopology: () => Topology): void {
     let bad: ShardedMikroORM;
     beforeAll(async () => {
       // Same databases, a chooser with the failure modes keyed by name.
-      bad = await openFleet(topology, {
-        shardChooser: ({ entity }) => {
-          const name = (entity as Author).name;
-          if (name === 'unknown') return 'nope';
-          if (name === 'throws') throw new Error('directory is down');
-          if (name === 'nothing') return undefined as never;
-          return shardOfId((entity as Author).id);
+      bad = await openFleet(
+        topology,
+        {
+          shardChooser: ({ entity }) => {
+            const name = (entity as Author).name;
+            if (name === 'unknown') return 'nope';
+            if (name === 'throws') throw new Error('directory is down');
+            if (name === 'nothing') return undefined as never;
+            return shardOfId((entity as Author).id);
+          },
         },
-      }, false);
+        false,
+      );
     });
     afterAll(() => bad?.close(true));
 

@@ -25,7 +25,7 @@ const NUMERIC = [
   'F_ops_per_s',
   'C_ops_per_s',
   'peak_rss_mb',
-  ...PHASES.flatMap((p) => [`${p}_p50_ms`, `${p}_p99_ms`]),
+  ...PHASES.flatMap(p => [`${p}_p50_ms`, `${p}_p99_ms`]),
 ];
 
 async function bench(...args: string[]): Promise<Line[]> {
@@ -34,17 +34,31 @@ async function bench(...args: string[]): Promise<Line[]> {
   return stdout
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l) as Line);
+    .map(l => JSON.parse(l) as Line);
 }
 
 describe('benchmark CLI (sqlite, tiny sizes)', () => {
   it('prints one complete JSON line per system, with equal fan-out answers', { timeout: 60_000 }, async () => {
     const chart = join(dir, 'chart.svg');
     const lines = await bench(
-      '--driver', 'sqlite', '--shards', '4', '--rows', '300', '--points', '50', '--fanouts', '10',
-      '--systems', 'sharded,plain,handrolled,sqlalchemy', '--json', '--no-warmup', '--chart', chart,
+      '--driver',
+      'sqlite',
+      '--shards',
+      '4',
+      '--rows',
+      '300',
+      '--points',
+      '50',
+      '--fanouts',
+      '10',
+      '--systems',
+      'sharded,plain,handrolled,sqlalchemy',
+      '--json',
+      '--no-warmup',
+      '--chart',
+      chart,
     );
-    const bySystem = new Map(lines.map((l) => [l.system, l]));
+    const bySystem = new Map(lines.map(l => [l.system, l]));
     expect([...bySystem.keys()].sort()).toEqual(['handrolled', 'plain', 'sharded', 'sqlalchemy']);
     for (const line of lines) {
       // SQLAlchemy is optional: without python3-sqlalchemy it is reported unavailable, not a crash.

@@ -37,7 +37,13 @@ for (const makeTopology of [sqliteTopology, postgresTopology]) {
       await reference.schema.refresh();
       await reference.em.fork().insertMany(Score, rows);
       for (const shard of orm.shardIds) {
-        await orm.shard(shard).em.fork().insertMany(Score, rows.filter(row => `s${row.id % 4}` === shard));
+        await orm
+          .shard(shard)
+          .em.fork()
+          .insertMany(
+            Score,
+            rows.filter(row => `s${row.id % 4}` === shard),
+          );
       }
     });
 
@@ -54,7 +60,13 @@ for (const makeTopology of [sqliteTopology, postgresTopology]) {
       { player: 'asc', points: 'desc', id: 'asc' },
     ] as const;
     for (const orderBy of orders) {
-      for (const [offset, limit] of [[1000, 20], [1777, 7], [2990, 20], [2999, 5], [4000, 10]] as const) {
+      for (const [offset, limit] of [
+        [1000, 20],
+        [1777, 7],
+        [2990, 20],
+        [2999, 5],
+        [4000, 10],
+      ] as const) {
         it(`${JSON.stringify(orderBy)} offset ${offset} limit ${limit} equals one database`, async () => {
           const sharded = await orm.em.fork().find(Score, { points: { $ne: 5 } }, { orderBy, offset, limit });
           const plain = await reference.em.fork().find(Score, { points: { $ne: 5 } }, { orderBy, offset, limit });

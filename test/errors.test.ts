@@ -103,17 +103,26 @@ describe.each(['sqlite', 'postgresql'] as const)('one error policy (%s)', driver
         [/^(find|count)$/, em => em.findAndCount(Note, {}, { limit: 2 })], // whichever failed first
       ];
       for (const [operation, call] of calls) {
-        const error = await expectSameError(() => call(single() as unknown as Reads), () => call(sharded() as unknown as Reads));
+        const error = await expectSameError(
+          () => call(single() as unknown as Reads),
+          () => call(sharded() as unknown as Reads),
+        );
         expect(error).toBeInstanceOf(TableNotFoundException);
         expect(shardFailureOf(error)?.operation).toMatch(operation);
       }
-      const one = await expectSameError(() => single().find(Note, {}), () => sharded().find(Note, {}, { shard: 's1' }));
+      const one = await expectSameError(
+        () => single().find(Note, {}),
+        () => sharded().find(Note, {}, { shard: 's1' }),
+      );
       expect(shardFailureOf(one)).toEqual({ operation: 'find', shard: 's1', done: [], failed: [{ shard: 's1', error: one }] });
     });
 
     it('merged counts, compiled and through em.count', async () => {
       for (const options of [{}, { cache: false }]) {
-        const error = await expectSameError(() => single().count(Note, {}, options), () => sharded().count(Note, {}, options));
+        const error = await expectSameError(
+          () => single().count(Note, {}, options),
+          () => sharded().count(Note, {}, options),
+        );
         expect(error).toBeInstanceOf(TableNotFoundException);
         expect(shardFailureOf(error)?.operation).toBe('count');
       }
@@ -125,7 +134,10 @@ describe.each(['sqlite', 'postgresql'] as const)('one error policy (%s)', driver
     plainEm.create(Author, { id: 4, name: 'again' });
     const em = sharded();
     em.create(Author, { id: 4, name: 'again' });
-    const error = await expectSameError(() => plainEm.flush(), () => em.flush());
+    const error = await expectSameError(
+      () => plainEm.flush(),
+      () => em.flush(),
+    );
     expect(error).toBeInstanceOf(UniqueConstraintViolationException);
     expect(error.message).toMatch(/ \(shard s1\)$/);
     expect(shardFailureOf(error)).toMatchObject({ operation: 'flush', shard: 's1', done: [] });
@@ -136,7 +148,10 @@ describe.each(['sqlite', 'postgresql'] as const)('one error policy (%s)', driver
     plainEm.create(Author, { id: 40 } as never);
     const em = sharded();
     em.create(Author, { id: 40 } as never);
-    const error = await expectSameError(() => plainEm.flush(), () => em.flush());
+    const error = await expectSameError(
+      () => plainEm.flush(),
+      () => em.flush(),
+    );
     expect(error).toBeInstanceOf(ValidationError);
     expect(shardFailureOf(error)?.shard).toBe('s1');
   });

@@ -10,16 +10,31 @@ const byScoreDesc: SortKey<Row>[] = [
 
 /** Sorting everything in one list is the ground truth a k-way merge must reproduce. */
 function sortedPage(lists: Row[][], keys: SortKey<Row>[], offset: number, limit: number): number[] {
-  return lists.flat().sort(comparatorOf(keys)).slice(offset, offset + limit).map(row => row.id);
+  return lists
+    .flat()
+    .sort(comparatorOf(keys))
+    .slice(offset, offset + limit)
+    .map(row => row.id);
 }
 
 describe('mergeSorted', () => {
   it('merges pre-sorted shard pages into the global order, then skips and cuts', () => {
     const compare = comparatorOf(byScoreDesc);
     const lists: Row[][] = [
-      [{ id: 1, score: 90 }, { id: 4, score: 50 }, { id: 7, score: 10 }],
-      [{ id: 2, score: 80 }, { id: 5, score: 50 }, { id: 8, score: null }],
-      [{ id: 3, score: 95 }, { id: 6, score: 20 }],
+      [
+        { id: 1, score: 90 },
+        { id: 4, score: 50 },
+        { id: 7, score: 10 },
+      ],
+      [
+        { id: 2, score: 80 },
+        { id: 5, score: 50 },
+        { id: 8, score: null },
+      ],
+      [
+        { id: 3, score: 95 },
+        { id: 6, score: 20 },
+      ],
     ].map(list => list.sort(compare));
     expect(mergeSorted(lists, compare).map(m => m.row.id)).toEqual(sortedPage(lists, byScoreDesc, 0, 99));
     expect(mergeSorted(lists, compare, 2, 3).map(m => m.row.id)).toEqual([2, 4, 5]);
@@ -28,7 +43,7 @@ describe('mergeSorted', () => {
 
   it('agrees with a full sort on random shards, pages and ties', () => {
     let seed = 42;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const compare = comparatorOf(byScoreDesc);
     for (let round = 0; round < 200; round++) {
       let id = 0;
@@ -58,7 +73,11 @@ describe('concatPage', () => {
   it('concatenates shards in chooser order and pages across their boundaries', () => {
     const lists = [[1, 2], [3], [], [4, 5, 6]];
     expect(concatPage(lists).map(m => m.row)).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(concatPage(lists, 1, 3).map(m => [m.source, m.row])).toEqual([[0, 2], [1, 3], [3, 4]]);
+    expect(concatPage(lists, 1, 3).map(m => [m.source, m.row])).toEqual([
+      [0, 2],
+      [1, 3],
+      [3, 4],
+    ]);
     expect(concatPage(lists, 6, 3)).toEqual([]);
   });
 });
@@ -81,7 +100,11 @@ describe('compareValues', () => {
   });
 
   it('places nulls as the key says, whatever the direction', () => {
-    const rows: Row[] = [{ id: 1, score: null }, { id: 2, score: 5 }, { id: 3, score: 1 }];
+    const rows: Row[] = [
+      { id: 1, score: null },
+      { id: 2, score: 5 },
+      { id: 3, score: 1 },
+    ];
     const order = (direction: 1 | -1, nulls: 'first' | 'last') =>
       [...rows].sort(comparatorOf<Row>([{ read: r => r.score, direction, nulls, kind: 'number' }])).map(r => r.id);
     expect(order(1, 'first')).toEqual([1, 3, 2]);

@@ -44,7 +44,10 @@ describe('prepared statements on PostgreSQL shards', () => {
       await orm.shard(shard).em.fork().getConnection().execute('alter table "author" rename to "writer"');
     }
     try {
-      const error = await orm.em.fork().count(Author, { born: { $gte: 1950 } }).catch((e: unknown) => e);
+      const error = await orm.em
+        .fork()
+        .count(Author, { born: { $gte: 1950 } })
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TableNotFoundException);
       expect(shardFailureOf(error)).toMatchObject({ operation: 'count', shard: 's0', failed: [{ shard: 's0' }, { shard: 's1' }, { shard: 's2' }] });
     } finally {

@@ -136,7 +136,7 @@ describe.each(['sqlite', 'postgresql'] as const)('the fast path honours MikroORM
     expect(await logged(() => fleet.em.fork().count(Author, QUERY))).toEqual([]);
     const shown = await logged(() => fleet.em.fork().find(Author, QUERY, { ...FIND, logging: { enabled: true, label: 'report' } }));
     expect(shown).toHaveLength(SHARDS);
-    expect(shown.every(line => line.startsWith("[query] (report) select "))).toBe(true);
+    expect(shown.every(line => line.startsWith('[query] (report) select '))).toBe(true);
     const muted = await fleetWith({ debug: true });
     expect(await logged(() => muted.em.fork().count(Author, QUERY, { logging: { enabled: false } }))).toEqual([]);
     const forked = await logged(() => muted.em.fork({ loggerContext: { label: 'request 7' } }).count(Author, QUERY));
@@ -176,7 +176,11 @@ describe.each(['sqlite', 'postgresql'] as const)('the fast path honours MikroORM
     const plain = await plainWith({});
     const controller = new AbortController();
     controller.abort();
-    const failure = (promise: Promise<unknown>) => promise.then(() => new Error('no error'), (e: unknown) => e as Error);
+    const failure = (promise: Promise<unknown>) =>
+      promise.then(
+        () => new Error('no error'),
+        (e: unknown) => e as Error,
+      );
     const expected = await failure(plain.em.fork().find(Author, QUERY, { ...FIND, signal: controller.signal }));
     const viaQuery = await failure(fleet.em.fork().find(Author, QUERY, { ...FIND, signal: controller.signal }));
     const viaFork = await failure(fleet.em.fork({ signal: controller.signal }).count(Author, QUERY));

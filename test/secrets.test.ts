@@ -23,7 +23,13 @@ function urlWith(dbName: string, password = SECRET): string {
 /** Everything a user, a log or an error tracker could see of an error. */
 function visible(error: unknown): string {
   const e = error as ShardingError;
-  return [e.message, e.stack, inspect(e, { depth: 10, showHidden: true }), inspect(e.value, { depth: 10 }), JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? String(v) : v))].join('\n');
+  return [
+    e.message,
+    e.stack,
+    inspect(e, { depth: 10, showHidden: true }),
+    inspect(e.value, { depth: 10 }),
+    JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? String(v) : v)),
+  ].join('\n');
 }
 
 async function initError(options: ShardedMikroORMOptions): Promise<ShardingError> {
@@ -75,13 +81,48 @@ describe('a shard given as a connection URL', () => {
 
 describe('errors echo no secret', () => {
   const cases: [string, () => ShardedMikroORMOptions | Promise<ShardedMikroORMOptions>, string, RegExp][] = [
-    ['an unparseable URL given as the shard', () => ({ ...base, shards: { s0: 'postgresql://app:S3cret-PW-7f3a@[bad/db' } }), 'INVALID_OPTIONS', /shard "s0" has a `clientUrl` that is not a valid URL: "postgresql:\/\/app:\*\*\*@\[bad\/db"/],
-    ['an unparseable clientUrl', () => ({ ...base, shards: { s0: { clientUrl: `postgresql://app:${SECRET}@[bad/db` } } }), 'INVALID_OPTIONS', /shard "s0".*app:\*\*\*@/],
-    ['an unparseable replica clientUrl', () => ({ ...base, shards: { s0: { clientUrl: PG_URL, dbName: 'postgres', replicas: [{ clientUrl: `postgresql://ro:${SECRET}@[bad` }] } } }), 'INVALID_OPTIONS', /shard "s0"/],
-    ['a string shard that is not a URL', () => ({ ...base, shards: { s0: `app:${SECRET}@db.internal/x` } }), 'INVALID_OPTIONS', /shard "s0" is a string that is not a connection URL/],
-    ['options in a list', () => ({ ...base, shards: { s0: [{ user: 'app', password: SECRET }] as never } }), 'INVALID_OPTIONS', /shard "s0" must map to an options object.*got \(Array\)/],
-    ['a shard that refuses connections', () => ({ ...base, shards: { s0: `postgresql://app:${SECRET}@127.0.0.1:1/db` } }), 'SHARD_INIT_FAILED', /Shard "s0" failed to initialise: connect ECONNREFUSED/],
-    ['a password option and a role that does not exist', () => ({ ...base, shards: { s0: { clientUrl: PG_URL, dbName: 'postgres', user: 'no_such_role_x', password: SECRET } } }), 'SHARD_INIT_FAILED', /Shard "s0" failed to initialise: role "no_such_role_x" does not exist/],
+    [
+      'an unparseable URL given as the shard',
+      () => ({ ...base, shards: { s0: 'postgresql://app:S3cret-PW-7f3a@[bad/db' } }),
+      'INVALID_OPTIONS',
+      /shard "s0" has a `clientUrl` that is not a valid URL: "postgresql:\/\/app:\*\*\*@\[bad\/db"/,
+    ],
+    [
+      'an unparseable clientUrl',
+      () => ({ ...base, shards: { s0: { clientUrl: `postgresql://app:${SECRET}@[bad/db` } } }),
+      'INVALID_OPTIONS',
+      /shard "s0".*app:\*\*\*@/,
+    ],
+    [
+      'an unparseable replica clientUrl',
+      () => ({ ...base, shards: { s0: { clientUrl: PG_URL, dbName: 'postgres', replicas: [{ clientUrl: `postgresql://ro:${SECRET}@[bad` }] } } }),
+      'INVALID_OPTIONS',
+      /shard "s0"/,
+    ],
+    [
+      'a string shard that is not a URL',
+      () => ({ ...base, shards: { s0: `app:${SECRET}@db.internal/x` } }),
+      'INVALID_OPTIONS',
+      /shard "s0" is a string that is not a connection URL/,
+    ],
+    [
+      'options in a list',
+      () => ({ ...base, shards: { s0: [{ user: 'app', password: SECRET }] as never } }),
+      'INVALID_OPTIONS',
+      /shard "s0" must map to an options object.*got \(Array\)/,
+    ],
+    [
+      'a shard that refuses connections',
+      () => ({ ...base, shards: { s0: `postgresql://app:${SECRET}@127.0.0.1:1/db` } }),
+      'SHARD_INIT_FAILED',
+      /Shard "s0" failed to initialise: connect ECONNREFUSED/,
+    ],
+    [
+      'a password option and a role that does not exist',
+      () => ({ ...base, shards: { s0: { clientUrl: PG_URL, dbName: 'postgres', user: 'no_such_role_x', password: SECRET } } }),
+      'SHARD_INIT_FAILED',
+      /Shard "s0" failed to initialise: role "no_such_role_x" does not exist/,
+    ],
   ];
 
   it.each(cases)('%s', async (_, options, code, message) => {

@@ -35,7 +35,8 @@ function stage(em: ShardedEntityManager, id: number): { author: Author; staging:
   return { author, staging };
 }
 
-const held = (fork: EntityManager) => [...fork.getUnitOfWork().getIdentityMap().values()].map(entity => `${helper(entity).__meta.className}#${helper(entity).getSerializedPrimaryKey()}`);
+const held = (fork: EntityManager) =>
+  [...fork.getUnitOfWork().getIdentityMap().values()].map(entity => `${helper(entity).__meta.className}#${helper(entity).getSerializedPrimaryKey()}`);
 
 describe('the staging fork', () => {
   it('holds the staged entities until the flush, then nothing; the shard’s fork holds them', async () => {

@@ -25,7 +25,13 @@ beforeAll(async () => {
   topology = postgresTopology();
   shards = { s0: topology.database('s0'), s1: topology.database('s1') };
   // The databases, made once through a fleet without the silent shard.
-  const setup = await ShardedMikroORM.init({ ...topology.shared, entities, shards, shardChooser: ({ entity }) => `s${(entity as Author).id % 2}`, connect: false });
+  const setup = await ShardedMikroORM.init({
+    ...topology.shared,
+    entities,
+    shards,
+    shardChooser: ({ entity }) => `s${(entity as Author).id % 2}`,
+    connect: false,
+  });
   await setup.schema.ensureDatabase();
   await setup.schema.create();
   const em = setup.em.fork();

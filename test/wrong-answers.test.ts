@@ -30,7 +30,16 @@ class Part extends PartSchema.class {}
 PartSchema.setClass(Part);
 
 const items = [
-  { id: 1, name: 'b', score: 1, parts: [{ id: 10, weight: 5 }, { id: 11, weight: 7 }, { id: 12, weight: 1 }] },
+  {
+    id: 1,
+    name: 'b',
+    score: 1,
+    parts: [
+      { id: 10, weight: 5 },
+      { id: 11, weight: 7 },
+      { id: 12, weight: 1 },
+    ],
+  },
   { id: 2, name: 'c', score: null, parts: [{ id: 20, weight: 0 }] },
   { id: 3, name: 'a', score: 3, parts: [{ id: 30, weight: 9 }] },
 ];
@@ -75,7 +84,11 @@ for (const makeTopology of [sqliteTopology, postgresTopology]) {
 
     it('spreads the items over three shards', async () => {
       for (const item of items) {
-        expect(await sharded().on(`s${item.id % 4}`).count(Item, { id: item.id })).toBe(1);
+        expect(
+          await sharded()
+            .on(`s${item.id % 4}`)
+            .count(Item, { id: item.id }),
+        ).toBe(1);
       }
     });
 
@@ -110,13 +123,26 @@ for (const makeTopology of [sqliteTopology, postgresTopology]) {
       const where = { parts: { weight: { $gt: 3 } } };
       const found = await sharded().find(Item, where, options);
       expect(seen(found)).toEqual(seen(await plain().find(Item, where, options)));
-      expect(found[0]!.parts.getItems().map(part => part.id).sort()).toEqual([10, 11]);
+      expect(
+        found[0]!.parts
+          .getItems()
+          .map(part => part.id)
+          .sort(),
+      ).toEqual([10, 11]);
     });
 
     it('binds numbers that do not fit an integer column as MikroORM writes them', async () => {
-      for (const where of [{ score: { $gt: 2.5 } }, { score: { $in: [1, 2.5] } }, { score: { $lt: 3_000_000_000 } }, { score: { $gte: -3_000_000_000, $ne: 1.5 } }]) {
+      for (const where of [
+        { score: { $gt: 2.5 } },
+        { score: { $in: [1, 2.5] } },
+        { score: { $lt: 3_000_000_000 } },
+        { score: { $gte: -3_000_000_000, $ne: 1.5 } },
+      ]) {
         const options = { orderBy: { id: 'asc' } } as const;
-        expect([where, (await sharded().find(Item, where, options)).map(item => item.id)]).toEqual([where, (await plain().find(Item, where, options)).map(item => item.id)]);
+        expect([where, (await sharded().find(Item, where, options)).map(item => item.id)]).toEqual([
+          where,
+          (await plain().find(Item, where, options)).map(item => item.id),
+        ]);
         expect([where, await sharded().count(Item, where)]).toEqual([where, await plain().count(Item, where)]);
       }
       const through = { parts: { weight: { $gt: 6.5 } } };
@@ -124,7 +150,9 @@ for (const makeTopology of [sqliteTopology, postgresTopology]) {
     });
 
     it('refuses to order through a to-many collection over several shards', async () => {
-      const error = await sharded().find(Item, {}, { orderBy: { parts: { weight: 'desc' } } }).catch((e: unknown) => e);
+      const error = await sharded()
+        .find(Item, {}, { orderBy: { parts: { weight: 'desc' } } })
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ShardingError);
       expect(error).toMatchObject({ code: 'UNMERGEABLE_QUERY' });
       expect((error as Error).message).toMatch(/parts\.weight/);
@@ -139,14 +167,20 @@ for (const makeTopology of [sqliteTopology, postgresTopology]) {
     });
 
     it('refuses an empty findOne condition with MikroORM’s own error', async () => {
-      const expected = (await plain().findOne(Item, {}).catch((e: Error) => e)) as Error;
+      const expected = (await plain()
+        .findOne(Item, {})
+        .catch((e: Error) => e)) as Error;
       expect(expected).toBeInstanceOf(Error);
       for (const where of [{}, undefined, null]) {
-        const error = await sharded().findOne(Item, where as never).catch((e: unknown) => e);
+        const error = await sharded()
+          .findOne(Item, where as never)
+          .catch((e: unknown) => e);
         expect(error).toBeInstanceOf(expected.constructor);
         expect(error).not.toBeInstanceOf(ShardingError);
         expect((error as Error).message).toBe((expected as Error).message);
-        const failing = await sharded().findOneOrFail(Item, where as never).catch((e: unknown) => e);
+        const failing = await sharded()
+          .findOneOrFail(Item, where as never)
+          .catch((e: unknown) => e);
         expect((failing as Error).message).toBe((expected as Error).message);
       }
     });
@@ -187,7 +221,11 @@ for (const makeTopology of [sqliteTopology, postgresTopology]) {
       // that finds nothing, and answers [] where it would refuse the offset otherwise.
       const where = { parts: { weight: { $gt: 100 } } };
       const options = { orderBy: { id: 'asc' }, offset: -1, limit: 2 } as const;
-      const answer = (promise: Promise<Item[]>) => promise.then(found => found.map(item => item.id), (error: Error) => error.constructor.name);
+      const answer = (promise: Promise<Item[]>) =>
+        promise.then(
+          found => found.map(item => item.id),
+          (error: Error) => error.constructor.name,
+        );
       expect(await answer(sharded().find(Item, where, options))).toEqual(await answer(plain().find(Item, where, options)));
     });
 
@@ -196,7 +234,9 @@ for (const makeTopology of [sqliteTopology, postgresTopology]) {
       const where = { id: { $in: ids } };
       expect((await sharded().find(Item, where, { orderBy: { id: 'asc' } })).map(item => item.id)).toEqual([1, 2, 3]);
       expect(await sharded().count(Item, where)).toBe(3);
-      expect((await sharded().find(Item, { ...where, parts: { weight: { $gte: 0 } } }, { orderBy: { id: 'asc' }, limit: 2 })).map(item => item.id)).toEqual([1, 2]);
+      expect((await sharded().find(Item, { ...where, parts: { weight: { $gte: 0 } } }, { orderBy: { id: 'asc' }, limit: 2 })).map(item => item.id)).toEqual([
+        1, 2,
+      ]);
     });
   });
 }

@@ -59,7 +59,10 @@ function int(name: string, value: string | undefined, fallback: number, min: num
 }
 
 function list<T extends string>(name: string, value: string, allowed: readonly T[]): T[] {
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = value
+    .split(',')
+    .map(s => s.trim())
+    .filter(Boolean);
   for (const item of items) {
     if (!allowed.includes(item as T)) throw new Error(`--${name}: unknown "${item}" (choose from ${allowed.join(', ')})`);
   }
@@ -70,7 +73,7 @@ function list<T extends string>(name: string, value: string, allowed: readonly T
 /** Parses argv (without node and the script); returns undefined when help was asked for. Throws on bad input. */
 export function parse(argv: string[]): Args | undefined {
   const { values } = parseArgs({
-    args: argv.filter((a) => a !== '--'),
+    args: argv.filter(a => a !== '--'),
     strict: true,
     options: {
       driver: { type: 'string' },
@@ -99,7 +102,7 @@ export function parse(argv: string[]): Args | undefined {
   const driver = (values.driver ?? (latency !== undefined ? 'postgresql' : 'sqlite')) as DriverName;
   if (driver !== 'sqlite' && driver !== 'postgresql') throw new Error(`--driver must be sqlite or postgresql`);
   if (latency !== undefined && driver !== 'postgresql') throw new Error(`--latency needs --driver postgresql`);
-  const scale = values.scale === undefined ? undefined : values.scale.split(',').map((s) => int('scale', s.trim(), 1, 1));
+  const scale = values.scale === undefined ? undefined : values.scale.split(',').map(s => int('scale', s.trim(), 1, 1));
   const phases = list('phases', values.phases ?? 'W,P,F,C', ALL_PHASES);
   const deepPage = values['deep-page'] === undefined ? undefined : int('deep-page', values['deep-page'], 0, 0);
   const systems = list('systems', values.systems ?? 'sharded,plain,handrolled', ALL_SYSTEMS);

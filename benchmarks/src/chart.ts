@@ -68,7 +68,7 @@ export function renderChart(spec: ChartSpec): string {
     const hi = 10 ** Math.ceil(Math.log10(vmax * 1.35));
     const L = Math.log10(lo);
     const R = Math.log10(hi);
-    y = (v) => m.top + plotH - ((Math.log10(Math.max(v, lo)) - L) / (R - L)) * plotH;
+    y = v => m.top + plotH - ((Math.log10(Math.max(v, lo)) - L) / (R - L)) * plotH;
     for (let d = lo; d <= hi * 1.0001; d *= 10) {
       ticks.push({ v: d, major: true });
       if (d < hi) for (const k of [2, 5]) ticks.push({ v: d * k, major: false });
@@ -76,7 +76,7 @@ export function renderChart(spec: ChartSpec): string {
   } else {
     const step = niceStep(vmax * 1.15);
     const hi = Math.ceil((vmax * 1.15) / step) * step;
-    y = (v) => m.top + plotH - (v / hi) * plotH;
+    y = v => m.top + plotH - (v / hi) * plotH;
     for (let v = 0; v <= hi + step / 2; v += step) ticks.push({ v, major: true });
   }
 
@@ -90,9 +90,13 @@ export function renderChart(spec: ChartSpec): string {
 
   for (const t of ticks) {
     const ty = y(t.v);
-    out.push(`<line x1="${m.left}" x2="${m.left + plotW}" y1="${ty.toFixed(1)}" y2="${ty.toFixed(1)}" stroke="${t.major ? '#d1d5db' : '#eef0f3'}" stroke-width="1"/>`);
+    out.push(
+      `<line x1="${m.left}" x2="${m.left + plotW}" y1="${ty.toFixed(1)}" y2="${ty.toFixed(1)}" stroke="${t.major ? '#d1d5db' : '#eef0f3'}" stroke-width="1"/>`,
+    );
     if (t.major || spec.log) {
-      out.push(`<text x="${m.left - 8}" y="${(ty + 4).toFixed(1)}" text-anchor="end" font-size="${t.major ? 12 : 10}" fill="${t.major ? '#374151' : '#9ca3af'}">${short(t.v)}</text>`);
+      out.push(
+        `<text x="${m.left - 8}" y="${(ty + 4).toFixed(1)}" text-anchor="end" font-size="${t.major ? 12 : 10}" fill="${t.major ? '#374151' : '#9ca3af'}">${short(t.v)}</text>`,
+      );
     }
   }
   out.push(`<line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${m.top + plotH}" stroke="#374151"/>`);
@@ -113,8 +117,12 @@ export function renderChart(spec: ChartSpec): string {
       const top = y(v);
       const color = colorOf(spec, s, si);
       const bx = x0 + si * barW;
-      out.push(`<rect x="${(bx + 2).toFixed(1)}" y="${top.toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${(m.top + plotH - top).toFixed(1)}" fill="${color}" rx="2"><title>${esc(`${s} · ${g}: ${v.toFixed(1)}`)}</title></rect>`);
-      out.push(`<text x="${(bx + barW / 2).toFixed(1)}" y="${(top - 5).toFixed(1)}" text-anchor="middle" font-size="${valueFont}" fill="#111827">${short(v)}</text>`);
+      out.push(
+        `<rect x="${(bx + 2).toFixed(1)}" y="${top.toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${(m.top + plotH - top).toFixed(1)}" fill="${color}" rx="2"><title>${esc(`${s} · ${g}: ${v.toFixed(1)}`)}</title></rect>`,
+      );
+      out.push(
+        `<text x="${(bx + barW / 2).toFixed(1)}" y="${(top - 5).toFixed(1)}" text-anchor="middle" font-size="${valueFont}" fill="#111827">${short(v)}</text>`,
+      );
     });
     out.push(`<text x="${gx.toFixed(1)}" y="${m.top + plotH + 22}" text-anchor="middle" font-size="14" font-weight="bold" fill="#111827">${esc(g)}</text>`);
     const note = spec.groupNotes?.[gi];
@@ -126,7 +134,7 @@ export function renderChart(spec: ChartSpec): string {
   });
 
   // Legend: one row under the subtitle, centred, so it never covers a bar.
-  const itemW = spec.series.map((s) => 30 + s.length * 7.5);
+  const itemW = spec.series.map(s => 30 + s.length * 7.5);
   let lx = W / 2 - itemW.reduce((a, b) => a + b, 0) / 2;
   spec.series.forEach((s, si) => {
     const ly = 72;

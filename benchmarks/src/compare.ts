@@ -17,10 +17,7 @@ export function describe(args: Args, shards: number): string {
 export async function warmUp(args: Args, dbs: Databases, progress: Progress, shards: number, systems = args.systems) {
   const work = makeWorkload({ rows: Math.min(args.rows, 2000), points: Math.min(args.points, 1000), fanouts: Math.min(args.fanouts, 50) }, args.seed + 1);
   const phases = args.phases;
-  await runOnce(
-    { args, shards, work, truth: new Truth(work.data), run: 'warmup', systems: systems.filter((s) => s !== 'sqlalchemy'), phases, progress },
-    dbs,
-  );
+  await runOnce({ args, shards, work, truth: new Truth(work.data), run: 'warmup', systems: systems.filter(s => s !== 'sqlalchemy'), phases, progress }, dbs);
 }
 
 export async function compare(args: Args, dbs: Databases, progress: Progress, emit: (line: Result) => void): Promise<string> {
@@ -42,17 +39,17 @@ export async function compare(args: Args, dbs: Databases, progress: Progress, em
 }
 
 function chartOf(args: Args, runs: Result[][]): string {
-  const meds = medians(runs).filter((r) => r.available !== false);
-  const series = meds.map((r) => String(r.system));
-  const others = series.filter((s) => s !== 'sharded');
+  const meds = medians(runs).filter(r => r.available !== false);
+  const series = meds.map(r => String(r.system));
+  const others = series.filter(s => s !== 'sharded');
   const phases = args.phases;
   return renderChart({
     title: `mikro-orm-sharding vs ${others.join(', ')}`,
     subtitle: `${describe(args, args.shards)}${args.repeat > 1 ? ` · median of ${args.repeat} runs` : ''} · higher is better`,
-    groups: phases.map((p) => `${PHASE_LABEL[p]} (${UNIT_LABEL[p]})`),
-    groupNotes: phases.map((p) =>
+    groups: phases.map(p => `${PHASE_LABEL[p]} (${UNIT_LABEL[p]})`),
+    groupNotes: phases.map(p =>
       others
-        .map((o) => {
+        .map(o => {
           const r = ratio(runs, 'sharded', o, p);
           if (r === undefined) return '';
           return p === 'D' ? `time sharded/${o}: ${fmt(r)}` : `sharded/${o}: ${fmt(r)}×`;
@@ -61,9 +58,12 @@ function chartOf(args: Args, runs: Result[][]): string {
         .join('\n'),
     ),
     series,
-    values: phases.map((p) => meds.map((r) => (typeof r[UNIT_KEY[p]] === 'number' ? (r[UNIT_KEY[p]] as number) : undefined))),
+    values: phases.map(p => meds.map(r => (typeof r[UNIT_KEY[p]] === 'number' ? (r[UNIT_KEY[p]] as number) : undefined))),
     yLabel: 'operations per second (rows/s for W)',
     log: true,
-    footer: `node ${process.version} · MikroORM 7.2.1 · ${new Date().toISOString().slice(0, 10)} · pnpm bench -- ${process.argv.slice(2).filter((a) => a !== '--').join(' ')}`,
+    footer: `node ${process.version} · MikroORM 7.2.1 · ${new Date().toISOString().slice(0, 10)} · pnpm bench -- ${process.argv
+      .slice(2)
+      .filter(a => a !== '--')
+      .join(' ')}`,
   });
 }

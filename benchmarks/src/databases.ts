@@ -52,7 +52,7 @@ export class Databases {
       this.#dir ??= mkdtempSync(join(tmpdir(), 'msbench-'));
       const names = Array.from({ length: count }, (_, i) => join(this.#dir!, `${key}_s${i}.db`));
       this.#created.set(key, names);
-      return names.map((dbName) => ({ dbName }));
+      return names.map(dbName => ({ dbName }));
     }
     const admin = await this.#adminOrm();
     const names = Array.from({ length: count }, (_, i) => `${this.#prefix}_${key}_s${i}`.toLowerCase());
@@ -67,9 +67,9 @@ export class Databases {
 
   /** Drops everything `provision` made with this label's options (call after closing its ORMs). */
   async release(options: readonly DbOptions[]): Promise<void> {
-    const wanted = new Set(options.map((o) => (o.dbName as string | undefined) ?? new URL(o.clientUrl!).pathname.slice(1)));
+    const wanted = new Set(options.map(o => (o.dbName as string | undefined) ?? new URL(o.clientUrl!).pathname.slice(1)));
     for (const [key, names] of this.#created) {
-      if (!names.some((n) => wanted.has(n))) continue;
+      if (!names.some(n => wanted.has(n))) continue;
       await this.#drop(names);
       this.#created.delete(key);
     }

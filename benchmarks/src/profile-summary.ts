@@ -49,7 +49,7 @@ if (!file) {
 }
 const top = Number(values.top ?? 25);
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const byId = new Map(profile.nodes.map(n => [n.id, n]));
 const parent = new Map<number, number>();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
@@ -84,7 +84,9 @@ const print = (title: string, m: Map<string, number>, n: number) => {
   process.stdout.write(`\n${title}\n`);
   for (const [k, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, n)) process.stdout.write(`${ms(v)}  ${k}\n`);
 };
-process.stdout.write(`total sampled ${(total / 1000).toFixed(1)} ms; ${idle.map(([id, t]) => `${byId.get(id)!.callFrame.functionName} ${ms(t).trim()}`).join(', ')}\n`);
+process.stdout.write(
+  `total sampled ${(total / 1000).toFixed(1)} ms; ${idle.map(([id, t]) => `${byId.get(id)!.callFrame.functionName} ${ms(t).trim()}`).join(', ')}\n`,
+);
 if (values.under) process.stdout.write(`inclusive under "${values.under}": ${ms(under).trim()}\n`);
 print('self time by package', pkgSelf, 15);
 print(`self time by function (top ${top})`, fnSelf, top);

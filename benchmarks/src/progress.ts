@@ -32,7 +32,7 @@ export function stderrProgress(): Progress {
       if (tty) render(0);
       else process.stderr.write(`${l}\n`);
     },
-    tick: (done) => {
+    tick: done => {
       if (!tty) return;
       const now = performance.now();
       if (now - last < 80 && done < total) return;

@@ -27,12 +27,12 @@ export async function startProxy(options: ProxyOptions): Promise<Proxy> {
   });
   const line = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout! });
-    rl.once('line', (l) => {
+    rl.once('line', l => {
       rl.close();
       resolve(l);
     });
     child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`latency proxy exited with code ${code}`)));
+    child.once('exit', code => reject(new Error(`latency proxy exited with code ${code}`)));
   });
   const { ports } = JSON.parse(line) as { ports: number[] };
   return {
@@ -54,7 +54,7 @@ function delayedPipe(from: Socket, to: Socket, delayMs: number): void {
     while (queue.length > 0 && queue[0]!.due <= now + 0.05) to.write(queue.shift()!.chunk);
     if (queue.length > 0) timer = setTimeout(flush, Math.max(0, queue[0]!.due - performance.now()));
   };
-  from.on('data', (chunk) => {
+  from.on('data', chunk => {
     queue.push({ due: performance.now() + delayMs, chunk });
     timer ??= setTimeout(flush, delayMs);
   });
@@ -65,7 +65,7 @@ function delayedPipe(from: Socket, to: Socket, delayMs: number): void {
 }
 
 function serve(upstreamHost: string, upstreamPort: number, delayMs: number): Promise<number> {
-  const server = createServer((client) => {
+  const server = createServer(client => {
     const upstream = createConnection({ host: upstreamHost, port: upstreamPort });
     client.setNoDelay(true);
     upstream.setNoDelay(true);
@@ -80,7 +80,7 @@ function serve(upstreamHost: string, upstreamPort: number, delayMs: number): Pro
     client.on('close', close);
     upstream.on('close', () => setTimeout(close, delayMs + 5));
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+  return new Promise(resolve => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -72,7 +72,7 @@ function checkFanouts(plan: RunPlan, who: string, answers: ItemLike[][], xs: num
   answers.forEach((page, i) => {
     plan.truth.check(who, page, xs[i]!, offset, PAGE);
     sum.add(page.length);
-    sum.addAll(page.map((item) => item.score));
+    sum.addAll(page.map(item => item.score));
   });
 }
 function checkCounts(plan: RunPlan, who: string, counts: number[], xs: number[], sum: Checksum): void {
@@ -91,14 +91,14 @@ async function runPhase(plan: RunPlan, sys: System, phase: PhaseName, tally: Tal
   if (phase === 'W') {
     const batches = Math.ceil(work.rows / BATCH);
     progress.start(label, batches);
-    stats = await timePhase(batches, work.rows, (i) => sys.insertBatch(work.data.slice(i * BATCH, (i + 1) * BATCH)), progress.tick);
+    stats = await timePhase(batches, work.rows, i => sys.insertBatch(work.data.slice(i * BATCH, (i + 1) * BATCH)), progress.tick);
   } else if (phase === 'P') {
     progress.start(label, work.points);
     let session: LookupSession | undefined;
     stats = await timePhase(
       work.points,
       work.points,
-      async (i) => {
+      async i => {
         if (i % LOOKUPS_PER_FORK === 0) session = sys.session();
         const id = work.pointIds[i]!;
         const item = await session!.findById(id);
@@ -113,14 +113,14 @@ async function runPhase(plan: RunPlan, sys: System, phase: PhaseName, tally: Tal
     const xs = phase === 'D' ? deepXs(work, plan.truth, offset + PAGE, work.fanouts) : work.fanoutXs;
     const answers: ItemLike[][] = new Array(xs.length);
     progress.start(label, xs.length);
-    stats = await timePhase(xs.length, xs.length, async (i) => void (answers[i] = await sys.topPage(xs[i]!, offset, PAGE)), progress.tick);
+    stats = await timePhase(xs.length, xs.length, async i => void (answers[i] = await sys.topPage(xs[i]!, offset, PAGE)), progress.tick);
     const sum = phase === 'F' ? tally.fanoutSum : new Checksum();
     checkFanouts(plan, `${sys.name} ${phase}`, answers, xs, offset, sum);
     if (phase === 'D') tally.result.D_answers_checksum = sum.hex();
   } else {
     const counts: number[] = new Array(work.countXs.length);
     progress.start(label, counts.length);
-    stats = await timePhase(counts.length, counts.length, async (i) => void (counts[i] = await sys.count(work.countXs[i]!)), progress.tick);
+    stats = await timePhase(counts.length, counts.length, async i => void (counts[i] = await sys.count(work.countXs[i]!)), progress.tick);
     checkCounts(plan, `${sys.name} C`, counts, work.countXs, tally.countSum);
   }
   sampleRss();
@@ -166,7 +166,7 @@ export async function runOnce(plan: RunPlan, dbs: Databases): Promise<Result[]> 
 
 async function runPython(plan: RunPlan): Promise<Result> {
   plan.progress.start(`${plan.run === 'warmup' ? 'warm-up' : `run ${Number(plan.run) + 1}`} · sqlalchemy (python, all phases)`, 1);
-  const phases = plan.phases.filter((p) => p !== 'D');
+  const phases = plan.phases.filter(p => p !== 'D');
   const out = await runSqlalchemy(plan.args.python, plan.args.driver, plan.shards, plan.work, phases);
   const result = baseResult(plan, 'sqlalchemy', plan.shards);
   delete result.deep_offset;
@@ -188,7 +188,7 @@ async function runPython(plan: RunPlan): Promise<Result> {
 /** Throws loudly when two systems' answers differ (each was already checked against the truth). */
 export function assertSameAnswers(results: readonly Result[]): void {
   for (const key of ['F_answers_checksum', 'C_answers_checksum', 'D_answers_checksum']) {
-    const seen = results.filter((r) => r[key] !== undefined);
+    const seen = results.filter(r => r[key] !== undefined);
     const first = seen[0];
     for (const r of seen) {
       if (r[key] !== first![key]) {

@@ -37,27 +37,33 @@ export async function scale(args: Args, dbs: Databases, progress: Progress, emit
   const base = counts[0]!;
   const of = (sys: string, S: number) => results.get(`${sys}@${S}`) ?? [];
   /** Median over runs of (value at S / value at the first count), per run. */
-  const rel = (sys: string, S: number, p: PhaseName) =>
-    median(of(sys, S).map((r, i) => Number(r[UNIT_KEY[p]]) / Number(of(sys, base)[i]![UNIT_KEY[p]])));
+  const rel = (sys: string, S: number, p: PhaseName) => median(of(sys, S).map((r, i) => Number(r[UNIT_KEY[p]]) / Number(of(sys, base)[i]![UNIT_KEY[p]])));
   /** Median over runs of sharded / handrolled at the same count. */
-  const vsHand = (S: number, p: PhaseName) =>
-    median(of('sharded', S).map((r, i) => Number(r[UNIT_KEY[p]]) / Number(of('handrolled', S)[i]![UNIT_KEY[p]])));
-  const med = (sys: string, S: number, key: string) => median(of(sys, S).map((r) => Number(r[key])));
+  const vsHand = (S: number, p: PhaseName) => median(of('sharded', S).map((r, i) => Number(r[UNIT_KEY[p]]) / Number(of('handrolled', S)[i]![UNIT_KEY[p]])));
+  const med = (sys: string, S: number, key: string) => median(of(sys, S).map(r => Number(r[key])));
   const hand = systems.includes('handrolled');
   if (args.repeat > 1) {
     for (const sys of systems) {
       for (const S of counts) {
         emit({
-          system: sys, mode: 'scale', driver: args.driver, shards: S, rows: args.rows, run: 'median', runs: args.repeat,
-          P_ops_per_s: round(med(sys, S, 'P_ops_per_s'), 1), F_ops_per_s: round(med(sys, S, 'F_ops_per_s'), 1),
-          P_vs_first: round(rel(sys, S, 'P'), 3), F_vs_first: round(rel(sys, S, 'F'), 3),
+          system: sys,
+          mode: 'scale',
+          driver: args.driver,
+          shards: S,
+          rows: args.rows,
+          run: 'median',
+          runs: args.repeat,
+          P_ops_per_s: round(med(sys, S, 'P_ops_per_s'), 1),
+          F_ops_per_s: round(med(sys, S, 'F_ops_per_s'), 1),
+          P_vs_first: round(rel(sys, S, 'P'), 3),
+          F_vs_first: round(rel(sys, S, 'F'), 3),
         });
       }
     }
   }
   const head = ['shards', 'P lookups/s', `P vs S=${base}`, 'P p50 / p99 ms', 'F queries/s', `F vs S=${base}`, 'F p50 / p99 ms'];
   if (hand) head.push('hand P/s', `hand P vs S=${base}`, 'hand F/s', 'sharded/hand P', 'sharded/hand F');
-  const rows = counts.map((S) => [
+  const rows = counts.map(S => [
     String(S),
     fmt(med('sharded', S, 'P_ops_per_s')),
     fmt(rel('sharded', S, 'P')),
@@ -66,7 +72,13 @@ export async function scale(args: Args, dbs: Databases, progress: Progress, emit
     fmt(rel('sharded', S, 'F')),
     `${fmt(med('sharded', S, 'F_p50_ms'), 3)} / ${fmt(med('sharded', S, 'F_p99_ms'), 3)}`,
     ...(hand
-      ? [fmt(med('handrolled', S, 'P_ops_per_s')), fmt(rel('handrolled', S, 'P')), fmt(med('handrolled', S, 'F_ops_per_s')), fmt(vsHand(S, 'P')), fmt(vsHand(S, 'F'))]
+      ? [
+          fmt(med('handrolled', S, 'P_ops_per_s')),
+          fmt(rel('handrolled', S, 'P')),
+          fmt(med('handrolled', S, 'F_ops_per_s')),
+          fmt(vsHand(S, 'P')),
+          fmt(vsHand(S, 'F')),
+        ]
       : []),
   ]);
   const what = describe(args, base).replace(/ · S=\d+/, '');
@@ -77,11 +89,14 @@ export async function scale(args: Args, dbs: Databases, progress: Progress, emit
       renderChart({
         title: 'mikro-orm-sharding: lookups and fan-out by shard count',
         subtitle: `${what} · ${runsText} · higher is better`,
-        groups: counts.map((S) => `S=${S}`),
-        groupNotes: counts.map((S) => `sharded P ${fmt(rel('sharded', S, 'P'))}×\nsharded F ${fmt(rel('sharded', S, 'F'))}×`),
-        footer: `group notes: sharded throughput relative to S=${base} · pnpm bench -- ${process.argv.slice(2).filter((a) => a !== '--').join(' ')}`,
+        groups: counts.map(S => `S=${S}`),
+        groupNotes: counts.map(S => `sharded P ${fmt(rel('sharded', S, 'P'))}×\nsharded F ${fmt(rel('sharded', S, 'F'))}×`),
+        footer: `group notes: sharded throughput relative to S=${base} · pnpm bench -- ${process.argv
+          .slice(2)
+          .filter(a => a !== '--')
+          .join(' ')}`,
         series: hand ? ['sharded P', 'handrolled P', 'sharded F', 'handrolled F'] : ['sharded P', 'sharded F'],
-        values: counts.map((S) =>
+        values: counts.map(S =>
           hand
             ? [med('sharded', S, 'P_ops_per_s'), med('handrolled', S, 'P_ops_per_s'), med('sharded', S, 'F_ops_per_s'), med('handrolled', S, 'F_ops_per_s')]
             : [med('sharded', S, 'P_ops_per_s'), med('sharded', S, 'F_ops_per_s')],

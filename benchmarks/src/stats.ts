@@ -47,12 +47,7 @@ export interface PhaseStats {
  * counts (rows for W, operations otherwise). Throughput is over the phase's wall time, so work between the calls
  * (a fresh fork every 100 lookups) counts too.
  */
-export async function timePhase(
-  n: number,
-  units: number,
-  op: (i: number) => Promise<void>,
-  tick?: (done: number) => void,
-): Promise<PhaseStats> {
+export async function timePhase(n: number, units: number, op: (i: number) => Promise<void>, tick?: (done: number) => void): Promise<PhaseStats> {
   const lat = new Float64Array(n);
   const start = performance.now();
   let lastSample = start;

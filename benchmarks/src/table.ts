@@ -22,11 +22,11 @@ export const PHASE_LABEL: Record<PhaseName, string> = {
 /** Per system, the median of every numeric key over the runs (other keys from the first run). */
 export function medians(runs: readonly Result[][]): Result[] {
   const first = runs[0] ?? [];
-  return first.map((r0) => {
-    const same = runs.map((run) => run.find((r) => r.system === r0.system)).filter((r): r is Result => r !== undefined);
+  return first.map(r0 => {
+    const same = runs.map(run => run.find(r => r.system === r0.system)).filter((r): r is Result => r !== undefined);
     const out: Result = { ...r0, run: 'median', runs: same.length };
     for (const [key, value] of Object.entries(r0)) {
-      if (typeof value === 'number' && key !== 'run') out[key] = median(same.map((r) => Number(r[key])));
+      if (typeof value === 'number' && key !== 'run') out[key] = median(same.map(r => Number(r[key])));
     }
     return out;
   });
@@ -45,9 +45,9 @@ export function ratio(runs: readonly Result[][], a: string, b: string, phase: Ph
 export function ratios(runs: readonly Result[][], a: string, b: string, phase: PhaseName): number[] {
   const key = UNIT_KEY[phase];
   return runs
-    .map((run) => {
-      const x = run.find((r) => r.system === a)?.[key];
-      const y = run.find((r) => r.system === b)?.[key];
+    .map(run => {
+      const x = run.find(r => r.system === a)?.[key];
+      const y = run.find(r => r.system === b)?.[key];
       if (typeof x !== 'number' || typeof y !== 'number' || !(x > 0) || !(y > 0)) return undefined;
       return phase === 'D' ? y / x : x / y;
     })
@@ -70,37 +70,37 @@ export function fmt(n: unknown, digits?: number): string {
 
 /** A plain text table; the first column is left-aligned, the others right-aligned. */
 export function renderTable(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(head), widths.map(w => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
 /** The main table: ops/s per phase and system, then the ratios of sharded to each other system. */
 export function compareTable(runs: readonly Result[][], phases: readonly PhaseName[], title: string): string {
   const meds = medians(runs);
-  const available = meds.filter((r) => r.available !== false);
-  const systems = available.map((r) => String(r.system));
-  const others = systems.filter((s) => s !== 'sharded');
+  const available = meds.filter(r => r.available !== false);
+  const systems = available.map(r => String(r.system));
+  const others = systems.filter(s => s !== 'sharded');
   const hasSharded = systems.includes('sharded');
-  const head = ['phase', 'unit', ...systems, ...(hasSharded ? others.map((o) => `sharded/${o}`) : [])];
-  const rows = phases.map((phase) => [
+  const head = ['phase', 'unit', ...systems, ...(hasSharded ? others.map(o => `sharded/${o}`) : [])];
+  const rows = phases.map(phase => [
     PHASE_LABEL[phase],
     UNIT_LABEL[phase],
-    ...available.map((r) => fmt(r[UNIT_KEY[phase]])),
-    ...(hasSharded ? others.map((o) => ratioCell(runs, 'sharded', o, phase)) : []),
+    ...available.map(r => fmt(r[UNIT_KEY[phase]])),
+    ...(hasSharded ? others.map(o => ratioCell(runs, 'sharded', o, phase)) : []),
   ]);
-  const lat = phases.map((phase) => [
-    `${phase} p50 / p99 ms`,
-    '',
-    ...available.map((r) => `${fmt(r[`${phase}_p50_ms`], 3)} / ${fmt(r[`${phase}_p99_ms`], 3)}`),
-  ]);
-  const rss = ['peak RSS MB', '', ...available.map((r) => fmt(r.peak_rss_mb, 0))];
+  const lat = phases.map(phase => [`${phase} p50 / p99 ms`, '', ...available.map(r => `${fmt(r[`${phase}_p50_ms`], 3)} / ${fmt(r[`${phase}_p99_ms`], 3)}`)]);
+  const rss = ['peak RSS MB', '', ...available.map(r => fmt(r.peak_rss_mb, 0))];
   const notes: string[] = [];
   for (const r of meds) if (r.available === false) notes.push(`${r.system}: unavailable (${r.reason})`);
   if (runs.length > 1) notes.push(`Ratios: median of the ${runs.length} per-run ratios (min-max over runs).`);
   if (phases.includes('D')) notes.push('D ratio is a TIME ratio: sharded time per query / plain time per query (lower is better).');
-  const checked = phases.filter((p) => p !== 'W' && p !== 'P');
-  if (checked.length) notes.push(`${checked.join(', ')} answers checked against the data for every system, and equal across systems; every P lookup found its row.`);
-  return [title, '', renderTable(head, [...rows, ...lat.map((l) => l.concat(others.map(() => ''))), rss]), ...(notes.length ? ['', ...notes] : [])].join('\n');
+  const checked = phases.filter(p => p !== 'W' && p !== 'P');
+  if (checked.length)
+    notes.push(`${checked.join(', ')} answers checked against the data for every system, and equal across systems; every P lookup found its row.`);
+  return [title, '', renderTable(head, [...rows, ...lat.map(l => l.concat(others.map(() => ''))), rss]), ...(notes.length ? ['', ...notes] : [])].join('\n');
 }

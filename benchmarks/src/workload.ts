@@ -121,7 +121,7 @@ export class Truth {
 
   constructor(data: Row[]) {
     this.#data = data;
-    this.#desc = data.map((r) => r.score).sort((a, b) => b - a);
+    this.#desc = data.map(r => r.score).sort((a, b) => b - a);
   }
 
   /** The score at rank `i` (0 = highest). */

@@ -40,7 +40,12 @@ export async function disagreement(pair: Pair, query: Query, driver: 'sqlite' | 
  */
 function mayMeetRoundedBigints(query: Query, driver: string, rows: readonly RecRow[]): boolean {
   const limit = 2n ** 53n;
-  return driver === 'sqlite' && query.entity === 'Rec' && orderKeys(query).includes('big') && rows.some(row => row.big !== null && (row.big >= limit || row.big <= -limit));
+  return (
+    driver === 'sqlite' &&
+    query.entity === 'Rec' &&
+    orderKeys(query).includes('big') &&
+    rows.some(row => row.big !== null && (row.big >= limit || row.big <= -limit))
+  );
 }
 
 /** Each call gets its own copy of the condition and options: MikroORM rewrites conditions in place. */
@@ -71,7 +76,9 @@ async function answer(call: () => Promise<unknown>, query: Query, sharded?: Shar
   }
   if (sharded) {
     // A leaf's id is its record's id times ten plus its index (see data.ts): it may be loaded without its record.
-    const misplaced = entitiesOf(result).find(entity => sharded.shardOf(entity) !== shardOfRec(entity instanceof Leaf ? Math.floor(entity.id / 10) : (entity as Rec).id));
+    const misplaced = entitiesOf(result).find(
+      entity => sharded.shardOf(entity) !== shardOfRec(entity instanceof Leaf ? Math.floor(entity.id / 10) : (entity as Rec).id),
+    );
     if (misplaced) {
       return { error: 'misplaced', message: `${misplaced.constructor.name} ${json(helper(misplaced).getPrimaryKey())} is not managed by its shard's fork` };
     }

@@ -35,7 +35,7 @@ export interface RecRow {
   readonly leaves: readonly { readonly id: number; readonly weight: number; readonly label: string | null }[];
 }
 
-const pick = <T,>(values: readonly T[]) => fc.constantFrom(...values);
+const pick = <T>(values: readonly T[]) => fc.constantFrom(...values);
 
 const leaf = fc.record({ weight: pick(POOLS.weight), label: pick(POOLS.str) });
 

@@ -38,7 +38,13 @@ export async function closePair(pair: Pair | undefined): Promise<void> {
 }
 
 async function createWithCCollation(names: readonly string[]): Promise<void> {
-  const admin = await MikroORM.init({ driver: PostgreSqlDriver, clientUrl: PG_URL, dbName: 'postgres', entities: [], discovery: { warnWhenNoEntities: false } });
+  const admin = await MikroORM.init({
+    driver: PostgreSqlDriver,
+    clientUrl: PG_URL,
+    dbName: 'postgres',
+    entities: [],
+    discovery: { warnWhenNoEntities: false },
+  });
   try {
     for (const name of names) {
       await admin.em.getConnection().execute(`create database "${name}" template template0 encoding 'UTF8' lc_collate 'C' lc_ctype 'C'`);

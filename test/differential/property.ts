@@ -31,22 +31,26 @@ export function describeDifferential(makeTopology: () => Topology): void {
   });
 
   describe(`${RUNS} random data sets (DIFF_RUNS), seed ${SEED} (DIFF_SEED)`, () => {
-    it('find, findAndCount, count and findOne answer as one database, or refuse as documented', async () => {
-      const property = fc.asyncProperty(dataset, queries, async (rows, list) => {
-        await load(pair!, rows);
-        for (const query of list) {
-          const problem = await disagreement(pair!, query, topology.name, rows);
-          if (problem) {
-            throw new Error(`${query.op}(${query.entity}, ${json(query.where)}, ${json(query.options)}):\n  ${problem}`);
+    it(
+      'find, findAndCount, count and findOne answer as one database, or refuse as documented',
+      async () => {
+        const property = fc.asyncProperty(dataset, queries, async (rows, list) => {
+          await load(pair!, rows);
+          for (const query of list) {
+            const problem = await disagreement(pair!, query, topology.name, rows);
+            if (problem) {
+              throw new Error(`${query.op}(${query.entity}, ${json(query.where)}, ${json(query.options)}):\n  ${problem}`);
+            }
           }
+        });
+        const details = await fc.check(property, { numRuns: RUNS, seed: SEED, ...(PATH ? { path: PATH } : {}) });
+        if (details.failed) {
+          const replay = `DIFF_SEED=${details.seed} DIFF_PATH=${details.counterexamplePath}`;
+          const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+          throw new Error(`${cause}\n\nReplay: ${replay}\n${fc.defaultReportMessage(details)}`);
         }
-      });
-      const details = await fc.check(property, { numRuns: RUNS, seed: SEED, ...(PATH ? { path: PATH } : {}) });
-      if (details.failed) {
-        const replay = `DIFF_SEED=${details.seed} DIFF_PATH=${details.counterexamplePath}`;
-        const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-        throw new Error(`${cause}\n\nReplay: ${replay}\n${fc.defaultReportMessage(details)}`);
-      }
-    }, 60_000 + RUNS * 400);
+      },
+      60_000 + RUNS * 400,
+    );
   });
 }

@@ -31,9 +31,7 @@ interface Order {
 
 /** 0-3 keys, usually ending with the primary key; rarely through the to-many collection (refused). */
 function order(keys: readonly (string | object)[], throughCollection?: object): fc.Arbitrary<Order> {
-  const key = fc.tuple(fc.constantFrom(...keys), direction).map(([name, dir]) =>
-    typeof name === 'string' ? { [name]: dir } : (mapLeaf(name, dir) as object),
-  );
+  const key = fc.tuple(fc.constantFrom(...keys), direction).map(([name, dir]) => (typeof name === 'string' ? { [name]: dir } : (mapLeaf(name, dir) as object)));
   return fc
     .record({
       keys: fc.array(key, { maxLength: 3 }),
@@ -122,7 +120,8 @@ function query(
         Object.assign(options, page);
       }
       dropUndefined(options);
-      const compare: Query['compare'] = op === 'count' || order.total ? 'exact' : order.orderBy.length > 0 && order.rootKeys && !partial.fields && !partial.exclude ? 'keys' : 'set';
+      const compare: Query['compare'] =
+        op === 'count' || order.total ? 'exact' : order.orderBy.length > 0 && order.rootKeys && !partial.fields && !partial.exclude ? 'keys' : 'set';
       const refusal = op !== 'count' ? order.refusal : undefined;
       const childOrdered = (populate as { populateOrderBy?: unknown }).populateOrderBy !== undefined;
       return { entity, op: op === 'findOne' && !order.total ? 'find' : op, where, options, compare, childOrder: childOrdered, refusal } satisfies Query;
@@ -146,7 +145,17 @@ const recQuery = query(
   'leaves',
   { leaves: { weight: 'asc', id: 'asc' } },
 );
-const leafQuery = query('Leaf', leafWhere, order(['weight', 'label', { rec: { str: 1 } }, { rec: { int: 1 } }]), ['weight', 'label', 'rec'], ['rec.str', 'rec.int'], 'rec');
+const leafQuery = query(
+  'Leaf',
+  leafWhere,
+  order(['weight', 'label', { rec: { str: 1 } }, { rec: { int: 1 } }]),
+  ['weight', 'label', 'rec'],
+  ['rec.str', 'rec.int'],
+  'rec',
+);
 
 /** Mostly queries on records (all column types, the to-many relation), some on leaves (a to-one relation). */
-export const queries: fc.Arbitrary<Query[]> = fc.array(fc.oneof({ arbitrary: recQuery, weight: 3 }, { arbitrary: leafQuery, weight: 1 }), { minLength: 1, maxLength: 10 });
+export const queries: fc.Arbitrary<Query[]> = fc.array(fc.oneof({ arbitrary: recQuery, weight: 3 }, { arbitrary: leafQuery, weight: 1 }), {
+  minLength: 1,
+  maxLength: 10,
+});

@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { POOLS } from './data.ts';
 import type { RecColumn } from './model.ts';
 
-const nonNull = <T,>(values: readonly T[]) => values.filter(value => value !== null) as Exclude<T, null>[];
-const pick = <T,>(values: readonly T[]) => fc.constantFrom(...values);
+const nonNull = <T>(values: readonly T[]) => values.filter(value => value !== null) as Exclude<T, null>[];
+const pick = <T>(values: readonly T[]) => fc.constantFrom(...values);
 
 /**
  * Values a condition compares a column with: the data's own (so conditions hit), plus numbers that do not fit an

@@ -70,15 +70,28 @@ function photos(): Photo[] {
 }
 
 const byTaken = (a: Photo, b: Photo) => a.takenAt - b.takenAt;
-const distinctLabels = (album: string) => new Set(photos().filter(ph => ph.album === album).flatMap(ph => ph.tags)).size;
-const pivotRows = (album: string) => photos().filter(ph => ph.album === album).reduce((n, ph) => n + ph.tags.length, 0);
+const distinctLabels = (album: string) =>
+  new Set(
+    photos()
+      .filter(ph => ph.album === album)
+      .flatMap(ph => ph.tags),
+  ).size;
+const pivotRows = (album: string) =>
+  photos()
+    .filter(ph => ph.album === album)
+    .reduce((n, ph) => n + ph.tags.length, 0);
 
 function summary(em: ShardedEntityManager, pictures: readonly Picture[]): Photo[] {
   return pictures.map(pic => ({
     album: em.shardOf(pic)!,
     filename: pic.filename,
     takenAt: pic.takenAt,
-    tags: pic.tags.isInitialized() ? pic.tags.getItems().map(tag => tag.label).sort((a, b) => LABELS.indexOf(a) - LABELS.indexOf(b)) : [],
+    tags: pic.tags.isInitialized()
+      ? pic.tags
+          .getItems()
+          .map(tag => tag.label)
+          .sort((a, b) => LABELS.indexOf(a) - LABELS.indexOf(b))
+      : [],
   }));
 }
 
@@ -141,7 +154,11 @@ describe('photo albums: one SQLite file per album folder (seed 001)', () => {
       expect(await rawCount(orm, album, '"tag"')).toBe(distinctLabels(album));
       expect(await rawCount(orm, album, '"pic_tag"')).toBe(pivotRows(album));
       // Every pivot row joins a picture and a tag of the same file.
-      const [joined] = await rawQuery(orm, album, 'select count(*) as c from "pic_tag" pt join "pic" p on p.pic_id = pt.pic_id join "tag" t on t.tag_id = pt.tag_id');
+      const [joined] = await rawQuery(
+        orm,
+        album,
+        'select count(*) as c from "pic_tag" pt join "pic" p on p.pic_id = pt.pic_id join "tag" t on t.tag_id = pt.tag_id',
+      );
       expect(Number(joined!.c)).toBe(pivotRows(album));
     }
     // Same model in every file: the ids restart at 1 in each album.
@@ -165,7 +182,9 @@ describe('photo albums: one SQLite file per album folder (seed 001)', () => {
 
   it('queries one album only, with { shard } and with em.on(album)', async () => {
     for (const album of Object.keys(SIZES)) {
-      const expected = photos().filter(ph => ph.album === album).sort(byTaken);
+      const expected = photos()
+        .filter(ph => ph.album === album)
+        .sort(byTaken);
       const em = orm.em.fork();
       const pictures = await em.find(Picture, {}, { shard: album, orderBy: { takenAt: 'asc' }, populate: ['tags'] });
       expect(summary(em, pictures)).toEqual(expected);
@@ -187,11 +206,21 @@ describe('photo albums: one SQLite file per album folder (seed 001)', () => {
     expect(tagObjects.size).toBe(Object.keys(SIZES).reduce((n, album) => n + distinctLabels(album), 0));
 
     const page = await orm.em.fork().find(Picture, {}, { orderBy: { takenAt: 'asc' }, limit: 4, offset: 5 });
-    expect(page.map(pic => pic.takenAt)).toEqual([...photos()].sort(byTaken).slice(5, 9).map(ph => ph.takenAt));
+    expect(page.map(pic => pic.takenAt)).toEqual(
+      [...photos()]
+        .sort(byTaken)
+        .slice(5, 9)
+        .map(ph => ph.takenAt),
+    );
     expect(await orm.em.fork().count(Picture)).toBe(photos().length);
 
     const sunny = await orm.em.fork().find(Picture, { tags: { label: 'sun' } }, { orderBy: { takenAt: 'asc' } });
-    expect(sunny.map(pic => pic.takenAt)).toEqual(photos().filter(ph => ph.tags.includes('sun')).sort(byTaken).map(ph => ph.takenAt));
+    expect(sunny.map(pic => pic.takenAt)).toEqual(
+      photos()
+        .filter(ph => ph.tags.includes('sun'))
+        .sort(byTaken)
+        .map(ph => ph.takenAt),
+    );
   });
 
   it('survives moving one album folder and copying another: re-opened, data intact, the copy independent', async () => {
@@ -204,7 +233,12 @@ describe('photo albums: one SQLite file per album folder (seed 001)', () => {
 
     orm = await openAlbums({ holiday: moved, wedding: folder('wedding'), 'wedding-copy': folder('wedding-copy'), pets: folder('pets') });
     const renamed = (album: string) => (album === 'vacation' ? 'holiday' : album);
-    const expected = [...photos(), ...photos().filter(ph => ph.album === 'wedding').map(ph => ({ ...ph, album: 'wedding-copy' }))]
+    const expected = [
+      ...photos(),
+      ...photos()
+        .filter(ph => ph.album === 'wedding')
+        .map(ph => ({ ...ph, album: 'wedding-copy' })),
+    ]
       .map(ph => ({ ...ph, album: renamed(ph.album) }))
       .sort(byTaken);
 

@@ -34,7 +34,13 @@ export function uniqueName(label: string): string {
 
 /** Runs statements on the PostgreSQL server's `postgres` database (create/drop databases and roles). */
 export async function adminExecute(statements: readonly string[]): Promise<void> {
-  const admin = await MikroORM.init({ driver: PostgreSqlDriver, clientUrl: PG_URL, dbName: 'postgres', entities: [], discovery: { warnWhenNoEntities: false } });
+  const admin = await MikroORM.init({
+    driver: PostgreSqlDriver,
+    clientUrl: PG_URL,
+    dbName: 'postgres',
+    entities: [],
+    discovery: { warnWhenNoEntities: false },
+  });
   try {
     for (const sql of statements) {
       await admin.em.getConnection().execute(sql);

@@ -85,7 +85,11 @@ export function seedRows(count = 30): SeedRow[] {
     id: i + 1,
     name: `${['ann', 'Bob', 'cid', 'Dee', 'eve'][i % 5]}-${String((i * 7) % count).padStart(2, '0')}`,
     born: i % 6 === 0 ? null : 1950 + ((i * 13) % 40),
-    rating: i % 7 === 0 ? null : ((i * 37) % 100 / 4).toFixed(2),
-    books: Array.from({ length: i % 3 }, (_, j) => ({ id: (i + 1) * 10 + j, title: `book-${(i * 11 + j * 5) % 50}`, price: ((i + j) % 9 === 0 ? '100.5' : `${(i * 3 + j) % 20}.25`) })),
+    rating: i % 7 === 0 ? null : (((i * 37) % 100) / 4).toFixed(2),
+    books: Array.from({ length: i % 3 }, (_, j) => ({
+      id: (i + 1) * 10 + j,
+      title: `book-${(i * 11 + j * 5) % 50}`,
+      price: (i + j) % 9 === 0 ? '100.5' : `${(i * 3 + j) % 20}.25`,
+    })),
   }));
 }

@@ -63,7 +63,13 @@ export async function dropDatabases(names: readonly string[]): Promise<void> {
   if (names.length === 0) {
     return;
   }
-  const admin = await MikroORM.init({ driver: PostgreSqlDriver, clientUrl: PG_URL, dbName: 'postgres', entities: [], discovery: { warnWhenNoEntities: false } });
+  const admin = await MikroORM.init({
+    driver: PostgreSqlDriver,
+    clientUrl: PG_URL,
+    dbName: 'postgres',
+    entities: [],
+    discovery: { warnWhenNoEntities: false },
+  });
   try {
     for (const name of names) {
       await admin.em.getConnection().execute(`drop database if exists "${name}" with (force)`);

@@ -40,25 +40,19 @@ export type SqlalchemyOutcome =
     };
 
 function run(python: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; error?: Error }> {
-  return new Promise((resolve) => {
+  return new Promise(resolve => {
     const child = spawn(python, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', (error) => resolve({ code: null, stdout, stderr, error }));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdout.on('data', d => (stdout += d));
+    child.stderr.on('data', d => (stderr += d));
+    child.on('error', error => resolve({ code: null, stdout, stderr, error }));
+    child.on('close', code => resolve({ code, stdout, stderr }));
   });
 }
 
 /** Runs every phase of the workload in Python. Unavailable (not an error) when Python or SQLAlchemy is missing. */
-export async function runSqlalchemy(
-  python: string,
-  driver: string,
-  shards: number,
-  work: Workload,
-  phases: readonly PhaseName[],
-): Promise<SqlalchemyOutcome> {
+export async function runSqlalchemy(python: string, driver: string, shards: number, work: Workload, phases: readonly PhaseName[]): Promise<SqlalchemyOutcome> {
   if (driver !== 'sqlite') return { available: false, reason: 'the sqlalchemy system runs on SQLite only' };
   const dir = mkdtempSync(join(tmpdir(), 'msbench-sqla-'));
   try {
@@ -74,11 +68,11 @@ export async function runSqlalchemy(
         page: PAGE,
         lookups_per_fork: LOOKUPS_PER_FORK,
         phases,
-        scores: work.data.map((r) => r.score),
+        scores: work.data.map(r => r.score),
         point_ids: work.pointIds,
         fanout_xs: work.fanoutXs,
         count_xs: work.countXs,
-        hash_probe: probeIds.map((id) => [id, shardIndex(id, shards)]),
+        hash_probe: probeIds.map(id => [id, shardIndex(id, shards)]),
       }),
     );
     const res = await run(python, [SCRIPT, file]);
@@ -95,7 +89,7 @@ export async function runSqlalchemy(
       version: `SQLAlchemy ${out.version} on Python ${out.python}`,
       phases: stats,
       peakRssMb: out.peak_rss_mb,
-      fanoutAnswers: (out.F_answers ?? []).map((page) => page.map(([id, name, score]) => ({ id, name, score }))),
+      fanoutAnswers: (out.F_answers ?? []).map(page => page.map(([id, name, score]) => ({ id, name, score }))),
       counts: out.C_answers ?? [],
     };
   } finally {

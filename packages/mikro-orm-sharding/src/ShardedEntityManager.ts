@@ -206,7 +206,12 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     }
     await em.#pending.place(true);
     const shards = [...em.#forks.keys()];
-    await settleEach('flush', shards, shard => flushed(em.#forks.get(shard)!), wrote => wrote);
+    await settleEach(
+      'flush',
+      shards,
+      shard => flushed(em.#forks.get(shard)!),
+      wrote => wrote,
+    );
     em.#pending.flushed();
   }
 
@@ -413,7 +418,9 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     }
     const fork =
       shard === undefined
-        ? em.#fork(shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? onlyCandidate(em.#scope, name, id as Primary<object>))
+        ? em.#fork(
+            shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? onlyCandidate(em.#scope, name, id as Primary<object>),
+          )
         : em.#forkFor(entityName, shard, false);
     return fork.getReference(entityName, id, rest as GetReferenceOptions);
   }

@@ -64,7 +64,9 @@ function numbersFit(meta: EntityMetadata, node: unknown, column: EntityProperty 
       return false;
     }
     const target = prop.kind === ReferenceKind.SCALAR ? undefined : prop.targetMeta;
-    const fitting = target ? numbersFit(target, value, target.getPrimaryProps()[0]) : numbersFit(meta, value, prop.kind === ReferenceKind.SCALAR ? prop : undefined);
+    const fitting = target
+      ? numbersFit(target, value, target.getPrimaryProps()[0])
+      : numbersFit(meta, value, prop.kind === ReferenceKind.SCALAR ? prop : undefined);
     if (!fitting) {
       return false;
     }

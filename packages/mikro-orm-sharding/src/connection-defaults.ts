@@ -24,12 +24,17 @@ export function withConnectionDefaults<D extends IDatabaseDriver>(options: Shard
     return options;
   }
   const own = withTimeouts(options.driverOptions);
-  const replicas = options.replicas?.map(replica => (replica.driverOptions === undefined ? replica : { ...replica, driverOptions: withTimeouts(replica.driverOptions) }));
+  const replicas = options.replicas?.map(replica =>
+    replica.driverOptions === undefined ? replica : { ...replica, driverOptions: withTimeouts(replica.driverOptions) },
+  );
   return { ...options, driverOptions: own, ...(replicas ? { replicas } : {}) } as ShardOptions<D>;
 }
 
 function withTimeouts<T>(driverOptions: T): T {
-  if (driverOptions !== undefined && (driverOptions === null || typeof driverOptions !== 'object' || Object.getPrototypeOf(driverOptions) !== Object.prototype)) {
+  if (
+    driverOptions !== undefined &&
+    (driverOptions === null || typeof driverOptions !== 'object' || Object.getPrototypeOf(driverOptions) !== Object.prototype)
+  ) {
     return driverOptions;
   }
   return { ...POSTGRES_TIMEOUTS, ...driverOptions } as T;

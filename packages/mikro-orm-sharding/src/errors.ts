@@ -115,11 +115,11 @@ export class ShardingError extends Error {
   }
 
   static chooserFailed(chooser: string, entity: string, value: unknown, cause: unknown): ShardingError {
-    return new ShardingError(
-      'CHOOSER_FAILED',
-      `${chooser} threw for ${entity}${detail(value)}: ${messageOf(cause)}. Nothing was written or read.`,
-      { entity, value, cause },
-    );
+    return new ShardingError('CHOOSER_FAILED', `${chooser} threw for ${entity}${detail(value)}: ${messageOf(cause)}. Nothing was written or read.`, {
+      entity,
+      value,
+      cause,
+    });
   }
 
   static chooserReturnedNothing(chooser: string, entity: string, value: unknown): ShardingError {

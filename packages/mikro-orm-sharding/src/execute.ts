@@ -57,8 +57,17 @@ export async function runCompiled(fork: SqlEntityManager, compiled: CompiledQuer
       }
     }
     const context = logContextOf(fork, options);
-    const abort = signal === undefined ? undefined : { signal, inflightQueryAbortStrategy: options.inflightQueryAbortStrategy ?? abortDefaultsOf(fork)?.inflightQueryAbortStrategy };
-    const result = await connection.execute(compiled.sql, compiled.params as never[], method === 'get' ? 'get' : 'all', ctx, abort ? { ...context, ...abort } : context);
+    const abort =
+      signal === undefined
+        ? undefined
+        : { signal, inflightQueryAbortStrategy: options.inflightQueryAbortStrategy ?? abortDefaultsOf(fork)?.inflightQueryAbortStrategy };
+    const result = await connection.execute(
+      compiled.sql,
+      compiled.params as never[],
+      method === 'get' ? 'get' : 'all',
+      ctx,
+      abort ? { ...context, ...abort } : context,
+    );
     if (method === 'values') {
       return (result as Record<string, unknown>[]).map(row => Object.values(row));
     }
@@ -88,7 +97,8 @@ function logged<T>(fork: SqlEntityManager, connection: object, compiled: Compile
   const context = logContextOf(fork, options);
   const withValues = logger.isEnabled('query', context) && logger.isEnabled('query-params', context);
   // MikroORM's context carries the SQL with its values written in; its own loggers read it only as the logged query.
-  const formatted = withValues || !builtIn || !BUILT_IN.has(config.getSlowQueryLogger().logQuery) ? fork.getPlatform().formatQuery(compiled.sql, compiled.params) : undefined;
+  const formatted =
+    withValues || !builtIn || !BUILT_IN.has(config.getSlowQueryLogger().logQuery) ? fork.getPlatform().formatQuery(compiled.sql, compiled.params) : undefined;
   const shown = withValues ? formatted! : compiled.sql;
   return executeLogged(connection, shown, { query: compiled.sql, params: compiled.params, ...(formatted === undefined ? {} : { formatted }), ...context }, run);
 }

@@ -1,12 +1,4 @@
-import {
-  Utils,
-  type CountOptions,
-  type Dictionary,
-  type EntityMetadata,
-  type EntityName,
-  type FilterQuery,
-  type FindOptions,
-} from '@mikro-orm/core';
+import { Utils, type CountOptions, type Dictionary, type EntityMetadata, type EntityName, type FilterQuery, type FindOptions } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
 import { comparatorOf, concatPage, mergeSorted, pushDownLimit, sumCounts, type Merged } from './merge.ts';
 import { entitySortKeys, rowSortKeys, type KeyDialect } from './order-by.ts';
@@ -28,7 +20,19 @@ type AnyFindOptions = FindOptions<any, any, any, any>;
 /** Options `runCompiled` honours as `em.find` does (the connection, logging, abort signals). */
 const RUN_OPTIONS = ['connectionType', 'logging', 'loggerContext', 'signal', 'inflightQueryAbortStrategy'];
 /** Find options that rows can be merged under before they become entities; anything else takes the entity path. */
-const ROW_MERGE_OPTIONS = new Set(['orderBy', 'limit', 'offset', 'populate', 'populateWhere', 'populateOrderBy', 'flushMode', 'refresh', 'strategy', 'filters', ...RUN_OPTIONS]);
+const ROW_MERGE_OPTIONS = new Set([
+  'orderBy',
+  'limit',
+  'offset',
+  'populate',
+  'populateWhere',
+  'populateOrderBy',
+  'flushMode',
+  'refresh',
+  'strategy',
+  'filters',
+  ...RUN_OPTIONS,
+]);
 const ROW_COUNT_OPTIONS = new Set(['flushMode', 'filters', ...RUN_OPTIONS]);
 
 /**
@@ -50,7 +54,8 @@ export async function fanOutFind<T extends object>(
     return refusedByMikroOrm(scope, entityName, meta, where, options, shards);
   }
   const keyDialect = traitsOf(platform);
-  const rowKeys = rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, plan.terms, keyDialect) : undefined;
+  const rowKeys =
+    rowMergeable(meta, where, options) && (await unfiltered(scope, meta, where, options, shards)) ? rowSortKeys(meta, plan.terms, keyDialect) : undefined;
   if (!rowKeys) {
     return findEntities(scope, entityName, meta, where, options, shards, plan, keyDialect);
   }
@@ -63,8 +68,13 @@ export async function fanOutFind<T extends object>(
     }
   }
   const query = { where, orderBy, limit: pushDownLimit(window.offset, window.limit) };
-  const lists = await runOnShards<Dictionary[]>(scope, 'find', entityName as EntityName<object>, shards, options, (fork, compiled) =>
-    runCompiled(fork, compiled, 'all', options) as Promise<Dictionary[]>,
+  const lists = await runOnShards<Dictionary[]>(
+    scope,
+    'find',
+    entityName as EntityName<object>,
+    shards,
+    options,
+    (fork, compiled) => runCompiled(fork, compiled, 'all', options) as Promise<Dictionary[]>,
     (fork, dialect) => compiledQuery(fork, meta, 'select', query, dialect),
   );
   const rows = repeats ? lists.map(list => firstOfEachRoot(meta, list)) : lists;
@@ -83,8 +93,13 @@ export async function fanOutCount<T extends object>(
   const meta = scope.meta<T>(entityName);
   refuseGrouping(meta, options);
   if (rowMergeable(meta, where, options, ROW_COUNT_OPTIONS) && (await unfiltered(scope, meta, where, options, shards))) {
-    const counts = await runOnShards<Dictionary | undefined>(scope, 'count', entityName as EntityName<object>, shards, options, (fork, compiled) =>
-      runCompiled(fork, compiled, 'get', options) as Promise<Dictionary | undefined>,
+    const counts = await runOnShards<Dictionary | undefined>(
+      scope,
+      'count',
+      entityName as EntityName<object>,
+      shards,
+      options,
+      (fork, compiled) => runCompiled(fork, compiled, 'get', options) as Promise<Dictionary | undefined>,
       (fork, dialect) => compiledQuery(fork, meta, 'count', { where }, dialect),
     );
     return sumCounts(counts.map(row => row?.count as number | string | undefined));
@@ -127,7 +142,14 @@ function pageOf<Row>(lists: readonly (readonly Row[])[], compare: ((a: Row, b: R
  * shard runs it through MikroORM, so the user gets MikroORM's own error. A database may answer after all (an empty
  * result whose offset it never evaluated): no rows anywhere merge into none; rows cannot be merged: refuse.
  */
-async function refusedByMikroOrm<T extends object>(scope: ShardScope, entityName: EntityName<T>, meta: EntityMetadata<T>, where: FilterQuery<T>, options: AnyFindOptions, shards: readonly ShardId[]): Promise<T[]> {
+async function refusedByMikroOrm<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  meta: EntityMetadata<T>,
+  where: FilterQuery<T>,
+  options: AnyFindOptions,
+  shards: readonly ShardId[],
+): Promise<T[]> {
   const answers = await Promise.allSettled(shards.map(shard => scope.fork(shard).find(entityName, where as never, options) as Promise<T[]>));
   const refused = answers.find(answer => answer.status === 'rejected');
   if (refused) {
@@ -178,5 +200,3 @@ function rowMergeable(meta: EntityMetadata, where: unknown, options: object, all
   }
   return ready;
 }
-
-

@@ -33,7 +33,10 @@ export function metadataOf<T extends object>(orm: ShardedMikroORM, entityName: E
   const known = fleetCache(metadata, orm);
   let meta = known.get(entityName as EntityName<object>);
   if (!meta) {
-    meta = orm.shard(shardWith(orm, entityName as EntityName<object>)).getMetadata().get(entityName) as EntityMetadata;
+    meta = orm
+      .shard(shardWith(orm, entityName as EntityName<object>))
+      .getMetadata()
+      .get(entityName) as EntityMetadata;
     known.set(entityName as EntityName<object>, meta);
   }
   return meta as EntityMetadata<T>;

@@ -30,4 +30,10 @@ export { ShardedMigrationError } from './migrations/errors.ts';
 export type { FleetMigrationStatus, MigrationDrift, ShardMigrationReport, ShardMigrationState } from './migrations/report.ts';
 export type { FleetRunOptions } from './run-bounded.ts';
 export { shardConfigsForCli, type ShardCliConfigs } from './migrations/cli-config.ts';
-export { compareShardSchemas, type CompareShardSchemasOptions, type ShardSchemaComparison, type ShardSchemaDifference, type TableSchemaDifference } from './introspection/compare-schemas.ts';
+export {
+  compareShardSchemas,
+  type CompareShardSchemasOptions,
+  type ShardSchemaComparison,
+  type ShardSchemaDifference,
+  type TableSchemaDifference,
+} from './introspection/compare-schemas.ts';

@@ -69,7 +69,10 @@ export function onlyCandidate(scope: ShardScope, entityName: string, id: Primary
   const candidates = chooser ? callChooser('idChooser', chooser, { entityName, id, em: scope.em }, describeEntityName, id) : scope.orm.shardIds;
   if (candidates instanceof Promise) {
     candidates.catch(() => undefined);
-    throw ShardingError.invalidOptions(`idChooser returned a promise for ${entityName} ${JSON.stringify(id)}, but getReference() is synchronous; pass { shard }.`, id);
+    throw ShardingError.invalidOptions(
+      `idChooser returned a promise for ${entityName} ${JSON.stringify(id)}, but getReference() is synchronous; pass { shard }.`,
+      id,
+    );
   }
   const shards = checkShards(scope, candidates, 'idChooser', entityName, id);
   if (shards.length !== 1) {

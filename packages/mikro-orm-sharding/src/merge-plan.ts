@@ -17,7 +17,11 @@ export interface MergePlan {
  * undefined for what MikroORM (or the database) refuses on one database, an unknown order key or direction, a
  * `limit: 'abc'`: the caller then lets one shard's MikroORM refuse it, so the error is MikroORM's own.
  */
-export function mergePlan(meta: EntityMetadata, options: { orderBy?: unknown; offset?: unknown; limit?: unknown; groupBy?: unknown; having?: unknown }, platform: Platform): MergePlan | undefined {
+export function mergePlan(
+  meta: EntityMetadata,
+  options: { orderBy?: unknown; offset?: unknown; limit?: unknown; groupBy?: unknown; having?: unknown },
+  platform: Platform,
+): MergePlan | undefined {
   refuseGrouping(meta, options);
   const orderBy = meta.orderBy ? mergeOrderBy(options.orderBy, meta.orderBy) : options.orderBy;
   const terms = orderTerms(orderBy, meta.className);
@@ -34,7 +38,10 @@ export function mergePlan(meta: EntityMetadata, options: { orderBy?: unknown; of
  */
 export function refuseGrouping(meta: EntityMetadata, options: { groupBy?: unknown; having?: unknown }): void {
   const grouped = options.groupBy !== undefined && options.groupBy !== null && Utils.asArray(options.groupBy).length > 0;
-  const having = options.having !== undefined && options.having !== null && (typeof options.having !== 'object' || !Utils.isEmpty(options.having) || Object.getOwnPropertySymbols(options.having).length > 0);
+  const having =
+    options.having !== undefined &&
+    options.having !== null &&
+    (typeof options.having !== 'object' || !Utils.isEmpty(options.having) || Object.getOwnPropertySymbols(options.having).length > 0);
   if (grouped || having) {
     throw ShardingError.unmergeableQuery(
       meta.className,

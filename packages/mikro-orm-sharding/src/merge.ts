@@ -176,7 +176,12 @@ export function pagePositions<Row>(lists: readonly (readonly Row[])[], compare: 
 }
 
 /** Visits the first `count` rows of the merged order with their list and global rank; ties keep list order. */
-function walkMerged<Row>(lists: readonly (readonly Row[])[], compare: (a: Row, b: Row) => number, count: number, visit: (source: number, row: Row, rank: number) => void): void {
+function walkMerged<Row>(
+  lists: readonly (readonly Row[])[],
+  compare: (a: Row, b: Row) => number,
+  count: number,
+  visit: (source: number, row: Row, rank: number) => void,
+): void {
   const heads = lists.map(() => 0);
   for (let rank = 0; rank < count; rank++) {
     let best = -1;

@@ -75,7 +75,13 @@ export function applyReadFilters(fork: SqlEntityManager, entityName: EntityName<
  * (`driver.mapResult`), then merged into the fork's identity map (`EntityFactory.create` with its `merge`, `refresh`
  * and `convertCustomTypes` options, which `em.find` passes).
  */
-export function entityFromRow<T extends object>(fork: SqlEntityManager, entityName: EntityName<T>, meta: EntityMetadata<T>, row: Dictionary, refresh: boolean | undefined): T {
+export function entityFromRow<T extends object>(
+  fork: SqlEntityManager,
+  entityName: EntityName<T>,
+  meta: EntityMetadata<T>,
+  row: Dictionary,
+  refresh: boolean | undefined,
+): T {
   const data = fork.getDriver().mapResult(row as EntityData<T>, meta) as EntityData<T>;
   return fork.getEntityFactory().create(entityName, data, { merge: true, refresh, convertCustomTypes: true }) as T;
 }

@@ -73,7 +73,10 @@ const EXACT_LIMIT = 2n ** 53n;
 function exactBigint<Row>(read: (row: Row) => unknown, entity: string, path: string): (row: Row) => unknown {
   return row => {
     const value = read(row);
-    if ((typeof value === 'number' && !Number.isSafeInteger(value) && Number.isFinite(value)) || (typeof value === 'bigint' && (value >= EXACT_LIMIT || value <= -EXACT_LIMIT))) {
+    if (
+      (typeof value === 'number' && !Number.isSafeInteger(value) && Number.isFinite(value)) ||
+      (typeof value === 'bigint' && (value >= EXACT_LIMIT || value <= -EXACT_LIMIT))
+    ) {
       throw ShardingError.unmergeableQuery(
         entity,
         `orderBy "${path}" met the value ${String(value)}, 2^53 or more in size: this driver reads such integers rounded, so rows cannot be merged in their exact order.`,
@@ -129,7 +132,11 @@ export function rowSortKeys(meta: EntityMetadata, terms: readonly OrderTerm[], d
   const keys: SortKey<Dictionary>[] = [];
   for (const term of terms) {
     const prop = term.path.length === 1 ? meta.properties[term.path[0] as keyof typeof meta.properties] : undefined;
-    const isColumn = prop && !prop.formula && prop.fieldNames?.length === 1 && (prop.kind === ReferenceKind.SCALAR || prop.kind === ReferenceKind.MANY_TO_ONE || (prop.kind === ReferenceKind.ONE_TO_ONE && prop.owner));
+    const isColumn =
+      prop &&
+      !prop.formula &&
+      prop.fieldNames?.length === 1 &&
+      (prop.kind === ReferenceKind.SCALAR || prop.kind === ReferenceKind.MANY_TO_ONE || (prop.kind === ReferenceKind.ONE_TO_ONE && prop.owner));
     if (!prop || !isColumn) {
       return undefined;
     }

@@ -16,7 +16,13 @@ type Find = FindOptions<any, any, any, any>;
  * The read side of the facade. Every read first places pending entities on their shards, so that each shard's own
  * auto-flush writes them before it answers, as one MikroORM entity manager would (and awaits nothing when none wait).
  */
-export async function find<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: Find, shard: ShardId | undefined): Promise<T[]> {
+export async function find<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  where: FilterQuery<T>,
+  options: Find,
+  shard: ShardId | undefined,
+): Promise<T[]> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
     return onShard('find', shards[0]!, scope.fork(shards[0]!).find(entityName, where as never, options) as Promise<T[]>);
@@ -52,7 +58,12 @@ export function findOne<T extends object>(
   return findOneByQuery(scope, entityName, where, options);
 }
 
-async function findOneByQuery<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: FindOneOptions<T, any, any, any>): Promise<T | null> {
+async function findOneByQuery<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  where: FilterQuery<T>,
+  options: FindOneOptions<T, any, any, any>,
+): Promise<T | null> {
   const shards = await readShards(scope, entityName, where, options, undefined);
   if (shards.length === 1) {
     return onShard('findOne', shards[0]!, scope.fork(shards[0]!).findOne(entityName, where as never, options) as Promise<T | null>);
@@ -70,7 +81,13 @@ async function findOneByQuery<T extends object>(scope: ShardScope, entityName: E
  * MikroORM refuses a `findOne` whose condition is empty once filters are applied (`findOne(Session, token && { token })`
  * must not hand out any session): the first shard on which it would, if the condition is empty.
  */
-async function shardRefusingEmpty<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: unknown, options: FindOneOptions<T, any, any, any>, shards: readonly ShardId[]): Promise<ShardId | undefined> {
+async function shardRefusingEmpty<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  where: unknown,
+  options: FindOneOptions<T, any, any, any>,
+  shards: readonly ShardId[],
+): Promise<ShardId | undefined> {
   const meta = scope.meta(entityName);
   if (!isEmptyCondition(where) || (meta.root.inheritanceType === 'sti' && meta.discriminatorValue !== undefined)) {
     return undefined;
@@ -85,7 +102,13 @@ async function shardRefusingEmpty<T extends object>(scope: ShardScope, entityNam
 }
 
 /** A page and the total, both over the same shards. */
-export async function findAndCount<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: Find, shard: ShardId | undefined): Promise<[T[], number]> {
+export async function findAndCount<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  where: FilterQuery<T>,
+  options: Find,
+  shard: ShardId | undefined,
+): Promise<[T[], number]> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
     return onShard('findAndCount', shards[0]!, scope.fork(shards[0]!).findAndCount(entityName, where as never, options) as Promise<[T[], number]>);
@@ -96,7 +119,13 @@ export async function findAndCount<T extends object>(scope: ShardScope, entityNa
 }
 
 /** Counts, summed over the shards. */
-export async function count<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: FilterQuery<T>, options: CountOptions<T, any>, shard: ShardId | undefined): Promise<number> {
+export async function count<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  where: FilterQuery<T>,
+  options: CountOptions<T, any>,
+  shard: ShardId | undefined,
+): Promise<number> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
     return onShard('count', shards[0]!, scope.fork(shards[0]!).count(entityName, where as never, options));
@@ -118,12 +147,23 @@ export async function nativeWrite<T extends object>(
   write: (fork: SqlEntityManager) => Promise<number>,
 ): Promise<number> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
-  const affected = await settleEach(operation, shards, id => write(scope.fork(id)), rows => rows > 0);
+  const affected = await settleEach(
+    operation,
+    shards,
+    id => write(scope.fork(id)),
+    rows => rows > 0,
+  );
   return sumCounts(affected);
 }
 
 /** Places pending entities (if any wait), then names the shards to read. */
-async function shardsToRead<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: unknown, options: object, shard: ShardId | undefined): Promise<readonly ShardId[]> {
+async function shardsToRead<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  where: unknown,
+  options: object,
+  shard: ShardId | undefined,
+): Promise<readonly ShardId[]> {
   const placing = scope.placePending?.();
   if (placing) {
     await placing;
@@ -132,7 +172,13 @@ async function shardsToRead<T extends object>(scope: ShardScope, entityName: Ent
 }
 
 /** The shards a query reads: the explicit `{ shard }`, else the query chooser's (every shard without one). */
-async function readShards<T extends object>(scope: ShardScope, entityName: EntityName<T>, where: unknown, options: object, shard: ShardId | undefined): Promise<readonly ShardId[]> {
+async function readShards<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  where: unknown,
+  options: object,
+  shard: ShardId | undefined,
+): Promise<readonly ShardId[]> {
   if (shard !== undefined) {
     scope.fork(shard, 'the { shard } option');
     checkEntityOnShard(scope, entityName, shard, 'the { shard } option', false);

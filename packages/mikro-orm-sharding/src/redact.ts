@@ -78,7 +78,9 @@ export function redactValue(value: unknown, depth = 0): unknown {
     changed ||= out !== item;
     return out;
   };
-  const copy = Array.isArray(value) ? value.map((item, i) => clean(String(i), item)) : Object.fromEntries(Object.entries(value).map(([key, item]) => [key, clean(key, item)]));
+  const copy = Array.isArray(value)
+    ? value.map((item, i) => clean(String(i), item))
+    : Object.fromEntries(Object.entries(value).map(([key, item]) => [key, clean(key, item)]));
   return changed ? copy : value;
 }
 

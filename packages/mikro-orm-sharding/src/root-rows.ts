@@ -33,7 +33,12 @@ export function repeatsRoots(meta: EntityMetadata, where: unknown): boolean {
     if (prop.kind === ReferenceKind.ONE_TO_MANY || prop.kind === ReferenceKind.MANY_TO_MANY) {
       return true;
     }
-    if ((prop.kind === ReferenceKind.MANY_TO_ONE || prop.kind === ReferenceKind.ONE_TO_ONE) && prop.targetMeta && Utils.isPlainObject(value) && repeatsRoots(prop.targetMeta, value)) {
+    if (
+      (prop.kind === ReferenceKind.MANY_TO_ONE || prop.kind === ReferenceKind.ONE_TO_ONE) &&
+      prop.targetMeta &&
+      Utils.isPlainObject(value) &&
+      repeatsRoots(prop.targetMeta, value)
+    ) {
       return true;
     }
   }

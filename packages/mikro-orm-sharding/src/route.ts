@@ -9,7 +9,13 @@ import type { ShardScope } from './scope.ts';
  * synchronous, and nothing is allocated on the way: routing runs once per entity written or looked up.
  * `describe` names what was routed, for the error only.
  */
-export function callChooser<A, T>(name: string, chooser: (args: A) => MaybePromise<T>, args: A, describe: (args: A) => string, value: unknown): MaybePromise<T> {
+export function callChooser<A, T>(
+  name: string,
+  chooser: (args: A) => MaybePromise<T>,
+  args: A,
+  describe: (args: A) => string,
+  value: unknown,
+): MaybePromise<T> {
   try {
     const answer = chooser(args);
     return answer instanceof Promise ? answer.catch((error: unknown) => failed(name, describe(args), value, error)) : answer;
@@ -42,7 +48,14 @@ export function checkShard(scope: ShardScope, shard: unknown, source: string, en
  * written there: otherwise MikroORM would fail on that shard alone, after the others acted.
  * `label` names the entity in the error (`Author#1`, `new Author`); it defaults to the entity name.
  */
-export function checkEntityOnShard<T extends object>(scope: ShardScope, entityName: EntityName<T>, shard: ShardId, source: string, written: boolean, label?: () => string): void {
+export function checkEntityOnShard<T extends object>(
+  scope: ShardScope,
+  entityName: EntityName<T>,
+  shard: ShardId,
+  source: string,
+  written: boolean,
+  label?: () => string,
+): void {
   const knowing = shardsKnowing(scope.orm, entityName as EntityName<object>);
   if (!knowing.has(shard)) {
     const name = Utils.className(entityName);

@@ -71,14 +71,18 @@ export async function materialize<T extends object>(
     const list = perShard.get(shard)!;
     if (hasPopulate(options.populate)) {
       const populateWhere = populateCondition(where, options.populateWhere ?? fork.config.get('populateWhere'));
-      await fork.populate(list, options.populate as never, {
-        ...options,
-        where: populateWhere,
-        populateWhere,
-        orderBy: options.populateOrderBy ?? options.orderBy,
-        ignoreLazyScalarProperties: true,
-        lookup: false,
-      } as never);
+      await fork.populate(
+        list,
+        options.populate as never,
+        {
+          ...options,
+          where: populateWhere,
+          populateWhere,
+          orderBy: options.populateOrderBy ?? options.orderBy,
+          ignoreLazyScalarProperties: true,
+          lookup: false,
+        } as never,
+      );
     }
     await dispatchOnLoad(fork);
   });
@@ -89,7 +93,13 @@ export async function materialize<T extends object>(
  * Whether no filter applies to this query on any of its shards (config, entity, or added to one shard's fork with
  * `em.on(shard).addFilter()`, honouring `options.filters`). MikroORM returns the condition itself when none does.
  */
-export async function unfiltered(scope: ShardScope, meta: EntityMetadata, where: unknown, options: { filters?: unknown }, shards: readonly ShardId[]): Promise<boolean> {
+export async function unfiltered(
+  scope: ShardScope,
+  meta: EntityMetadata,
+  where: unknown,
+  options: { filters?: unknown },
+  shards: readonly ShardId[],
+): Promise<boolean> {
   for (const shard of shards) {
     const filtered = await applyReadFilters(scope.fork(shard), meta.class, where, options.filters);
     if (filtered !== where) {

@@ -18,7 +18,9 @@ const MAX_STATEMENTS = 200;
 const statements = new WeakMap<SqliteDatabase, Map<string, SqliteStatement>>();
 
 export function isSqlite(client: unknown): client is SqliteDatabase {
-  return typeof client === 'object' && client !== null && typeof (client as SqliteDatabase).prepare === 'function' && 'inTransaction' in client && 'open' in client;
+  return (
+    typeof client === 'object' && client !== null && typeof (client as SqliteDatabase).prepare === 'function' && 'inTransaction' in client && 'open' in client
+  );
 }
 
 /** Whether better-sqlite3 can bind every value as MikroORM would have written it into the SQL. */
