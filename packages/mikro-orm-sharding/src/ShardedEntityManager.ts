@@ -44,24 +44,25 @@ import {
 } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
-import { ShardingError } from './errors.ts';
-import { onlyCandidate, shardInIdentityMaps } from './lookup.ts';
-import * as reads from './read-path.ts';
-import { ShardedRequestContext } from './request-context.ts';
+import { ShardingError } from './errors/errors.ts';
+import { onlyCandidate, shardInIdentityMaps } from './read/lookup.ts';
+import * as reads from './read/read-path.ts';
+import { ShardedRequestContext } from './fleet/request-context.ts';
 import type { ShardScope } from './scope.ts';
-import { metadataOf } from './fleet-metadata.ts';
+import { metadataOf } from './fleet/fleet-metadata.ts';
 import { groupInto } from './group.ts';
-import { PendingWrites } from './pending-writes.ts';
+import { entitiesOf } from './write/entities-of.ts';
+import { PendingWrites } from './write/pending-writes.ts';
 import { checkEntityOnShard } from './route.ts';
-import { knownShard, rememberShard } from './shard-of.ts';
+import { knownShard, rememberShard } from './write/shard-of.ts';
 import { ShardFilters } from './filters.ts';
 import { repositoryFor, type ShardedRepository } from './repository.ts';
-import * as routed from './routed-writes.ts';
+import * as routed from './write/routed-writes.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
-import { settleEach } from './settle.ts';
-import { flushed } from './flush-witness.ts';
-import { onShard } from './shard-failure.ts';
-import { labelOf } from './write-plan.ts';
+import { settleEach } from './fleet/settle.ts';
+import { flushed } from './write/flush-witness.ts';
+import { onShard } from './errors/shard-failure.ts';
+import { labelOf } from './write/write-plan.ts';
 
 /** Targets one shard explicitly. Precedence: this option, then the entity's remembered shard, then the choosers. */
 export interface ShardOption<Id extends string = ShardId> {
@@ -705,40 +706,5 @@ export class ShardedEntityManager<Id extends string = ShardId> {
 
 const NO_OPTIONS = Object.freeze({});
 const DO_NOT_PERSIST = Object.freeze({ persist: false });
-
-/**
- * The entities `persist()`/`remove()` were given, unwrapped: an entity or reference, or an iterable of them, as
- * MikroORM takes them. Anything else gets MikroORM's own error, before any of them is taken.
- */
-function entitiesOf(orm: ShardedMikroORM, value: unknown, action: 'persist' | 'remove'): object[] {
-  if (Utils.isEntity(value)) {
-    return [value as object];
-  }
-  const items: unknown[] = Utils.asArray(value, action === 'remove');
-  for (const item of items) {
-    if (!Utils.isEntity(item, true)) {
-      throw action === 'persist' ? ValidationError.notDiscoveredEntity(item, discoveredAs(orm, item)) : new Error(REMOVE_NEEDS_ENTITY);
-    }
-  }
-  return items.map(item => Reference.unwrapReference(item as object));
-}
-
-/** MikroORM's words when `em.remove()` gets something other than an entity. */
-const REMOVE_NEEDS_ENTITY = "You need to pass entity instance or reference to 'em.remove()'. To remove entities by condition, use 'em.nativeDelete()'.";
-
-/** The metadata a shard has for the class of an object that is not an entity (MikroORM's error then says why). */
-function discoveredAs(orm: ShardedMikroORM, item: unknown) {
-  const type = item !== null && typeof item === 'object' ? item.constructor : undefined;
-  if (type === undefined || type === Object) {
-    return undefined;
-  }
-  for (const id of orm.shardIds) {
-    const meta = orm.shard(id).getMetadata().find(type);
-    if (meta) {
-      return meta;
-    }
-  }
-  return undefined;
-}
 
 type ElementOf<T> = T extends readonly (infer Item)[] ? Item : never;

@@ -1,12 +1,12 @@
 import { MikroORM, type IDatabaseDriver } from '@mikro-orm/core';
 import type { IdChooserArgs, MaybePromise, QueryChooserArgs, ShardChooserArgs, ShardId } from './choosers.ts';
-import { ShardingError } from './errors.ts';
+import { ShardingError } from './errors/errors.ts';
 import { shardConfigs, type EntityList, type ShardedMikroORMOptions, type ShardIdsOf, type ShardMap } from './options.ts';
 import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
-import { settleEach } from './settle.ts';
-import { nameShardInLogs } from './shard-logging.ts';
+import { settleEach } from './fleet/settle.ts';
+import { nameShardInLogs } from './fleet/shard-logging.ts';
 
 /**
  * The choosers in force (`idChooser`/`queryChooser` are `undefined` when defaulted). Declared as methods so that a

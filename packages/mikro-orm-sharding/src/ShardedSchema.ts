@@ -1,5 +1,5 @@
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
-import { settleEach } from './settle.ts';
+import { settleEach } from './fleet/settle.ts';
 
 /** The options of MikroORM's schema generator methods, whatever the driver. */
 type SchemaOptions = Record<string, unknown>;

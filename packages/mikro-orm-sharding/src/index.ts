@@ -1,10 +1,10 @@
 export { ShardedMikroORM, type Routing } from './ShardedMikroORM.ts';
 export { ShardedEntityManager, type ShardOption } from './ShardedEntityManager.ts';
 export type { ShardedEntityRepository, ShardedRepository } from './repository.ts';
-export { ShardedRequestContext } from './request-context.ts';
+export { ShardedRequestContext } from './fleet/request-context.ts';
 export { ShardedSchema } from './ShardedSchema.ts';
-export { ShardingError, type ShardingErrorCode, type ShardingErrorDetails } from './errors.ts';
-export { shardFailureOf, type FailedShard, type ShardFailure } from './shard-failure.ts';
+export { ShardingError, type ShardingErrorCode, type ShardingErrorDetails } from './errors/errors.ts';
+export { shardFailureOf, type FailedShard, type ShardFailure } from './errors/shard-failure.ts';
 export {
   defineShardingConfig,
   type EntityList,
@@ -28,7 +28,7 @@ export type {
 export { ShardedMigrator, type CreateFleetMigrationOptions, type CreatedMigration, type MigrateFleetOptions } from './migrations/ShardedMigrator.ts';
 export { ShardedMigrationError } from './migrations/errors.ts';
 export type { FleetMigrationStatus, MigrationDrift, ShardMigrationReport, ShardMigrationState } from './migrations/report.ts';
-export type { FleetRunOptions } from './run-bounded.ts';
+export type { FleetRunOptions } from './fleet/run-bounded.ts';
 export { shardConfigsForCli, type ShardCliConfigs } from './migrations/cli-config.ts';
 export {
   compareShardSchemas,

@@ -13,4 +13,4 @@ export {
   type PagePositions,
   type SortKey,
   type ValueKind,
-} from './merge.ts';
+} from './read/merge.ts';

@@ -1,10 +1,10 @@
 import type { AnyEntity, EntityClass, EntitySchema, IDatabaseDriver, Options } from '@mikro-orm/core';
 import { AbstractSqlDriver } from '@mikro-orm/sql';
 import type { IdChooser, QueryChooser, ShardChooser, ShardId } from './choosers.ts';
-import { withConnectionDefaults } from './connection-defaults.ts';
-import { describe, ShardingError } from './errors.ts';
-import { secondCopyError } from './mikro-orm-copies.ts';
-import { rememberSecrets } from './redact.ts';
+import { withConnectionDefaults } from './fleet/connection-defaults.ts';
+import { describe, ShardingError } from './errors/errors.ts';
+import { secondCopyError } from './fleet/mikro-orm-copies.ts';
+import { rememberSecrets } from './errors/redact.ts';
 
 /** MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool ...). */
 export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<Options<D>>;

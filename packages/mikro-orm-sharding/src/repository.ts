@@ -1,6 +1,6 @@
 import type { EntityName, EntityRepository } from '@mikro-orm/core';
 import type { ShardId } from './choosers.ts';
-import { shardWith } from './fleet-metadata.ts';
+import { shardWith } from './fleet/fleet-metadata.ts';
 import type { ShardedEntityManager } from './ShardedEntityManager.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 

@@ -1,7 +1,7 @@
 import { Utils, type EntityName } from '@mikro-orm/core';
 import type { MaybePromise, ShardId } from './choosers.ts';
-import { ShardingError } from './errors.ts';
-import { shardsKnowing } from './fleet-metadata.ts';
+import { ShardingError } from './errors/errors.ts';
+import { shardsKnowing } from './fleet/fleet-metadata.ts';
 import type { ShardScope } from './scope.ts';
 
 /**

@@ -1,8 +1,8 @@
 import { DatabaseSchema, SchemaComparator, type SchemaDifference, type SqlEntityManager, type SqlSchemaGenerator } from '@mikro-orm/sql';
 import type { ShardId } from '../choosers.ts';
-import { doneValues, fleetRunTargets, runBounded, type FleetRunOptions } from '../run-bounded.ts';
+import { doneValues, fleetRunTargets, runBounded, type FleetRunOptions } from '../fleet/run-bounded.ts';
 import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
-import { throwFirstFailure } from '../settle.ts';
+import { throwFirstFailure } from '../fleet/settle.ts';
 
 /** Options of {@link compareShardSchemas}. */
 export interface CompareShardSchemasOptions extends FleetRunOptions {

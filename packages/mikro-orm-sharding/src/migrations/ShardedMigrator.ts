@@ -1,7 +1,7 @@
 import type { IMigrator, MigrateOptions, MigrationDiff, MigrationInfo, MigrationRow } from '@mikro-orm/core';
 import type { ShardId } from '../choosers.ts';
-import { ShardingError } from '../errors.ts';
-import { doneValues, fleetRunTargets, runBounded, type FleetRunOptions, type ShardOutcome } from '../run-bounded.ts';
+import { ShardingError } from '../errors/errors.ts';
+import { doneValues, fleetRunTargets, runBounded, type FleetRunOptions, type ShardOutcome } from '../fleet/run-bounded.ts';
 import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
 import { ShardedMigrationError } from './errors.ts';
 import { migrationsSource } from './folder.ts';

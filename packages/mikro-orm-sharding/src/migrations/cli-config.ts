@@ -1,6 +1,6 @@
 import type { IDatabaseDriver } from '@mikro-orm/core';
 import type { ShardId } from '../choosers.ts';
-import { ShardingError } from '../errors.ts';
+import { ShardingError } from '../errors/errors.ts';
 import { shardConfigs, type EntityList, type ShardedMikroORMOptions, type ShardOptions } from '../options.ts';
 
 /** What a `mikro-orm.config.ts` exports for MikroORM's CLI: one config per shard, then a function for any other name. */

@@ -1,5 +1,5 @@
 import type { ShardId } from '../choosers.ts';
-import { ShardingError } from '../errors.ts';
+import { ShardingError } from '../errors/errors.ts';
 import type { ShardMigrationReport } from './report.ts';
 
 /**

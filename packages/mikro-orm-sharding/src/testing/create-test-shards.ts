@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MikroORM } from '@mikro-orm/core';
 import type { ShardId } from '../choosers.ts';
-import { ShardingError } from '../errors.ts';
+import { ShardingError } from '../errors/errors.ts';
 import type { ShardOptions } from '../options.ts';
 
 /** Options of {@link createTestShards}. */

@@ -1,9 +1,9 @@
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from '../choosers.ts';
-import { fleetRunTargets, runBounded, type FleetRunOptions } from '../run-bounded.ts';
+import { fleetRunTargets, runBounded, type FleetRunOptions } from '../fleet/run-bounded.ts';
 import { ShardedEntityManager } from '../ShardedEntityManager.ts';
 import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
-import { throwFirstFailure } from '../settle.ts';
+import { throwFirstFailure } from '../fleet/settle.ts';
 
 /** A sharded entity manager whose work is rolled back on every shard at the end: one test's database session. */
 export interface RollbackScope extends AsyncDisposable {

@@ -1,6 +1,6 @@
-import type { ShardId } from './choosers.ts';
+import type { ShardId } from '../choosers.ts';
 import type { ShardOutcome } from './run-bounded.ts';
-import { recordFailure } from './shard-failure.ts';
+import { recordFailure } from '../errors/shard-failure.ts';
 
 /**
  * Runs `task` on every shard at once and waits for all of them, so one failure never leaves another shard's work

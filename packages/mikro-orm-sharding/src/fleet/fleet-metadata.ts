@@ -1,6 +1,6 @@
 import type { EntityMetadata, EntityName } from '@mikro-orm/core';
-import type { ShardId } from './choosers.ts';
-import type { ShardedMikroORM } from './ShardedMikroORM.ts';
+import type { ShardId } from '../choosers.ts';
+import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
 
 // What a fleet's shards know of its entities, computed once per fleet: metadata does not change after init.
 

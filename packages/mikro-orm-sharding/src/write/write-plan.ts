@@ -1,12 +1,12 @@
 import { Collection, Reference, ReferenceKind, wrap, type Dictionary, type EntityName, type EntityProperty } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import type { ShardId } from './choosers.ts';
-import { ShardingError } from './errors.ts';
-import { shardsKnowing } from './fleet-metadata.ts';
-import { callChooser, checkEntityOnShard, checkShard } from './route.ts';
-import type { ShardScope } from './scope.ts';
+import type { ShardId } from '../choosers.ts';
+import { ShardingError } from '../errors/errors.ts';
+import { shardsKnowing } from '../fleet/fleet-metadata.ts';
+import { callChooser, checkEntityOnShard, checkShard } from '../route.ts';
+import type { ShardScope } from '../scope.ts';
 import { isStaged, shardOfWrapped, STAGED_SCHEMA } from './shard-of.ts';
-import { entityHelper, managedEntities, managerOf, metaOf } from './mikro-internals.ts';
+import { entityHelper, managedEntities, managerOf, metaOf } from '../mikro-internals.ts';
 
 /**
  * Decides the shard of every new entity a flush will write, and checks that no reference crosses shards, before

@@ -1,6 +1,6 @@
 import { Utils, type EntityMetadata, type Platform } from '@mikro-orm/core';
-import { mergeOrderBy } from './mikro-internals.ts';
-import { ShardingError } from './errors.ts';
+import { mergeOrderBy } from '../mikro-internals.ts';
+import { ShardingError } from '../errors/errors.ts';
 import { orderTerms, termProps, type OrderTerm } from './order-by.ts';
 import { pageWindow, type PageWindow } from './page-window.ts';
 

@@ -11,16 +11,16 @@ import {
   type Primary,
 } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import type { MaybePromise, ShardId } from './choosers.ts';
-import { ShardingError } from './errors.ts';
-import { shardsKnowing } from './fleet-metadata.ts';
-import { groupInto } from './group.ts';
-import { shardInIdentityMaps } from './lookup.ts';
+import type { MaybePromise, ShardId } from '../choosers.ts';
+import { ShardingError } from '../errors/errors.ts';
+import { shardsKnowing } from '../fleet/fleet-metadata.ts';
+import { groupInto } from '../group.ts';
+import { shardInIdentityMaps } from '../read/lookup.ts';
 import { PendingWrites } from './pending-writes.ts';
-import type { ShardScope } from './scope.ts';
-import { checkEntityOnShard, checkShard } from './route.ts';
-import { settleEach } from './settle.ts';
-import { onShard } from './shard-failure.ts';
+import type { ShardScope } from '../scope.ts';
+import { checkEntityOnShard, checkShard } from '../route.ts';
+import { settleEach } from '../fleet/settle.ts';
+import { onShard } from '../errors/shard-failure.ts';
 import { rememberShard } from './shard-of.ts';
 import { chooseShard, forEachRelated, labelOf } from './write-plan.ts';
 

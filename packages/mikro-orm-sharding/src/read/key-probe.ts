@@ -1,12 +1,12 @@
 import { helper, Utils, type Dictionary, type EntityMetadata, type EntityName, type FilterQuery, type FindOptions } from '@mikro-orm/core';
-import type { ShardId } from './choosers.ts';
+import type { ShardId } from '../choosers.ts';
 import { isEmptyCondition } from './empty-condition.ts';
-import { groupInto } from './group.ts';
+import { groupInto } from '../group.ts';
 import { pushDownLimit, type Merged } from './merge.ts';
 import type { MergePlan } from './merge-plan.ts';
 import { keyLoadPaths, type OrderTerm } from './order-by.ts';
-import type { ShardScope } from './scope.ts';
-import { settleEach } from './settle.ts';
+import type { ShardScope } from '../scope.ts';
+import { settleEach } from '../fleet/settle.ts';
 
 type AnyFindOptions = FindOptions<any, any, any, any>;
 

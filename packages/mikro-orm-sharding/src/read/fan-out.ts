@@ -1,9 +1,9 @@
 import { Utils, type CountOptions, type Dictionary, type EntityMetadata, type EntityName, type FilterQuery, type FindOptions } from '@mikro-orm/core';
-import type { ShardId } from './choosers.ts';
+import type { ShardId } from '../choosers.ts';
 import { comparatorOf, concatPage, mergeSorted, pushDownLimit, sumCounts, type Merged } from './merge.ts';
 import { entitySortKeys, rowSortKeys, type KeyDialect } from './order-by.ts';
 import { traitsOf } from './platform-traits.ts';
-import { ShardingError } from './errors.ts';
+import { ShardingError } from '../errors/errors.ts';
 import { findBehindKeys, keysHidden } from './key-probe.ts';
 import { mergePlan, refuseGrouping, type MergePlan } from './merge-plan.ts';
 import type { PageWindow } from './page-window.ts';
@@ -12,8 +12,8 @@ import { compiledQuery } from './compile.ts';
 import { DEEP_OFFSET, findDeepPage } from './deep-page.ts';
 import { runCompiled } from './execute.ts';
 import { hasPopulate, materialize, runOnShards, unfiltered } from './shard-rows.ts';
-import type { ShardScope } from './scope.ts';
-import { settleEach } from './settle.ts';
+import type { ShardScope } from '../scope.ts';
+import { settleEach } from '../fleet/settle.ts';
 
 type AnyFindOptions = FindOptions<any, any, any, any>;
 

@@ -1,7 +1,7 @@
 import { DefaultLogger, SimpleLogger, Utils, type AbortQueryOptions, type LogContext, type LoggingOptions } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { CompiledQuery } from './compile.ts';
-import { abortDefaultsOf, executeLogged, isDefaultOnQuery, nativeClientOf } from './mikro-internals.ts';
+import { abortDefaultsOf, executeLogged, isDefaultOnQuery, nativeClientOf } from '../mikro-internals.ts';
 import { isPgPool, isStalePlan, pgBindable, pgStatement, runOnPg, type PgPool } from './pg-statements.ts';
 import { isSqlite, runOnSqlite, sqliteBindable, type SqliteDatabase } from './sqlite-statements.ts';
 

@@ -1,9 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { RequestContext, type CreateContextOptions, type IDatabaseDriver } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import type { ShardId } from './choosers.ts';
-import { ShardedEntityManager } from './ShardedEntityManager.ts';
-import type { ShardedMikroORM } from './ShardedMikroORM.ts';
+import type { ShardId } from '../choosers.ts';
+import { ShardedEntityManager } from '../ShardedEntityManager.ts';
+import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
 
 const storage = new AsyncLocalStorage<ReadonlyMap<ShardedMikroORM, ShardedEntityManager>>();
 

@@ -1,12 +1,12 @@
 import { PopulateHint, Utils, type Dictionary, type EntityMetadata, type EntityName, type FindOptions } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import type { ShardId } from './choosers.ts';
+import type { ShardId } from '../choosers.ts';
 import type { CompiledQuery } from './compile.ts';
 import type { Merged } from './merge.ts';
-import type { ShardScope } from './scope.ts';
-import { groupInto } from './group.ts';
-import { applyReadFilters, autoFlush, dispatchOnLoad, entityFromRow } from './mikro-internals.ts';
-import { settleEach } from './settle.ts';
+import type { ShardScope } from '../scope.ts';
+import { groupInto } from '../group.ts';
+import { applyReadFilters, autoFlush, dispatchOnLoad, entityFromRow } from '../mikro-internals.ts';
+import { settleEach } from '../fleet/settle.ts';
 
 /** The per-shard steps of the fast fan-out path, shared by ordinary and deep pages. */
 

@@ -1,6 +1,6 @@
 import { Reference, ReferenceKind, type Dictionary, type EntityMetadata, type EntityProperty } from '@mikro-orm/core';
-import { ShardingError } from './errors.ts';
-import { entityHelper } from './mikro-internals.ts';
+import { ShardingError } from '../errors/errors.ts';
+import { entityHelper } from '../mikro-internals.ts';
 import type { PlatformTraits } from './platform-traits.ts';
 import type { SortKey, ValueKind } from './merge.ts';
 

@@ -1,12 +1,12 @@
 import { Utils, type EntityMetadata, type EntityName, type Primary } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import type { ShardId } from './choosers.ts';
-import { ShardingError } from './errors.ts';
-import { callChooser, checkShards, describeEntityName } from './route.ts';
-import type { ShardScope } from './scope.ts';
-import { shardsKnowing } from './fleet-metadata.ts';
-import { entityHelper } from './mikro-internals.ts';
-import { onShard } from './shard-failure.ts';
+import type { ShardId } from '../choosers.ts';
+import { ShardingError } from '../errors/errors.ts';
+import { callChooser, checkShards, describeEntityName } from '../route.ts';
+import type { ShardScope } from '../scope.ts';
+import { shardsKnowing } from '../fleet/fleet-metadata.ts';
+import { entityHelper } from '../mikro-internals.ts';
+import { onShard } from '../errors/shard-failure.ts';
 
 /**
  * The primary key a `findOne` condition asks for, or undefined when it is a query: `5`, `[1, 2]` (composite),

@@ -1,5 +1,5 @@
 import type { MikroORM } from '@mikro-orm/core';
-import type { ShardId } from './choosers.ts';
+import type { ShardId } from '../choosers.ts';
 
 /**
  * Names the shard in every query its MikroORM logs from an entity manager. The root entity manager's logger context

@@ -1,14 +1,14 @@
 import { Utils, type CountOptions, type EntityName, type FilterQuery, type FindOneOptions, type FindOptions } from '@mikro-orm/core';
-import type { ShardId } from './choosers.ts';
+import type { ShardId } from '../choosers.ts';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import { isEmptyCondition } from './empty-condition.ts';
 import { fanOutCount, fanOutFind } from './fan-out.ts';
 import { sumCounts } from './merge.ts';
-import { settleEach } from './settle.ts';
-import { onShard } from './shard-failure.ts';
+import { settleEach } from '../fleet/settle.ts';
+import { onShard } from '../errors/shard-failure.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
-import { callChooser, checkEntityOnShard, checkShards, describeEntityName } from './route.ts';
-import type { ShardScope } from './scope.ts';
+import { callChooser, checkEntityOnShard, checkShards, describeEntityName } from '../route.ts';
+import type { ShardScope } from '../scope.ts';
 
 type Find = FindOptions<any, any, any, any>;
 

@@ -2,8 +2,8 @@ import { sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DatabaseDriver } from '@mikro-orm/core';
 import { AbstractSqlDriver } from '@mikro-orm/sql';
-import type { ShardId } from './choosers.ts';
-import { ShardingError } from './errors.ts';
+import type { ShardId } from '../choosers.ts';
+import { ShardingError } from '../errors/errors.ts';
 
 /**
  * The error for a driver built on another copy of MikroORM than the one this library loaded, or undefined when

@@ -1,4 +1,4 @@
-import type { ShardId } from './choosers.ts';
+import type { ShardId } from '../choosers.ts';
 import { redact, redactError, redactValue } from './redact.ts';
 
 /** Stable machine-readable codes of {@link ShardingError}; they never change meaning. */

@@ -1,11 +1,11 @@
 import { Utils, type Dictionary, type EntityMetadata, type FilterQuery, type FindOptions } from '@mikro-orm/core';
-import type { ShardId } from './choosers.ts';
+import type { ShardId } from '../choosers.ts';
 import { compiledQuery } from './compile.ts';
 import { runCompiled } from './execute.ts';
 import { comparatorOf, mergeSorted, pagePositions, type SortKey } from './merge.ts';
 import { orderTerms, rowSortKeys, type KeyDialect } from './order-by.ts';
-import type { ShardScope } from './scope.ts';
-import { settleEach } from './settle.ts';
+import type { ShardScope } from '../scope.ts';
+import { settleEach } from '../fleet/settle.ts';
 import { dialectOf, materialize, runOnShards } from './shard-rows.ts';
 
 /** From this offset on, a page is first located on sort keys alone (measured: at offset 5000 it is 3-4x faster). */

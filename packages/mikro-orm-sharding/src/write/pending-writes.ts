@@ -1,11 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EntityName } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import type { ShardId } from './choosers.ts';
-import type { ShardScope } from './scope.ts';
+import type { ShardId } from '../choosers.ts';
+import type { ShardScope } from '../scope.ts';
 import { markStaging, STAGED_SCHEMA } from './shard-of.ts';
-import { shardWith } from './fleet-metadata.ts';
-import { groupInto } from './group.ts';
+import { shardWith } from '../fleet/fleet-metadata.ts';
+import { groupInto } from '../group.ts';
 import { adoptStaged, checkManagedReferences, planWrites } from './write-plan.ts';
 
 /** The placing under way in this async context: a chooser's reads through `em` run inside it. */

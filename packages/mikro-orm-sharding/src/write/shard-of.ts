@@ -1,6 +1,6 @@
 import { Reference, type MikroORM } from '@mikro-orm/core';
-import type { ShardId } from './choosers.ts';
-import { helperOf, managerOf, type EntityHelper } from './mikro-internals.ts';
+import type { ShardId } from '../choosers.ts';
+import { helperOf, managerOf, type EntityHelper } from '../mikro-internals.ts';
 
 /**
  * The shard an entity was explicitly created on (`{ shard }`), before any entity manager manages it. Written and

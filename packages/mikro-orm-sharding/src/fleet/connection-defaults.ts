@@ -1,5 +1,5 @@
 import type { IDatabaseDriver } from '@mikro-orm/core';
-import type { ShardOptions } from './options.ts';
+import type { ShardOptions } from '../options.ts';
 
 /**
  * Timeouts every PostgreSQL shard gets unless its options set them, in `driverOptions` as `pg` names them: a shard

@@ -1,4 +1,4 @@
-import type { ShardId } from './choosers.ts';
+import type { ShardId } from '../choosers.ts';
 import { ShardingError } from './errors.ts';
 import { redactError } from './redact.ts';
 

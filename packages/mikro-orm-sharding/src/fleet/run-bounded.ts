@@ -1,5 +1,5 @@
-import type { ShardId } from './choosers.ts';
-import { ShardingError } from './errors.ts';
+import type { ShardId } from '../choosers.ts';
+import { ShardingError } from '../errors/errors.ts';
 
 /** How work that touches many shards is run. */
 export interface FleetRunOptions {
