@@ -98,8 +98,9 @@ describe('shardConfigsForCli', () => {
       shardChooser: () => 'a',
     });
     expect(configs.slice(0, 2)).toEqual([
-      { driver: SqliteDriver, entities: [], debug: true, dbName: 'a.db', contextName: 'a' },
-      { driver: SqliteDriver, entities: [], debug: false, dbName: 'b.db', contextName: 'b' },
+      // Each shard's logger names it, in the CLI's output too.
+      { driver: SqliteDriver, entities: [], debug: true, dbName: 'a.db', contextName: 'a', loggerFactory: expect.any(Function) },
+      { driver: SqliteDriver, entities: [], debug: false, dbName: 'b.db', contextName: 'b', loggerFactory: expect.any(Function) },
     ]);
     const other = configs[2];
     expect(typeof other).toBe('function');

@@ -6,7 +6,6 @@ import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
 import { settleEach } from './fleet/settle.ts';
-import { nameShardInLogs } from './fleet/shard-logging.ts';
 
 /**
  * The choosers in force (`idChooser`/`queryChooser` are `undefined` when defaulted). Declared as methods so that a
@@ -57,7 +56,6 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
     const results = await Promise.allSettled(
       ids.map(async id => {
         const orm = await MikroORM.init<D>(configs.get(id)!);
-        nameShardInLogs(orm, id);
         if (connect) {
           await orm.connect().catch(async (error: unknown) => {
             await orm.close(true);

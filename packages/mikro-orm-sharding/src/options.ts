@@ -4,6 +4,7 @@ import type { IdChooser, QueryChooser, ShardChooser, ShardId } from './choosers.
 import { withConnectionDefaults } from './fleet/connection-defaults.ts';
 import { describe, ShardingError } from './errors/errors.ts';
 import { secondCopyError } from './fleet/mikro-orm-copies.ts';
+import { withShardLoggers } from './fleet/shard-logging.ts';
 import { rememberSecrets } from './errors/redact.ts';
 
 /** MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool ...). */
@@ -134,7 +135,7 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
       throw secondCopyError(id, driver) ?? ShardingError.unsupportedDriver(id, driver);
     }
     checkUrls(id, merged);
-    configs.set(id, withConnectionDefaults<D>(merged));
+    configs.set(id, withShardLoggers(withConnectionDefaults<D>(merged), id));
   }
   return configs;
 }

@@ -1,6 +1,7 @@
-import { DefaultLogger, SimpleLogger, Utils, type AbortQueryOptions, type LogContext, type LoggingOptions } from '@mikro-orm/core';
+import { Utils, type AbortQueryOptions, type LogContext, type LoggingOptions } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { CompiledQuery } from './compile.ts';
+import { isBuiltInLogger } from '../fleet/shard-logging.ts';
 import { abortDefaultsOf, executeLogged, isDefaultOnQuery, nativeClientOf } from '../mikro-internals.ts';
 import { isPgPool, isStalePlan, pgBindable, pgStatement, runOnPg, type PgPool } from './pg-statements.ts';
 import { isSqlite, runOnSqlite, sqliteBindable, type SqliteDatabase } from './sqlite-statements.ts';
@@ -42,7 +43,10 @@ export async function runCompiled(fork: SqlEntityManager, compiled: CompiledQuer
     const native = signal === undefined && !compiled.inline && isDefaultOnQuery(fork.config) ? await nativeOf(connection) : null;
     if (native && 'sqlite' in native) {
       if ((ctx !== undefined || !native.sqlite.inTransaction) && sqliteBindable(compiled.params)) {
-        return await logged(fork, connection, compiled, options, () => runOnSqlite(native.sqlite, compiled, method));
+        // The common case, nothing to log: the statement runs at once (better-sqlite3 is synchronous).
+        return unseen(fork, options)
+          ? runOnSqlite(native.sqlite, compiled, method)
+          : await logged(fork, connection, compiled, options, () => runOnSqlite(native.sqlite, compiled, method));
       }
     } else if (native && ctx === undefined && !connectionHooks(fork) && pgBindable(compiled.params)) {
       const statement = pgStatement(compiled);
@@ -80,31 +84,37 @@ export async function runCompiled(fork: SqlEntityManager, compiled: CompiledQuer
 
 /**
  * Runs a prepared statement through MikroORM's query logging: the logged SQL and context are those MikroORM's
- * connection logs for `execute()` (values written in when `query-params` logging is on). When nothing would see
- * the query (MikroORM's own logger, disabled for this query, and no slow-query threshold), it just runs: timing
- * and formatting it would cost up to a tenth of a merged count.
+ * connection logs for `execute()` (values written in when `query-params` logging is on); unlogged when unseen.
  */
 function logged<T>(fork: SqlEntityManager, connection: object, compiled: CompiledQuery, options: RunOptions, run: () => T | Promise<T>): Promise<T> | T {
+  if (unseen(fork, options)) {
+    return run();
+  }
   const config = fork.config;
   const logger = config.getLogger();
-  const builtIn = BUILT_IN.has(logger.logQuery);
-  if (builtIn && config.get('slowQueryThreshold') === undefined) {
-    const probe = options.logging === undefined && options.loggerContext === undefined ? fork.getLoggerContext() : logContextOf(fork, options);
-    if (!logger.isEnabled('query', probe)) {
-      return run();
-    }
-  }
+  const builtIn = isBuiltInLogger(logger);
   const context = logContextOf(fork, options);
   const withValues = logger.isEnabled('query', context) && logger.isEnabled('query-params', context);
   // MikroORM's context carries the SQL with its values written in; its own loggers read it only as the logged query.
   const formatted =
-    withValues || !builtIn || !BUILT_IN.has(config.getSlowQueryLogger().logQuery) ? fork.getPlatform().formatQuery(compiled.sql, compiled.params) : undefined;
+    withValues || !builtIn || !isBuiltInLogger(config.getSlowQueryLogger()) ? fork.getPlatform().formatQuery(compiled.sql, compiled.params) : undefined;
   const shown = withValues ? formatted! : compiled.sql;
   return executeLogged(connection, shown, { query: compiled.sql, params: compiled.params, ...(formatted === undefined ? {} : { formatted }), ...context }, run);
 }
 
-/** MikroORM's own `logQuery` implementations: they log nothing their `isEnabled` refuses, and read no `formatted`. */
-const BUILT_IN = new Set<unknown>([DefaultLogger.prototype.logQuery, SimpleLogger.prototype.logQuery]);
+/**
+ * Whether nothing would see this query: MikroORM's own logger, disabled for it, and no slow-query threshold. Then
+ * timing and formatting it would cost up to a tenth of a merged count.
+ */
+function unseen(fork: SqlEntityManager, options: RunOptions): boolean {
+  const config = fork.config;
+  const logger = config.getLogger();
+  if (!isBuiltInLogger(logger) || config.get('slowQueryThreshold') !== undefined) {
+    return false;
+  }
+  const probe = options.logging === undefined && options.loggerContext === undefined ? fork.getLoggerContext() : logContextOf(fork, options);
+  return !logger.isEnabled('query', probe);
+}
 
 /** The log context `em.find` gives its queries: the entity manager's id and logger context, then the query's own. */
 function logContextOf(fork: SqlEntityManager, options: RunOptions): LogContext {
