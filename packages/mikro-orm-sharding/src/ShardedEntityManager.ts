@@ -143,7 +143,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   /** The shard an entity lives on (written to, created with `{ shard }`, or loaded from); undefined while new. */
   shardOf(entity: object): Id | undefined {
     const target = Reference.unwrapReference(entity);
-    return (this.#context(false).#pending.decided(target) ?? knownShard(target, this.#orm.shards)) as Id | undefined;
+    return (this.#context(false).#pending.decided(target) ?? knownShard(target, this.#orm.fleet)) as Id | undefined;
   }
 
   /** Creates an entity; with `{ shard }` it is bound to that shard, otherwise the shard chooser places it at flush. */
@@ -658,7 +658,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   #fork(shard: ShardId, source = 'a chooser'): SqlEntityManager {
     let fork = this.#forks.get(shard);
     if (!fork) {
-      if (!this.#orm.shards.has(shard)) {
+      if (!this.#orm.fleet.has(shard)) {
         throw ShardingError.unknownShard(shard, this.#orm.shardIds, { source });
       }
       fork = this.#makeFork(shard);

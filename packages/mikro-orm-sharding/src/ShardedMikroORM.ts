@@ -1,11 +1,10 @@
-import { MikroORM, type IDatabaseDriver } from '@mikro-orm/core';
+import type { IDatabaseDriver, MikroORM } from '@mikro-orm/core';
 import type { IdChooserArgs, MaybePromise, QueryChooserArgs, ShardChooserArgs, ShardId } from './choosers.ts';
-import { ShardingError } from './errors/errors.ts';
 import { shardConfigs, type EntityList, type ShardedMikroORMOptions, type ShardIdsOf, type ShardMap } from './options.ts';
 import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
-import { settleEach } from './fleet/settle.ts';
+import { Fleet } from './fleet/fleet.ts';
 
 /**
  * The choosers in force (`idChooser`/`queryChooser` are `undefined` when defaulted). Declared as methods so that a
@@ -29,51 +28,29 @@ export interface Routing<Id extends string = ShardId> {
  * ```
  */
 export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id extends string = ShardId> {
-  readonly #shards: ReadonlyMap<ShardId, MikroORM<D>>;
-  readonly #ids: readonly ShardId[];
+  readonly #fleet: Fleet<D>;
   readonly #routing: Routing;
   #em: ShardedEntityManager | undefined;
   #schema: ShardedSchema | undefined;
   #migrator: ShardedMigrator | undefined;
 
   /** Use {@link ShardedMikroORM.init}. */
-  private constructor(shards: ReadonlyMap<ShardId, MikroORM<D>>, routing: Routing) {
-    this.#shards = shards;
-    this.#ids = Object.freeze([...shards.keys()]);
+  private constructor(fleet: Fleet<D>, routing: Routing) {
+    this.#fleet = fleet;
     this.#routing = routing;
   }
 
   /**
    * Validates the options, then initialises every shard's MikroORM (in parallel). If any shard fails, the others
-   * are closed again and a {@link ShardingError} naming the shard is thrown.
+   * are closed again and a `ShardingError` (`SHARD_INIT_FAILED`) naming the shard is thrown.
    */
   static async init<D extends IDatabaseDriver = IDatabaseDriver, Shards extends object = ShardMap<D>, Entities extends EntityList = EntityList>(
     options: ShardedMikroORMOptions<D, Shards, Entities>,
   ): Promise<ShardedMikroORM<D, ShardIdsOf<Shards>>> {
-    const configs = shardConfigs(options);
-    const ids = [...configs.keys()];
-    const connect = options.connect ?? true;
-    const results = await Promise.allSettled(
-      ids.map(async id => {
-        const orm = await MikroORM.init<D>(configs.get(id)!);
-        if (connect) {
-          await orm.connect().catch(async (error: unknown) => {
-            await orm.close(true);
-            throw error;
-          });
-        }
-        return orm;
-      }),
-    );
-    const failed = results.findIndex(result => result.status === 'rejected');
-    if (failed >= 0) {
-      await Promise.allSettled(results.map(result => (result.status === 'fulfilled' ? result.value.close(true) : undefined)));
-      throw ShardingError.shardInitFailed(ids[failed]!, (results[failed] as PromiseRejectedResult).reason);
-    }
-    const shards = new Map(ids.map((id, i) => [id, (results[i] as PromiseFulfilledResult<MikroORM<D>>).value]));
+    const fleet = await Fleet.open<D>(shardConfigs(options), options.connect ?? true);
     // The choosers were typed against the fleet's own shard ids and entities; the routing code passes it exactly those.
     const routing = { shardChooser: options.shardChooser, idChooser: options.idChooser, queryChooser: options.queryChooser } as Routing;
-    return new ShardedMikroORM(shards, routing);
+    return new ShardedMikroORM(fleet, routing);
   }
 
   /**
@@ -102,12 +79,17 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
 
   /** The shard ids, in the order of the `shards` option. */
   get shardIds(): readonly Id[] {
-    return this.#ids as readonly Id[];
+    return this.#fleet.ids as readonly Id[];
   }
 
-  /** The shards' MikroORM instances by shard id. */
+  /** The shards' MikroORM instances (those open now) by shard id. */
   get shards(): ReadonlyMap<Id, MikroORM<D>> {
-    return this.#shards as ReadonlyMap<Id, MikroORM<D>>;
+    return this.#fleet.open as ReadonlyMap<Id, MikroORM<D>>;
+  }
+
+  /** @internal The shard registry: ids, lookup, opening and closing. */
+  get fleet(): Fleet<D> {
+    return this.#fleet;
   }
 
   /** The choosers in force. */
@@ -117,22 +99,18 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
 
   /** One shard's MikroORM instance. Throws `UNKNOWN_SHARD` for an id that is not configured. */
   shard(id: Id): MikroORM<D> {
-    const orm = this.#shards.get(id);
-    if (!orm) {
-      throw ShardingError.unknownShard(id, this.#ids, { source: 'orm.shard()' });
-    }
-    return orm;
+    return this.#fleet.get(id);
   }
 
   /** Whether every shard's database connection is up. */
   async isConnected(): Promise<boolean> {
-    const states = await Promise.all([...this.#shards.values()].map(orm => orm.isConnected()));
+    const states = await Promise.all([...this.#fleet.open.values()].map(orm => orm.isConnected()));
     return states.every(Boolean);
   }
 
   /** Closes every shard's connections; a failure on one shard does not keep the others open. */
   async close(force = false): Promise<void> {
-    await settleEach('close', this.#ids, id => this.#shards.get(id)!.close(force));
+    await this.#fleet.close(force);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -33,7 +33,7 @@ export const describeEntityName = (args: { readonly entityName: string }): strin
 
 /** Checks one shard id a chooser or a caller gave; `entity` labels the error (a function: labels cost). */
 export function checkShard(scope: ShardScope, shard: unknown, source: string, entity: string | (() => string), value?: unknown): ShardId {
-  if (typeof shard === 'string' && scope.orm.shards.has(shard)) {
+  if (typeof shard === 'string' && scope.orm.fleet.has(shard)) {
     return shard;
   }
   const label = typeof entity === 'function' ? entity() : entity;

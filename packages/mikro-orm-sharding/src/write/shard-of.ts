@@ -1,4 +1,5 @@
-import { Reference, type MikroORM } from '@mikro-orm/core';
+import { Reference } from '@mikro-orm/core';
+import type { Fleet } from '../fleet/fleet.ts';
 import type { ShardId } from '../choosers.ts';
 import { helperOf, managerOf, type EntityHelper } from '../mikro-internals.ts';
 
@@ -35,13 +36,13 @@ export function rememberShard(entity: object, shard: ShardId): void {
  * Where an entity lives: the shard it was written to or explicitly created on, or else the shard of the entity
  * manager that loaded it (each shard's MikroORM has `contextName` = its shard id).
  */
-export function knownShard(entity: object, shards: ReadonlyMap<ShardId, MikroORM>): ShardId | undefined {
+export function knownShard(entity: object, fleet: Fleet): ShardId | undefined {
   const target = Reference.unwrapReference(entity);
-  return shardOfWrapped(target, helperOf(target), shards);
+  return shardOfWrapped(target, helperOf(target), fleet);
 }
 
 /** {@link knownShard} for a caller that already holds the entity's helper (the write path reads it once). */
-export function shardOfWrapped(entity: object, wrapped: EntityHelper | undefined, shards: ReadonlyMap<ShardId, MikroORM>): ShardId | undefined {
+export function shardOfWrapped(entity: object, wrapped: EntityHelper | undefined, fleet: Fleet): ShardId | undefined {
   const shard = remembered.get(entity);
   if (shard !== undefined) {
     return shard;
@@ -50,7 +51,6 @@ export function shardOfWrapped(entity: object, wrapped: EntityHelper | undefined
   if (!owner || staging.has(owner)) {
     return undefined;
   }
-  const name = owner.config.get('contextName');
   // Forks share their ORM's Configuration, so identity tells our shard apart from another fleet's same-named one.
-  return shards.get(name)?.config === owner.config ? name : undefined;
+  return fleet.shardOfConfig(owner.config);
 }

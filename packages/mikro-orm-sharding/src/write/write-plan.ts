@@ -18,12 +18,12 @@ import { entityHelper, managedEntities, managerOf, metaOf } from '../mikro-inter
  */
 export async function planWrites(scope: ShardScope, roots: Iterable<object>, planned: Map<object, ShardId>): Promise<void> {
   const queue: object[] = [];
-  const shards = scope.orm.shards;
+  const fleet = scope.orm.fleet;
   for (const root of roots) {
     if (!planned.has(root)) {
       // The hot path of a bulk insert: read MikroORM's helper once per entity.
       const wrapped = entityHelper(root);
-      const known = scope.decided(root) ?? shardOfWrapped(root, wrapped, shards) ?? chooseShard(scope, root, wrapped.__meta.className);
+      const known = scope.decided(root) ?? shardOfWrapped(root, wrapped, fleet) ?? chooseShard(scope, root, wrapped.__meta.className);
       const shard = known instanceof Promise ? await known : known;
       // Entities reached through its relations need no check: MikroORM discovers related entities on every shard.
       declares(scope, wrapped.__meta.class, root, shard);
@@ -109,7 +109,7 @@ function moved(fork: SqlEntityManager, entity: object): object {
 export function chooseShard(scope: ShardScope, entity: object, entityName: string): ShardId | Promise<ShardId> {
   const args = { entity, entityName, em: scope.em };
   const shard = callChooser('shardChooser', scope.orm.routing.shardChooser, args, describeEntity, entity);
-  if (typeof shard === 'string' && scope.orm.shards.has(shard)) {
+  if (typeof shard === 'string' && scope.orm.fleet.has(shard)) {
     return shard;
   }
   return Promise.resolve(shard).then(value => checkShard(scope, value, 'shardChooser', () => labelOf(entity), value));
