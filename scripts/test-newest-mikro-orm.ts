@@ -23,7 +23,15 @@ interface Run {
   readonly version: string;
   readonly overrides: Record<string, string>;
   readonly env: Record<string, string>;
+  /** Test files left to the pinned run: a package they need is not published at this version. */
+  readonly excluded: readonly string[];
 }
+
+/**
+ * Test files that need a package which checks that it runs on its own MikroORM version (the CLI refuses a core of
+ * another version): at a version where that package is not published, they cannot run, and only the pinned run has them.
+ */
+const NEEDS_OWN_VERSION: Record<string, readonly string[]> = { '@mikro-orm/cli': ['test/cli.test.ts'] };
 
 const manifests = ['package.json', 'benchmarks/package.json', ...readdirSync(join(root, 'packages')).map(dir => `packages/${dir}/package.json`)];
 const used = new Set<string>();
@@ -103,7 +111,10 @@ function plan(): Run[] {
     if (runs.some(run => JSON.stringify(run.overrides) === JSON.stringify(overrides))) continue;
     // The packed-package test installs the SQLite driver with npm: at this version when it has one.
     const env: Record<string, string> = versionsOf('@mikro-orm/sqlite').includes(version) ? { MIKRO_ORM_VERSION: version } : {};
-    runs.push({ name: `whole suite, ${driver} ${version}`, version, overrides, env });
+    const excluded = Object.entries(NEEDS_OWN_VERSION)
+      .filter(([pkg]) => used.has(pkg) && !versionsOf(pkg).includes(version))
+      .flatMap(([, files]) => files);
+    runs.push({ name: `whole suite, ${driver} ${version}`, version, overrides, env, excluded });
   }
   return runs;
 }
@@ -145,7 +156,8 @@ function execute(run: Run): void {
     sh(copy, [command!, ...prefix, 'install', '--no-frozen-lockfile', '--prefer-offline', '--reporter=append-only']);
     const installed = (JSON.parse(readFileSync(join(copy, 'node_modules/@mikro-orm/core/package.json'), 'utf8')) as { version: string }).version;
     if (installed !== run.version) throw new Error(`@mikro-orm/core ${installed} was installed, not ${run.version}`);
-    sh(copy, [command!, ...prefix, 'test'], { ...process.env, ...run.env });
+    const exclude = run.excluded.flatMap(file => ['--exclude', file]);
+    sh(copy, [command!, ...prefix, 'test', ...exclude], { ...process.env, ...run.env });
   } finally {
     rmSync(copy, { recursive: true, force: true });
   }
@@ -156,7 +168,7 @@ for (const run of runs)
   console.log(
     `${run.name}: ${Object.entries(run.overrides)
       .map(([p, v]) => `${p}@${v}`)
-      .join(' ')}`,
+      .join(' ')}${run.excluded.length > 0 ? ` (not published at ${run.version}, so left to the pinned run: ${run.excluded.join(', ')})` : ''}`,
   );
 if (!process.argv.includes('--dry-run')) {
   const failed: string[] = [];
