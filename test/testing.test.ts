@@ -7,29 +7,16 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { MikroORM } from '@mikro-orm/core';
-import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { ShardedMikroORM, type ShardedEntityManager } from 'mikro-orm-sharding';
 import { createTestShards, rollbackScope } from 'mikro-orm-sharding/testing';
 import { afterAll, beforeAll, describe, expect, it, test as base } from 'vitest';
 import { Author, Book, entities } from './support/entities.ts';
 import { rowsPerShard, shardChooser } from './support/fleet.ts';
-import { PG_URL } from './support/topology.ts';
+import { adminQuery, PG_URL } from './support/topology.ts';
 
 async function databaseExists(name: string): Promise<boolean> {
-  const admin = await MikroORM.init({
-    driver: PostgreSqlDriver,
-    clientUrl: PG_URL,
-    dbName: 'postgres',
-    entities: [],
-    discovery: { warnWhenNoEntities: false },
-  });
-  try {
-    const rows = await admin.em.getConnection().execute('select 1 from pg_database where datname = ?', [name]);
-    return rows.length > 0;
-  } finally {
-    await admin.close(true);
-  }
+  const [rows] = await adminQuery([['select 1 from pg_database where datname = ?', [name]]]);
+  return rows!.length > 0;
 }
 
 describe('createTestShards', () => {

@@ -1,7 +1,6 @@
 import { MikroORM } from '@mikro-orm/core';
-import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { ShardedMikroORM } from 'mikro-orm-sharding';
-import { PG_URL, type Topology } from '../support/topology.ts';
+import { adminQuery, type Topology } from '../support/topology.ts';
 import { entities, Leaf, Rec, SHARDS, shardOfRec } from './model.ts';
 
 /** A sharded fleet and one plain database that must hold the same rows. */
@@ -38,18 +37,5 @@ export async function closePair(pair: Pair | undefined): Promise<void> {
 }
 
 async function createWithCCollation(names: readonly string[]): Promise<void> {
-  const admin = await MikroORM.init({
-    driver: PostgreSqlDriver,
-    clientUrl: PG_URL,
-    dbName: 'postgres',
-    entities: [],
-    discovery: { warnWhenNoEntities: false },
-  });
-  try {
-    for (const name of names) {
-      await admin.em.getConnection().execute(`create database "${name}" template template0 encoding 'UTF8' lc_collate 'C' lc_ctype 'C'`);
-    }
-  } finally {
-    await admin.close(true);
-  }
+  await adminQuery(names.map(name => `create database "${name}" template template0 encoding 'UTF8' lc_collate 'C' lc_ctype 'C'`));
 }

@@ -2,10 +2,8 @@
  * Raw-SQL helpers for the seed scenarios: every "where did it land" check reads the databases directly through
  * each shard's own MikroORM connection, never through the sharding library's routing.
  */
-import { MikroORM } from '@mikro-orm/core';
-import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import type { ShardedMikroORM, ShardId } from 'mikro-orm-sharding';
-import { PG_URL } from '../support/topology.ts';
+import { adminQuery } from '../support/topology.ts';
 
 /** Runs a raw statement on one shard's own connection. */
 export async function rawQuery(orm: ShardedMikroORM, shard: ShardId, sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
@@ -34,18 +32,5 @@ export function uniqueName(label: string): string {
 
 /** Runs statements on the PostgreSQL server's `postgres` database (create/drop databases and roles). */
 export async function adminExecute(statements: readonly string[]): Promise<void> {
-  const admin = await MikroORM.init({
-    driver: PostgreSqlDriver,
-    clientUrl: PG_URL,
-    dbName: 'postgres',
-    entities: [],
-    discovery: { warnWhenNoEntities: false },
-  });
-  try {
-    for (const sql of statements) {
-      await admin.em.getConnection().execute(sql);
-    }
-  } finally {
-    await admin.close(true);
-  }
+  await adminQuery(statements);
 }

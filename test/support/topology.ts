@@ -58,11 +58,8 @@ export function postgresTopology(): Topology {
   };
 }
 
-/** Drops PostgreSQL databases through a short-lived admin connection. */
-export async function dropDatabases(names: readonly string[]): Promise<void> {
-  if (names.length === 0) {
-    return;
-  }
+/** Runs SQL on the PostgreSQL server's `postgres` database through a short-lived admin connection; returns the rows of each statement. */
+export async function adminQuery(statements: readonly (string | readonly [string, readonly unknown[]])[]): Promise<Record<string, unknown>[][]> {
   const admin = await MikroORM.init({
     driver: PostgreSqlDriver,
     clientUrl: PG_URL,
@@ -71,11 +68,21 @@ export async function dropDatabases(names: readonly string[]): Promise<void> {
     discovery: { warnWhenNoEntities: false },
   });
   try {
-    for (const name of names) {
-      await admin.em.getConnection().execute(`drop database if exists "${name}" with (force)`);
+    const results: Record<string, unknown>[][] = [];
+    for (const statement of statements) {
+      const [sql, params] = typeof statement === 'string' ? [statement, []] : statement;
+      results.push(await admin.em.getConnection().execute(sql, [...params]));
     }
+    return results;
   } finally {
     await admin.close(true);
+  }
+}
+
+/** Drops PostgreSQL databases through a short-lived admin connection. */
+export async function dropDatabases(names: readonly string[]): Promise<void> {
+  if (names.length > 0) {
+    await adminQuery(names.map(name => `drop database if exists "${name}" with (force)`));
   }
 }
 
