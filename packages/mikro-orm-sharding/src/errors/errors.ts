@@ -18,7 +18,8 @@ export type ShardingErrorCode =
   | 'UNMERGEABLE_QUERY'
   | 'SHARD_MISMATCH'
   | 'UNSUPPORTED_OPERATION'
-  | 'MIGRATION_FAILED';
+  | 'MIGRATION_FAILED'
+  | 'SHARD_UNAVAILABLE';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {
@@ -179,6 +180,19 @@ export class ShardingError extends Error {
       `Cannot ${operation} ${entity} on shard ${quote(requested)}: it lives on shard ${quote(shard)}, and an entity never changes shard. ` +
         `Drop the { shard } option, or copy the row with em.on(${quote(requested)}) as a new entity.`,
       { entity, shard, value: requested },
+    );
+  }
+
+  /**
+   * A shard that cannot be reached: its server refused or dropped the connection, did not answer within the connect
+   * timeout, is shutting down, or its circuit breaker is open. `cause` is the driver's (or MikroORM's) error; `reason`
+   * replaces the cause's message when the library refused by itself (an open circuit).
+   */
+  static shardUnavailable(shard: ShardId, cause: unknown, reason = messageOf(cause)): ShardingError {
+    return new ShardingError(
+      'SHARD_UNAVAILABLE',
+      `Shard ${quote(shard)} is unavailable: ${reason}. Work on other shards goes on; retry once it is back (see docs/failure.md).`,
+      { shard, cause },
     );
   }
 
