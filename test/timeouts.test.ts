@@ -131,8 +131,10 @@ describe('default timeouts', () => {
       },
       shardChooser: () => 's0',
     });
-    expect(orm.shard('s0').config.get('driverOptions')).toEqual({ connectionTimeoutMillis: 10_000, statement_timeout: 60_000 });
-    expect(orm.shard('s1').config.get('driverOptions')).toEqual({ connectionTimeoutMillis: 10_000, statement_timeout: 0 });
+    // `onPoolCreated` gates each shard's pool by its circuit breaker (docs/failure.md).
+    const hook = { onPoolCreated: expect.any(Function) };
+    expect(orm.shard('s0').config.get('driverOptions')).toEqual({ connectionTimeoutMillis: 10_000, statement_timeout: 60_000, ...hook });
+    expect(orm.shard('s1').config.get('driverOptions')).toEqual({ connectionTimeoutMillis: 10_000, statement_timeout: 0, ...hook });
     expect(orm.shard('lite').config.get('driverOptions')).not.toHaveProperty('connectionTimeoutMillis');
     const setting = async (shard: 's0' | 's1') => (await orm.shard(shard).em.fork().getConnection().execute('show statement_timeout'))[0].statement_timeout;
     expect([await setting('s0'), await setting('s1')]).toEqual(['1min', '0']);
