@@ -36,8 +36,9 @@ export interface ShardingErrorDetails {
 /**
  * The one error type this library throws for bad input and routing failures.
  * Match on `code`, which is stable; the message names the shard, entity and value, and what to do.
- * What a shard's database or MikroORM throws is never wrapped in it: that error arrives as MikroORM throws it,
- * and `shardFailureOf(error)` names its shard (see docs/errors.md).
+ * What a shard's database or MikroORM throws is not wrapped in it: that error arrives as MikroORM throws it,
+ * and `shardFailureOf(error)` names its shard (see docs/errors.md). The exception is a shard that cannot be reached
+ * at all: `SHARD_UNAVAILABLE`, with MikroORM's error as `cause` (see docs/failure.md).
  * No secret reaches it: passwords in connection URLs and options are masked in the message, `value` and `cause`.
  */
 export class ShardingError extends Error {
