@@ -5,8 +5,7 @@ import { BREAKER_DEFAULTS, CircuitBreaker, type BreakerSettings, type CircuitBre
 /**
  * The availability of every shard of one fleet: one {@link CircuitBreaker} per shard, made on first use, fed by the
  * shard's connection pool (see pool-gate.ts) and read by the application (`orm.health()`) and by partial reads.
- *
- * @internal
+ * Not exported from the package.
  */
 export class FleetHealth {
   readonly #settings: BreakerSettings | false;
