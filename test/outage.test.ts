@@ -1,3 +1,4 @@
+import { DriverException } from '@mikro-orm/core';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partialFailuresOf, ShardedMikroORM, ShardingError, shardFailureOf, type CircuitStateChange, type PartialFailures } from 'mikro-orm-sharding';
@@ -156,6 +157,10 @@ describe('a shard server that dies in the middle of a workload and comes back', 
     expect((refused.error as Error).message).toMatch(/circuit breaker is open after \d+ connection failures in a row \(last: connect ECONNREFUSED/);
     expect(((refused.error as Error).cause as { code?: string }).code).toBe('ECONNREFUSED');
     expect(orm.shardState('s2').refused).toBeGreaterThan(0);
+    // Plain MikroORM on the shard is refused by the same breaker, in MikroORM's own error class.
+    const plain = await outcome(() => orm.em.fork().on('s2').findOne(Author, 2));
+    expect(plain.error).toBeInstanceOf(DriverException);
+    expect(plain.error).toMatchObject({ code: 'SHARD_UNAVAILABLE', message: expect.stringContaining('circuit breaker is open') });
   });
 
   it("fails a fan-out by default; with 'partial' answers from the living shards and tells which did not", async () => {
@@ -170,6 +175,19 @@ describe('a shard server that dies in the middle of a workload and comes back', 
     const count = await orm.em.fork().count(Author, { id: { $lte: 30 } }, { onShardError: report => (told = report) });
     expect(count).toBe(living.length);
     expect(told).toMatchObject({ operation: 'count', answered: ['s0', 's1'], failed: [{ shard: 's2' }] });
+    const strict = new Error('not without s2');
+    const refusedPartial = await outcome(() =>
+      orm.em.fork().count(
+        Author,
+        {},
+        {
+          onShardError: () => {
+            throw strict;
+          },
+        },
+      ),
+    );
+    expect(refusedPartial.error).toBe(strict);
     const [all, total] = await orm.em.fork().findAndCount(Author, { id: { $lte: 30 } }, { onShardError: 'partial', orderBy: { id: 'asc' } });
     expect([ids(all), total]).toEqual([living, living.length]);
     expect(partialFailuresOf(all)?.failed[0]?.shard).toBe('s2');
