@@ -1,4 +1,3 @@
-import { createServer, type Server, type Socket } from 'node:net';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partialFailuresOf, ShardedMikroORM, ShardingError, type CircuitStateChange } from 'mikro-orm-sharding';
@@ -7,6 +6,7 @@ import { CircuitBreaker, type BreakerSettings } from '../packages/mikro-orm-shar
 import { isUnavailable } from '../packages/mikro-orm-sharding/src/errors/unavailable.ts';
 import { Author, entities } from './support/entities.ts';
 import { openFleet } from './support/fleet.ts';
+import { startSilentServer, type SilentServer } from './support/silent-server.ts';
 import { sqliteTopology, type Topology } from './support/topology.ts';
 
 const refusedError = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
@@ -178,27 +178,17 @@ describe('circuit breaker and onShardError options', () => {
 
 // A shard host that accepts TCP connections and never answers: each connection attempt waits the connect timeout.
 describe('an open circuit', () => {
-  let silent: Server;
-  const sockets = new Set<Socket>();
-  let accepted = 0;
+  let silent: SilentServer;
   beforeAll(async () => {
-    silent = createServer(socket => {
-      accepted++;
-      sockets.add(socket);
-      socket.on('error', () => undefined).on('close', () => sockets.delete(socket));
-    });
-    await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve));
+    silent = await startSilentServer();
   });
-  afterAll(async () => {
-    sockets.forEach(socket => socket.destroy());
-    await new Promise(resolve => silent?.close(resolve));
-  });
+  afterAll(() => silent?.close());
 
   it('refuses at once, without touching the network', { timeout: 15_000 }, async () => {
     await using orm = await ShardedMikroORM.init({
       driver: PostgreSqlDriver,
       entities,
-      shards: { hung: `postgresql://app@127.0.0.1:${(silent.address() as { port: number }).port}/nowhere` },
+      shards: { hung: silent.url('nowhere') },
       driverOptions: { connectionTimeoutMillis: 300 },
       shardChooser: () => 'hung',
       connect: false,
@@ -218,11 +208,11 @@ describe('an open circuit', () => {
     const first = await timed();
     expect(first.error).toMatchObject({ code: 'SHARD_UNAVAILABLE', shard: 'hung', message: expect.stringMatching(/connection timeout/) });
     expect(first.ms).toBeGreaterThanOrEqual(250);
-    const before = accepted;
+    const before = silent.accepted;
     const second = await timed();
     expect(second.error).toMatchObject({ code: 'SHARD_UNAVAILABLE', shard: 'hung', message: expect.stringMatching(/circuit breaker is open/) });
     expect(second.ms).toBeLessThan(100);
-    expect(accepted).toBe(before);
+    expect(silent.accepted).toBe(before);
     expect(orm.shardState('hung')).toMatchObject({ state: 'open', refused: 1, failures: 1 });
   });
 });

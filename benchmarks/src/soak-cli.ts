@@ -1,5 +1,6 @@
 // The soak CLI: `pnpm soak -- [options]` (see USAGE). Prints the report; exits 1 when a check failed.
 import { parseArgs } from 'node:util';
+import { int } from './args.ts';
 import { formatSoakReport, runSoak } from './soak.ts';
 import { TRANSACTION_STEPS } from './soak/steps.ts';
 
@@ -20,13 +21,6 @@ row was lost. Databases are created on the server and dropped after.
   --json             the report as one JSON line
   -h, --help         this text
 `;
-
-function int(name: string, value: string | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got "${value}"`);
-  return n;
-}
 
 async function main(): Promise<number> {
   let values;

@@ -9,6 +9,7 @@ import { Databases } from './databases.ts';
 import { accountIds, ownerTag, shardName, soakRouting, SoakAccount } from './soak/model.ts';
 import { checkIsolation, fanOut, NOTHING, read, SoakClient, SoakViolation, TRANSACTION_STEPS, write, type Step, type StepContext } from './soak/steps.ts';
 import { percentile, round } from './stats.ts';
+import { prng } from './workload.ts';
 
 export interface SoakOptions {
   /** The PostgreSQL server; a database per shard is created on it and dropped after. */
@@ -167,7 +168,7 @@ class Load {
       [mix.read + mix.write + mix.fanOut, 'fanOut'],
       [100, 'transaction'],
     ];
-    this.#random = mulberry32(seed);
+    this.#random = prng(seed);
     this.#shards = shards;
   }
 
@@ -360,16 +361,4 @@ export function formatSoakReport(report: SoakReport): string {
     ...report.topErrors.map(error => `error x${error.count}: ${error.message}`),
   ];
   return lines.join('\n');
-}
-
-/** A small seeded PRNG: the same seed gives the same mix of requests. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
