@@ -81,7 +81,7 @@ export function checkOnShardError(value: unknown, source: string): OnShardError 
  * once, and when `read` fails only because shards could not be reached, it runs again over the others (each round
  * drops at least one shard, so it ends); the report is attached to the answer with `attach` and given to a handler.
  */
-export async function readPartially<R>(
+export function readPartially<R>(
   policy: FaultPolicy,
   operation: string,
   given: OnShardError | undefined,
@@ -89,9 +89,17 @@ export async function readPartially<R>(
   read: (shards: readonly ShardId[]) => Promise<R>,
 ): Promise<R> {
   const mode = checkOnShardError(given, operation) ?? policy.onShardError;
-  if (mode === 'fail') {
-    return read(shards);
-  }
+  // Not async: the default costs a fan-out no extra promise.
+  return mode === 'fail' ? read(shards) : readFromLiving(policy, operation, mode, shards, read);
+}
+
+async function readFromLiving<R>(
+  policy: FaultPolicy,
+  operation: string,
+  mode: Exclude<OnShardError, 'fail'>,
+  shards: readonly ShardId[],
+  read: (shards: readonly ShardId[]) => Promise<R>,
+): Promise<R> {
   const failed: FailedShard[] = [];
   let living = shards.filter(shard => {
     const refused = policy.health.refuseNow(shard);
