@@ -17,6 +17,7 @@ import {
   mergeOrderBy,
   metaOf,
   nativeClientOf,
+  withPoolCreatedHook,
 } from '../packages/mikro-orm-sharding/src/mikro-internals.ts';
 import { Author, entities } from './support/entities.ts';
 import { topologies, type Topology } from './support/topology.ts';
@@ -186,6 +187,32 @@ describe.each(['sqlite', 'postgresql'] as const)('MikroORM internals the library
       expect(client).toMatchObject({ ending: false });
       expect(typeof client.totalCount).toBe('number');
       expect(typeof client.query).toBe('function');
+    }
+  });
+});
+
+describe('MikroORM internals the library relies on (postgresql pools)', () => {
+  it("driverOptions.onPoolCreated: called with each pg Pool before it connects, and kept out of the pool's options", async () => {
+    const topology = topologies.postgresql();
+    const pools: { options: Record<string, unknown>; totalCount: number }[] = [];
+    const earlier: object[] = [];
+    // MikroORM makes a new pool on each reconnect (ensureDatabase reconnects): the hook sees every one.
+    const orm = await MikroORM.init({
+      ...topology.shared,
+      dbName: 'postgres',
+      ensureDatabase: false,
+      entities,
+      driverOptions: withPoolCreatedHook({ onPoolCreated: (pool: object) => void earlier.push(pool) }, pool => void pools.push(pool as never)),
+    });
+    try {
+      await orm.em.getConnection().execute('select 1');
+      expect(pools).toHaveLength(1);
+      expect(earlier).toEqual(pools);
+      expect(pools[0]!.options).not.toHaveProperty('onPoolCreated');
+      expect(pools[0]!.totalCount).toBe(1);
+      expect(pools[0]).toBe(await nativeClientOf(orm.em.getConnection()));
+    } finally {
+      await orm.close(true);
     }
   });
 });

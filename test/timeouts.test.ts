@@ -1,27 +1,20 @@
-import { createServer, type Server, type Socket } from 'node:net';
 import { SqliteDriver } from '@mikro-orm/sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShardedMikroORM, ShardingError, shardFailureOf, type ShardOptions } from 'mikro-orm-sharding';
 import { Author, entities } from './support/entities.ts';
+import { startSilentServer, type SilentServer } from './support/silent-server.ts';
 import { postgresTopology, sqliteTopology, type Topology } from './support/topology.ts';
 
 // A PostgreSQL shard that accepts TCP connections but never answers (a hung host, a black-holing proxy) used to
 // hang init(), every query that reached it, and close(). Fault injection: a real loopback server that accepts and
 // stays silent, next to real PostgreSQL shards. Its timeouts are short here; the defaults are 10 s and 60 s.
 
-let silent: Server;
-const sockets = new Set<Socket>();
-let accepted = 0;
+let silent: SilentServer;
 let topology: Topology;
 let shards: Record<string, ShardOptions>;
 
 beforeAll(async () => {
-  silent = createServer(socket => {
-    accepted++;
-    sockets.add(socket);
-    socket.on('error', () => undefined).on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve));
+  silent = await startSilentServer();
   topology = postgresTopology();
   shards = { s0: topology.database('s0'), s1: topology.database('s1') };
   // The databases, made once through a fleet without the silent shard.
@@ -42,13 +35,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  sockets.forEach(socket => socket.destroy());
-  await new Promise(resolve => silent?.close(resolve));
+  await silent?.close();
   await topology?.dispose();
 });
 
 const silentShard = (connectionTimeoutMillis: number): ShardOptions => ({
-  clientUrl: `postgresql://app@127.0.0.1:${(silent.address() as { port: number }).port}/nowhere`,
+  clientUrl: silent.url('nowhere'),
   driverOptions: { connectionTimeoutMillis },
 });
 
@@ -104,9 +96,9 @@ describe('a PostgreSQL shard that never answers', () => {
 
   it('closes while a query to it still waits, and the query then fails', { timeout: 15_000 }, async () => {
     const orm = await open(1_000);
-    const before = accepted;
+    const before = silent.accepted;
     const waiting = failure(orm.em.fork().count(Author, {}, { shard: 'hung' }));
-    while (accepted === before) {
+    while (silent.accepted === before) {
       await new Promise(resolve => setTimeout(resolve, 5)); // until the query is connecting to the silent shard
     }
     await orm.close();
@@ -131,8 +123,10 @@ describe('default timeouts', () => {
       },
       shardChooser: () => 's0',
     });
-    expect(orm.shard('s0').config.get('driverOptions')).toEqual({ connectionTimeoutMillis: 10_000, statement_timeout: 60_000 });
-    expect(orm.shard('s1').config.get('driverOptions')).toEqual({ connectionTimeoutMillis: 10_000, statement_timeout: 0 });
+    // `onPoolCreated` gates each shard's pool by its circuit breaker (docs/failure.md).
+    const hook = { onPoolCreated: expect.any(Function) };
+    expect(orm.shard('s0').config.get('driverOptions')).toEqual({ connectionTimeoutMillis: 10_000, statement_timeout: 60_000, ...hook });
+    expect(orm.shard('s1').config.get('driverOptions')).toEqual({ connectionTimeoutMillis: 10_000, statement_timeout: 0, ...hook });
     expect(orm.shard('lite').config.get('driverOptions')).not.toHaveProperty('connectionTimeoutMillis');
     const setting = async (shard: 's0' | 's1') => (await orm.shard(shard).em.fork().getConnection().execute('show statement_timeout'))[0].statement_timeout;
     expect([await setting('s0'), await setting('s1')]).toEqual(['1min', '0']);

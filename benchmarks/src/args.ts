@@ -51,7 +51,8 @@ The shared sharding workload (../shared/bench-workload.md), systems side by side
   -h, --help                   this text
 `;
 
-function int(name: string, value: string | undefined, fallback: number, min: number): number {
+/** An integer option: `fallback` when absent; throws when it is not an integer >= `min`. */
+export function int(name: string, value: string | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got "${value}"`);

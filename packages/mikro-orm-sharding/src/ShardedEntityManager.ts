@@ -63,6 +63,7 @@ import { settleEach } from './fleet/settle.ts';
 import { flushed } from './write/flush-witness.ts';
 import { onShard } from './errors/shard-failure.ts';
 import { labelOf } from './write/write-plan.ts';
+import type { ShardErrorOption } from './read/partial.ts';
 
 /** Targets one shard explicitly. Precedence: this option, then the entity's remembered shard, then the choosers. */
 export interface ShardOption<Id extends string = ShardId> {
@@ -227,20 +228,24 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   async find<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
-    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
+    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> & ShardErrorOption = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes>[]> {
-    const { shard, ...rest } = options;
+    const { shard, onShardError, ...rest } = options;
     const em = this.#context();
-    return reads.find(em.#scope, entityName, where, em.#readOptions(rest), shard) as Promise<Loaded<Entity, Hint, Fields, Excludes>[]>;
+    return reads.find(em.#scope, entityName, where, em.#readOptions(rest), shard, onShardError) as Promise<Loaded<Entity, Hint, Fields, Excludes>[]>;
   }
 
   /** `find` with the condition in `options.where`. */
   async findAll<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
-    options: FindAllOptions<NoInfer<Entity>, Hint, Fields, Excludes> & ShardOption<Id> = {},
+    options: FindAllOptions<NoInfer<Entity>, Hint, Fields, Excludes> & ShardOption<Id> & ShardErrorOption = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes>[]> {
     const { where, ...rest } = options;
-    return this.find(entityName, (where ?? {}) as FilterQuery<NoInfer<Entity>>, rest as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id>);
+    return this.find(
+      entityName,
+      (where ?? {}) as FilterQuery<NoInfer<Entity>>,
+      rest as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> & ShardErrorOption,
+    );
   }
 
   /**
@@ -272,8 +277,9 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     options: FindOneOrFailOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<Loaded<Entity, Hint, Fields, Excludes>> {
     const { failHandler, strict, ...rest } = options;
+    // Never partial: a row on a shard that did not answer is not "not found".
     const found = strict
-      ? await this.find(entityName, where, { ...rest, limit: 2 } as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id>)
+      ? await this.find(entityName, where, { ...rest, limit: 2, onShardError: 'fail' } as FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id>)
       : [await this.findOne(entityName, where, rest as FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id>)];
     if (found.length !== 1 || !found[0]) {
       const config = this.#pending.stagingFork(entityName as EntityName<object>).config;
@@ -287,22 +293,24 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   async findAndCount<Entity extends object, Hint extends string = never, Fields extends string = never, Excludes extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>>,
-    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
+    options: FindOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> & ShardErrorOption = {},
   ): Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]> {
-    const { shard, ...rest } = options;
+    const { shard, onShardError, ...rest } = options;
     const em = this.#context();
-    return reads.findAndCount(em.#scope, entityName, where, em.#readOptions(rest), shard) as Promise<[Loaded<Entity, Hint, Fields, Excludes>[], number]>;
+    return reads.findAndCount(em.#scope, entityName, where, em.#readOptions(rest), shard, onShardError) as Promise<
+      [Loaded<Entity, Hint, Fields, Excludes>[], number]
+    >;
   }
 
   /** Counts on the query chooser's shards, summed. */
   async count<Entity extends object, Hint extends string = never>(
     entityName: EntityName<Entity>,
     where: FilterQuery<NoInfer<Entity>> = {} as FilterQuery<NoInfer<Entity>>,
-    options: CountOptions<Entity, Hint> & ShardOption<Id> = {},
+    options: CountOptions<Entity, Hint> & ShardOption<Id> & ShardErrorOption = {},
   ): Promise<number> {
-    const { shard, ...rest } = options;
+    const { shard, onShardError, ...rest } = options;
     const em = this.#context();
-    return reads.count(em.#scope, entityName, where, em.#readOptions(rest), shard);
+    return reads.count(em.#scope, entityName, where, em.#readOptions(rest), shard, onShardError);
   }
 
   /**

@@ -4,7 +4,12 @@ import { shardConfigs, type EntityList, type ShardedMikroORMOptions, type ShardI
 import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
+import { ShardingError } from './errors/errors.ts';
 import { Fleet } from './fleet/fleet.ts';
+import { breakerSettings, FleetHealth } from './fleet/health.ts';
+import { withHealthGates } from './fleet/pool-gate.ts';
+import type { ShardHealth } from './fleet/circuit-breaker.ts';
+import { checkOnShardError, type FaultPolicy } from './read/partial.ts';
 
 /**
  * The choosers in force (`idChooser`/`queryChooser` are `undefined` when defaulted). Declared as methods so that a
@@ -30,14 +35,16 @@ export interface Routing<Id extends string = ShardId> {
 export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id extends string = ShardId> {
   readonly #fleet: Fleet<D>;
   readonly #routing: Routing;
+  readonly #faults: FaultPolicy;
   #em: ShardedEntityManager | undefined;
   #schema: ShardedSchema | undefined;
   #migrator: ShardedMigrator | undefined;
 
   /** Use {@link ShardedMikroORM.init}. */
-  private constructor(fleet: Fleet<D>, routing: Routing) {
+  private constructor(fleet: Fleet<D>, routing: Routing, faults: FaultPolicy) {
     this.#fleet = fleet;
     this.#routing = routing;
+    this.#faults = faults;
   }
 
   /**
@@ -47,10 +54,15 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   static async init<D extends IDatabaseDriver = IDatabaseDriver, Shards extends object = ShardMap<D>, Entities extends EntityList = EntityList>(
     options: ShardedMikroORMOptions<D, Shards, Entities>,
   ): Promise<ShardedMikroORM<D, ShardIdsOf<Shards>>> {
-    const fleet = await Fleet.open<D>(shardConfigs(options), options.connect ?? true);
+    const configs = shardConfigs(options);
+    const faults = {
+      onShardError: checkOnShardError(options.onShardError, 'init()') ?? 'fail',
+      health: new FleetHealth(breakerSettings(options.circuitBreaker)),
+    };
+    const fleet = await Fleet.open<D>(withHealthGates<D>(configs, faults.health), options.connect ?? true);
     // The choosers were typed against the fleet's own shard ids and entities; the routing code passes it exactly those.
     const routing = { shardChooser: options.shardChooser, idChooser: options.idChooser, queryChooser: options.queryChooser } as Routing;
-    return new ShardedMikroORM(fleet, routing);
+    return new ShardedMikroORM(fleet, routing, faults);
   }
 
   /**
@@ -95,6 +107,27 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   /** The choosers in force. */
   get routing(): Routing<Id> {
     return this.#routing as Routing<Id>;
+  }
+
+  /** @internal What reads do when shards cannot be reached, and the shards' circuit breakers. */
+  get faults(): FaultPolicy {
+    return this.#faults;
+  }
+
+  /**
+   * Every shard's availability as its connections saw it: circuit breaker state (`closed`, `open`, `half-open`),
+   * failure counts and the last connection error. Plain data (JSON-friendly), for a health endpoint or metrics.
+   */
+  health(): Readonly<Record<Id, ShardHealth>> {
+    return Object.freeze(Object.fromEntries(this.#fleet.ids.map(id => [id, this.#faults.health.of(id)]))) as Record<Id, ShardHealth>;
+  }
+
+  /** One shard's availability (see {@link health}). Throws `UNKNOWN_SHARD` for an id that is not configured. */
+  shardState(id: Id): ShardHealth {
+    if (!this.#fleet.has(id)) {
+      throw ShardingError.unknownShard(id, this.#fleet.ids, { source: 'orm.shardState()' });
+    }
+    return this.#faults.health.of(id);
   }
 
   /** One shard's MikroORM instance. Throws `UNKNOWN_SHARD` for an id that is not configured. */

@@ -5,6 +5,8 @@ export { ShardedRequestContext } from './fleet/request-context.ts';
 export { ShardedSchema } from './ShardedSchema.ts';
 export { ShardingError, type ShardingErrorCode, type ShardingErrorDetails } from './errors/errors.ts';
 export { shardFailureOf, type FailedShard, type ShardFailure } from './errors/shard-failure.ts';
+export { partialFailuresOf, type OnShardError, type PartialFailures, type ShardErrorOption } from './read/partial.ts';
+export type { CircuitBreakerOptions, CircuitState, CircuitStateChange, ShardFailureInfo, ShardHealth } from './fleet/circuit-breaker.ts';
 export {
   defineShardingConfig,
   type EntityList,

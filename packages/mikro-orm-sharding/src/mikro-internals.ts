@@ -129,3 +129,18 @@ const defaultOnQuery = new Configuration({}, false).get('onQuery');
 export function isDefaultOnQuery(config: Configuration): boolean {
   return config.get('onQuery') === defaultOnQuery;
 }
+
+/**
+ * `driverOptions` with a hook MikroORM's PostgreSQL connection calls with each `pg` Pool it creates, before any
+ * connection is made (`onPoolCreated`, read and removed by `PostgreSqlConnection.createKyselyDialect`, undocumented).
+ * A hook already there runs first.
+ */
+export function withPoolCreatedHook<T extends object>(driverOptions: T, hook: (pool: object) => void): T {
+  const previous = (driverOptions as { onPoolCreated?: unknown }).onPoolCreated;
+  const onPoolCreated = (pool: object) => {
+    const before = typeof previous === 'function' ? (previous as (pool: object) => unknown)(pool) : undefined;
+    hook(pool);
+    return before;
+  };
+  return { ...driverOptions, onPoolCreated };
+}

@@ -6,6 +6,8 @@ import { describe, ShardingError } from './errors/errors.ts';
 import { secondCopyError } from './fleet/mikro-orm-copies.ts';
 import { withShardLoggers } from './fleet/shard-logging.ts';
 import { rememberSecrets } from './errors/redact.ts';
+import type { CircuitBreakerOptions } from './fleet/circuit-breaker.ts';
+import type { OnShardError } from './read/partial.ts';
 
 /** MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool ...). */
 export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<Options<D>>;
@@ -89,6 +91,21 @@ export interface ShardedMikroORMOptions<
    * @default true
    */
   readonly connect?: boolean;
+  /**
+   * What a query over several shards does when some of them cannot be reached (`SHARD_UNAVAILABLE`): `'fail'` throws,
+   * `'partial'` answers from the shards that could (see `partialFailuresOf`), a function answers as `'partial'` and
+   * is called with the report. Each `find`, `findAll`, `findAndCount` and `count` may override it. Other errors always
+   * fail the query.
+   * @default 'fail'
+   */
+  readonly onShardError?: OnShardError;
+  /**
+   * The per-shard circuit breaker of PostgreSQL shards: after repeated connection failures a shard is refused at once
+   * (`SHARD_UNAVAILABLE`) for a cool-down, then probed. `false` turns it off (failures are still counted for
+   * `orm.health()`). See docs/failure.md.
+   * @default { failureThreshold: 5, coolDownMs: 5_000, halfOpenProbes: 1 }
+   */
+  readonly circuitBreaker?: CircuitBreakerOptions | boolean;
 }
 
 /** Identity function that gives a sharding config its type, like MikroORM's `defineConfig`. */
@@ -105,7 +122,7 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
   if (options === null || typeof options !== 'object') {
     throw ShardingError.invalidOptions('pass an options object.', options);
   }
-  const { shards, shardChooser, idChooser, queryChooser, connect, ...shared } = options;
+  const { shards, shardChooser, idChooser, queryChooser, connect, onShardError, circuitBreaker, ...shared } = options;
   // First of all: every error from here on may echo options, and must mask their passwords.
   rememberSecrets(shared);
   if (shards !== null && typeof shards === 'object') {

@@ -18,7 +18,8 @@ export type ShardingErrorCode =
   | 'UNMERGEABLE_QUERY'
   | 'SHARD_MISMATCH'
   | 'UNSUPPORTED_OPERATION'
-  | 'MIGRATION_FAILED';
+  | 'MIGRATION_FAILED'
+  | 'SHARD_UNAVAILABLE';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {
@@ -35,8 +36,9 @@ export interface ShardingErrorDetails {
 /**
  * The one error type this library throws for bad input and routing failures.
  * Match on `code`, which is stable; the message names the shard, entity and value, and what to do.
- * What a shard's database or MikroORM throws is never wrapped in it: that error arrives as MikroORM throws it,
- * and `shardFailureOf(error)` names its shard (see docs/errors.md).
+ * What a shard's database or MikroORM throws is not wrapped in it: that error arrives as MikroORM throws it,
+ * and `shardFailureOf(error)` names its shard (see docs/errors.md). The exception is a shard that cannot be reached
+ * at all: `SHARD_UNAVAILABLE`, with MikroORM's error as `cause` (see docs/failure.md).
  * No secret reaches it: passwords in connection URLs and options are masked in the message, `value` and `cause`.
  */
 export class ShardingError extends Error {
@@ -179,6 +181,19 @@ export class ShardingError extends Error {
       `Cannot ${operation} ${entity} on shard ${quote(requested)}: it lives on shard ${quote(shard)}, and an entity never changes shard. ` +
         `Drop the { shard } option, or copy the row with em.on(${quote(requested)}) as a new entity.`,
       { entity, shard, value: requested },
+    );
+  }
+
+  /**
+   * A shard that cannot be reached: its server refused or dropped the connection, did not answer within the connect
+   * timeout, is shutting down, or its circuit breaker is open. `cause` is the driver's (or MikroORM's) error; `reason`
+   * replaces the cause's message when the library refused by itself (an open circuit).
+   */
+  static shardUnavailable(shard: ShardId, cause: unknown, reason = messageOf(cause)): ShardingError {
+    return new ShardingError(
+      'SHARD_UNAVAILABLE',
+      `Shard ${quote(shard)} is unavailable: ${reason}. Work on other shards goes on; retry once it is back (see docs/failure.md).`,
+      { shard, cause },
     );
   }
 

@@ -1,6 +1,7 @@
 import type { ShardId } from '../choosers.ts';
 import { ShardingError } from './errors.ts';
 import { redactError } from './redact.ts';
+import { asUnavailable } from './unavailable.ts';
 
 /** One shard's failure within a call. */
 export interface FailedShard {
@@ -53,17 +54,24 @@ export function shardFailureOf(error: unknown): ShardFailure | undefined {
  * Records where `failure.failed[0].error` came from and returns that error, to be rethrown unchanged in class. Its
  * message gets the shard, as MikroORM's query log names it (`(shard s1)`), and for writes the shards that committed.
  * An error already recorded keeps its first (innermost) record. Non-object throwables cannot carry it.
+ * The one exception to "unchanged": a shard that could not be reached fails as `SHARD_UNAVAILABLE` naming it, with
+ * the driver's error as `cause` (see errors/unavailable.ts), here and in `failed`.
  */
 export function recordFailure(failure: ShardFailure, writes: boolean): unknown {
-  const error = failure.failed[0]!.error;
+  const failed = failure.failed.map(entry => {
+    const unavailable = asUnavailable(entry.shard, entry.error);
+    return unavailable ? { shard: entry.shard, error: unavailable } : entry;
+  });
+  const error = failed[0]!.error;
   if (typeof error !== 'object' || error === null || failures.has(error)) {
     return error;
   }
-  failures.set(error, Object.freeze(failure));
+  const record = Object.freeze({ ...failure, failed: Object.freeze(failed) });
+  failures.set(error, record);
   // A driver's message may quote a connection string; the error keeps its class, not its secrets.
   redactError(error);
-  if (error instanceof Error && !(error instanceof ShardingError)) {
-    annotate(error, describe(failure, writes));
+  if (error instanceof Error && (!(error instanceof ShardingError) || (error.code === 'SHARD_UNAVAILABLE' && (writes || failed.length > 1)))) {
+    annotate(error, describe(record, writes));
   }
   return error;
 }

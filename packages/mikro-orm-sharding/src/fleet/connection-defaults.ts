@@ -41,7 +41,7 @@ function withTimeouts<T>(driverOptions: T): T {
 }
 
 /** MikroORM's driver classes keep their names (MikroORM itself relies on class names), so the chain tells. */
-function isPostgresDriver(driver: unknown): boolean {
+export function isPostgresDriver(driver: unknown): boolean {
   for (let proto = typeof driver === 'function' ? (driver as { prototype?: object }).prototype : undefined; proto; proto = Object.getPrototypeOf(proto)) {
     if (proto.constructor?.name === 'PostgreSqlDriver') {
       return true;

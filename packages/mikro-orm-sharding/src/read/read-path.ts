@@ -9,6 +9,7 @@ import { onShard } from '../errors/shard-failure.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
 import { callChooser, checkEntityOnShard, checkShards, describeEntityName } from '../route.ts';
 import type { ShardScope } from '../scope.ts';
+import { readPartially, type OnShardError } from './partial.ts';
 
 type Find = FindOptions<any, any, any, any>;
 
@@ -22,12 +23,13 @@ export async function find<T extends object>(
   where: FilterQuery<T>,
   options: Find,
   shard: ShardId | undefined,
+  onShardError?: OnShardError,
 ): Promise<T[]> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
     return onShard('find', shards[0]!, scope.fork(shards[0]!).find(entityName, where as never, options) as Promise<T[]>);
   }
-  return fanOutFind(scope, entityName, where, options, shards);
+  return readPartially(scope.orm.faults, 'find', onShardError, shards, living => fanOutFind(scope, entityName, where, options, living));
 }
 
 /** By primary key: identity maps, then the id chooser's candidates in order; otherwise the first row of a query. */
@@ -108,6 +110,7 @@ export async function findAndCount<T extends object>(
   where: FilterQuery<T>,
   options: Find,
   shard: ShardId | undefined,
+  onShardError?: OnShardError,
 ): Promise<[T[], number]> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
@@ -115,7 +118,9 @@ export async function findAndCount<T extends object>(
   }
   const { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy } = options;
   const countOptions = { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy };
-  return Promise.all([fanOutFind(scope, entityName, where, options, shards), fanOutCount(scope, entityName, where, countOptions, shards)]);
+  return readPartially(scope.orm.faults, 'findAndCount', onShardError, shards, living =>
+    Promise.all([fanOutFind(scope, entityName, where, options, living), fanOutCount(scope, entityName, where, countOptions, living)]),
+  );
 }
 
 /** Counts, summed over the shards. */
@@ -125,12 +130,13 @@ export async function count<T extends object>(
   where: FilterQuery<T>,
   options: CountOptions<T, any>,
   shard: ShardId | undefined,
+  onShardError?: OnShardError,
 ): Promise<number> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
     return onShard('count', shards[0]!, scope.fork(shards[0]!).count(entityName, where as never, options));
   }
-  return fanOutCount(scope, entityName, where, options, shards);
+  return readPartially(scope.orm.faults, 'count', onShardError, shards, living => fanOutCount(scope, entityName, where, options, living));
 }
 
 /**
