@@ -5,15 +5,16 @@ import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
 import { Fleet } from './fleet/fleet.ts';
+import { ShardKeys } from './routing/shard-by.ts';
 
 /**
  * The choosers in force (`idChooser`/`queryChooser` are `undefined` when defaulted). Declared as methods so that a
  * fleet with typed shard ids is usable wherever any fleet is.
  */
 export interface Routing<Id extends string = ShardId> {
-  shardChooser(args: ShardChooserArgs<object, Id>): MaybePromise<Id>;
-  idChooser?(args: IdChooserArgs<object, Id>): MaybePromise<readonly Id[]>;
-  queryChooser?(args: QueryChooserArgs<object, Id>): MaybePromise<readonly Id[]>;
+  shardChooser?(args: ShardChooserArgs<object, Id>): MaybePromise<Id | undefined>;
+  idChooser?(args: IdChooserArgs<object, Id>): MaybePromise<readonly Id[] | undefined>;
+  queryChooser?(args: QueryChooserArgs<object, Id>): MaybePromise<readonly Id[] | undefined>;
 }
 
 /**
@@ -30,6 +31,7 @@ export interface Routing<Id extends string = ShardId> {
 export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id extends string = ShardId> {
   readonly #fleet: Fleet<D>;
   readonly #routing: Routing;
+  #shardKeys: ShardKeys = ShardKeys.none;
   #em: ShardedEntityManager | undefined;
   #schema: ShardedSchema | undefined;
   #migrator: ShardedMigrator | undefined;
@@ -50,7 +52,15 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
     const fleet = await Fleet.open<D>(shardConfigs(options), options.connect ?? true);
     // The choosers were typed against the fleet's own shard ids and entities; the routing code passes it exactly those.
     const routing = { shardChooser: options.shardChooser, idChooser: options.idChooser, queryChooser: options.queryChooser } as Routing;
-    return new ShardedMikroORM(fleet, routing);
+    const orm = new ShardedMikroORM(fleet, routing);
+    try {
+      // Declarations are checked against the entities' metadata, which exists once the shards are initialised.
+      orm.#shardKeys = ShardKeys.resolve(orm, options);
+    } catch (error) {
+      await fleet.close(true);
+      throw error;
+    }
+    return orm as ShardedMikroORM<D, ShardIdsOf<Shards>>;
   }
 
   /**
@@ -95,6 +105,11 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   /** The choosers in force. */
   get routing(): Routing<Id> {
     return this.#routing as Routing<Id>;
+  }
+
+  /** @internal The `shardBy` declarations, resolved against the entities. */
+  get shardKeys(): ShardKeys {
+    return this.#shardKeys;
   }
 
   /** One shard's MikroORM instance. Throws `UNKNOWN_SHARD` for an id that is not configured. */
