@@ -55,17 +55,41 @@ export function jump(options: JumpOptions): JumpStrategy {
   };
 }
 
-const MULTIPLIER = 2862933555777941757n;
-
-/** The bucket (0 ... buckets - 1) of a key, as the paper's reference code computes it with 64-bit arithmetic. */
+/**
+ * The bucket (0 ... buckets - 1) of a key, as the paper's reference code computes it with 64-bit arithmetic; here the
+ * 64-bit state is two 32-bit halves, multiplied in 16-bit pieces (a bigint per step cost ~0.4 us a step).
+ */
 export function jumpHash(key: number, buckets: number): number {
-  let state = BigInt(key);
+  let high = Math.floor(key / 2 ** 32) >>> 0;
+  let low = key >>> 0;
   let bucket = -1;
   let next = 0;
   while (next < buckets) {
     bucket = next;
-    state = BigInt.asUintN(64, state * MULTIPLIER + 1n);
-    next = Math.floor((bucket + 1) * (2 ** 31 / (Number(state >> 33n) + 1)));
+    // state = state * 2862933555777941757 + 1 (mod 2^64)
+    const a48 = high >>> 16;
+    const a32 = high & 0xffff;
+    const a16 = low >>> 16;
+    const a00 = low & 0xffff;
+    let c00 = a00 * M00 + 1;
+    let c16 = c00 >>> 16;
+    c00 &= 0xffff;
+    c16 += a16 * M00 + a00 * M16;
+    let c32 = Math.floor(c16 / 0x10000);
+    c16 &= 0xffff;
+    c32 += a32 * M00 + a16 * M16 + a00 * M32;
+    let c48 = Math.floor(c32 / 0x10000);
+    c32 &= 0xffff;
+    c48 = (c48 + a48 * M00 + a32 * M16 + a16 * M32 + a00 * M48) & 0xffff;
+    low = ((c16 << 16) | c00) >>> 0;
+    high = ((c48 << 16) | c32) >>> 0;
+    next = Math.floor((bucket + 1) * (2 ** 31 / ((high >>> 1) + 1)));
   }
   return bucket;
 }
+
+// 2862933555777941757 = 0x27bb2ee687b0b0fd, in 16-bit pieces.
+const M48 = 0x27bb;
+const M32 = 0x2ee6;
+const M16 = 0x87b0;
+const M00 = 0xb0fd;
