@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import murmurhash from 'murmurhash';
 import { describe, expect, it } from 'vitest';
 import { canonicalKey, evenSpread, hash, jump, range, rebalance, ShardingError, type ShardedMikroORM, type StrategyContext } from 'mikro-orm-sharding';
+import { keysMoved, movedTable } from '../benchmarks/src/keys-moved.ts';
 import { jumpHash } from '../packages/mikro-orm-sharding/src/strategies/jump.ts';
 
 // The strategies as pure functions: what each maps a key to, what a query's bounds leave, and how many keys move
@@ -202,5 +204,25 @@ describe('rebalance', () => {
     expect(moves.every(move => move.from === 's3')).toBe(true);
     expect(moves).toHaveLength(256);
     expect(rebalance(evenSpread(four, 1024), four)).toEqual([]);
+  });
+});
+
+describe('what adding a shard moves (docs/strategies.md)', () => {
+  const rows = keysMoved();
+
+  it('is the table the page shows', () => {
+    expect(readFileSync(new URL('../docs/strategies.md', import.meta.url), 'utf8')).toContain(movedTable(rows));
+  });
+
+  it('moves four keys in five with modulo, and a fifth, all to the new shard, with a bucket directory or jump', () => {
+    const [modulo, recomputed, directory, jumped] = rows.map(row => row.moved / row.keys);
+    expect(modulo).toBeGreaterThan(0.78);
+    expect(recomputed).toBeGreaterThan(0.78);
+    for (const share of [directory!, jumped!]) {
+      expect(share).toBeGreaterThan(0.18);
+      expect(share).toBeLessThan(0.22);
+    }
+    expect(rows[2]!.toNewShard).toBe(rows[2]!.moved);
+    expect(rows[3]!.toNewShard).toBe(rows[3]!.moved);
   });
 });
