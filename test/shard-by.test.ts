@@ -154,6 +154,41 @@ describe.each(['sqlite', 'postgresql'] as const)('shardBy on %s', driver => {
       expect(error.message).toContain('Book.author');
       expect(await allRows(orm)).toEqual(before);
     });
+    it('refuses a loaded entity whose key or parent changed to another shard (SHARD_KEY_CHANGED), and takes a change within its shard', async () => {
+      await seedAuthors(6);
+      const em = orm.em.fork();
+      em.create(Account, { id: 1, tenantId: 'acme', name: 'a' });
+      await em.flush();
+      const before = await allRows(orm);
+      const elsewhere = ['globex', 'initech', 'umbrella', 'hooli'].find(tenant => tenantShard(tenant) !== tenantShard('acme'))!;
+      const same = Array.from({ length: 50 }, (_, i) => `t${i}`).find(tenant => tenantShard(tenant) === tenantShard('acme'))!;
+
+      const moving = orm.em.fork();
+      const account = await moving.findOneOrFail(Account, { tenantId: 'acme' });
+      account.tenantId = elsewhere;
+      const error = await refusal(() => moving.flush());
+      expect(error.code).toBe('SHARD_KEY_CHANGED');
+      expect(error.message).toContain('Account.tenantId');
+      expect(await allRows(orm)).toEqual(before);
+
+      const staying = orm.em.fork();
+      (await staying.findOneOrFail(Account, { tenantId: 'acme' })).tenantId = same;
+      await staying.flush();
+      expect(await orm.em.fork().count(Account, { tenantId: same })).toBe(1);
+
+      const other = [2, 3, 4, 5, 6].find(id => authorShard(id) !== authorShard(1))!;
+      // A parent given by id becomes a reference on the child's own shard: its key tells where it really is.
+      const booksBefore = await allRows(orm);
+      const books = orm.em.fork();
+      const book = await books.findOneOrFail(Book, 10, { shard: authorShard(1) as never });
+      books.assign(book, { author: other });
+      expect((await refusal(() => books.flush())).code).toBe('SHARD_KEY_CHANGED');
+      // A reference made by the sharded entity manager is on its own shard already.
+      const again = orm.em.fork();
+      (await again.findOneOrFail(Book, 10, { shard: authorShard(1) as never })).author = again.getReference(Author, other);
+      expect((await refusal(() => again.flush())).code).toBe('CROSS_SHARD_REFERENCE');
+      expect(await allRows(orm)).toEqual(booksBefore);
+    });
   });
 
   describe('reads', () => {

@@ -21,7 +21,8 @@ export type ShardingErrorCode =
   | 'MIGRATION_FAILED'
   | 'SHARD_KEY_REQUIRED'
   | 'INVALID_SHARD_KEY'
-  | 'SHARD_KEY_MISMATCH';
+  | 'SHARD_KEY_MISMATCH'
+  | 'SHARD_KEY_CHANGED';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {
@@ -218,6 +219,19 @@ export class ShardingError extends Error {
       'SHARD_KEY_MISMATCH',
       `${entity} would be written to shard ${quote(shard)} (${source}), but its shard key ${key}${detail(value)} maps to shard ${quote(keyShard)}: ` +
         `queries by ${key} would not find it there. Drop the { shard } option or the chooser's answer, or change ${key}. Nothing was written.`,
+      { entity, shard, value: keyShard },
+    );
+  }
+
+  /**
+   * A loaded entity whose declared shard key (or parent) changed to a value that maps to another shard: the row would
+   * stay where it is, and queries by the new key would not find it. Rows do not move between shards yet.
+   */
+  static shardKeyChanged(entity: string, key: string, value: unknown, keyShard: ShardId, shard: ShardId): ShardingError {
+    return new ShardingError(
+      'SHARD_KEY_CHANGED',
+      `${entity} lives on shard ${quote(shard)}, and its shard key ${key} was changed to${detail(value) || ' a value'} that maps to shard ${quote(keyShard)}: ` +
+        `rows do not move between shards yet. Keep the key, or create the row anew (em.create with the new key) and remove this one. Nothing was written.`,
       { entity, shard, value: keyShard },
     );
   }

@@ -36,28 +36,35 @@ export function derivedShard(scope: ShardScope, route: EntityRouting, entity: ob
  * know yet (that is how a key is placed by hand); any other disagreement is `SHARD_KEY_MISMATCH`.
  */
 export function checkDecided(scope: ShardScope, route: EntityRouting, entity: object, shard: ShardId, source: string, label: () => string): MaybePromise<void> {
+  return settled(shardOfOwnKey(scope, route, entity, shard, label), found => {
+    if (found !== undefined && found !== shard) {
+      throw ShardingError.shardKeyMismatch(label(), route.label, ownKey(route, entity), found, shard, source);
+    }
+  });
+}
+
+/**
+ * The shard an entity's own key (or its parent) maps to, for an entity whose shard is `shard`: a directory records
+ * `shard` for a key it does not know. Undefined when the parent is not set, or new (the flush places it with its
+ * child), or its shard cannot be told.
+ */
+export function shardOfOwnKey(scope: ShardScope, route: EntityRouting, entity: object, shard: ShardId, label: () => string): MaybePromise<ShardId | undefined> {
   if (route.parent === undefined) {
     const value = keyOf(route, entity, label);
     const keyShard = route.ids !== undefined && route.keyIsPrimary ? idShard(route, value, label) : placeKey(route, value, shard);
-    return settled(keyShard, found => {
-      if (found === undefined) {
-        unplaceable(route, value, label);
-      }
-      if (found !== shard) {
-        throw ShardingError.shardKeyMismatch(label(), route.label, value, found, shard, source);
-      }
-    });
+    return settled(keyShard, found => found ?? unplaceable(route, value, label));
   }
   const target = (entity as Dictionary)[route.property];
   if (target === null || target === undefined || (Utils.isEntity(target, true) && managerOf(Reference.unwrapReference(target as object)) === undefined)) {
-    // No parent, or a new one: the flush places a new parent with the child (and checks its key then).
     return undefined;
   }
-  return settled(shardOfTarget(scope, route.parent, target), parentShard => {
-    if (parentShard !== undefined && parentShard !== shard) {
-      throw ShardingError.shardKeyMismatch(label(), route.label, primaryKeyOf(target), parentShard, shard, source);
-    }
-  });
+  return shardOfTarget(scope, route.parent, target);
+}
+
+/** The value of an entity's key, or of its parent's primary key, for messages. */
+export function ownKey(route: EntityRouting, entity: object): unknown {
+  const value = (entity as Dictionary)[route.property];
+  return route.parent === undefined ? value : primaryKeyOf(value);
 }
 
 /**
