@@ -1,22 +1,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { hash, idGenerator, jump, ShardedMikroORM, ShardingError, type HashStrategy } from 'mikro-orm-sharding';
+import { hash, idGenerator, jump, ShardedMikroORM, type HashStrategy } from 'mikro-orm-sharding';
 import { allRows } from './support/fleet.ts';
 import { Author, Book, entities, Tag } from './support/entities.ts';
 import { Account, Invoice, keyedEntities, logged, QueryLog, tableRows } from './support/keyed.ts';
+import { refusal } from './support/refusal.ts';
 import { topologies, type Topology } from './support/topology.ts';
 
 // shardBy on real databases: where new entities go, which shards a lookup and a query read (queries counted per
 // shard with `onQuery`), the precedence of hand-written choosers, and what is refused before anything is written.
-
-async function refusal(run: () => Promise<unknown>): Promise<ShardingError> {
-  try {
-    await run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ShardingError);
-    return error as ShardingError;
-  }
-  throw new Error('expected a ShardingError');
-}
 
 describe.each(['sqlite', 'postgresql'] as const)('shardBy on %s', driver => {
   let topology: Topology;
@@ -332,16 +323,7 @@ describe('shardBy mistakes are refused at init()', () => {
     [{ shardBy: { Author: { key: 'id', strategy, requireShardKey: 'yes' } } }, /requireShardKey must be true or false/],
     [{ shardBy: [] }, /`shardBy` maps entity names/],
   ])('%#: %o', async (options, message) => {
-    const error = await (async () => {
-      try {
-        await init(options);
-      } catch (caught) {
-        return caught as ShardingError;
-      }
-      throw new Error('expected a ShardingError');
-    })();
-    expect(error).toBeInstanceOf(ShardingError);
-    expect(error.message).toMatch(message);
+    expect((await refusal(() => init(options))).message).toMatch(message);
   });
 
   it('needs a shardChooser or shardBy, and a shardChooser for new entities shardBy does not declare', async () => {
@@ -352,9 +334,9 @@ describe('shardBy mistakes are refused at init()', () => {
       await orm.schema.refresh();
       const em = orm.em.fork();
       em.create(Tag, { id: 1, label: 'x' });
-      const error = await em.flush().catch((caught: unknown) => caught as ShardingError);
+      const error = await refusal(() => em.flush());
       expect(error).toMatchObject({ code: 'MISSING_CHOOSER', entity: 'Tag' });
-      expect((error as ShardingError).message).toMatch(/Tag is not in `shardBy`/);
+      expect(error.message).toMatch(/Tag is not in `shardBy`/);
     } finally {
       await orm.close(true);
     }

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import murmurhash from 'murmurhash';
 import { describe, expect, it } from 'vitest';
-import { canonicalKey, evenSpread, hash, jump, range, rebalance, ShardingError, type ShardedMikroORM, type StrategyContext } from 'mikro-orm-sharding';
+import { canonicalKey, evenSpread, hash, jump, range, rebalance, type ShardedMikroORM, type StrategyContext } from 'mikro-orm-sharding';
 import { keysMoved, movedTable } from '../benchmarks/src/keys-moved.ts';
 import { jumpHash } from '../packages/mikro-orm-sharding/src/strategies/jump.ts';
+import { refusal } from './support/refusal.ts';
 
 // The strategies as pure functions: what each maps a key to, what a query's bounds leave, and how many keys move
 // when a shard is added. (Their use through shardBy, on real databases, is in shard-by.test.ts.)
@@ -11,16 +12,6 @@ import { jumpHash } from '../packages/mikro-orm-sharding/src/strategies/jump.ts'
 /** A context for strategies that need no fleet (hash with the even spread, jump, range). */
 const context = { orm: {} as ShardedMikroORM, entityName: 'Thing' } satisfies StrategyContext;
 const four = ['s0', 's1', 's2', 's3'];
-
-function refusal(run: () => unknown): ShardingError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ShardingError);
-    return error as ShardingError;
-  }
-  throw new Error('expected a ShardingError');
-}
 
 describe('canonicalKey', () => {
   it('writes every spelling of one key the same way, as a database compares them', () => {
@@ -76,16 +67,16 @@ describe('hash', () => {
     }
   });
 
-  it('has no shard for a value without a canonical form, and bucketOf refuses it', () => {
+  it('has no shard for a value without a canonical form, and bucketOf refuses it', async () => {
     const strategy = hash({ shards: four });
     expect(strategy.shardFor({}, context)).toBeUndefined();
-    expect(refusal(() => strategy.bucketOf(null)).code).toBe('INVALID_SHARD_KEY');
+    expect((await refusal(() => strategy.bucketOf(null))).code).toBe('INVALID_SHARD_KEY');
   });
 
-  it('refuses bad options', () => {
-    expect(refusal(() => hash({ shards: [] })).code).toBe('INVALID_OPTIONS');
-    expect(refusal(() => hash({ shards: ['s0', 's0'] })).message).toMatch(/twice/);
-    expect(refusal(() => hash({ shards: four, buckets: 0 })).message).toMatch(/buckets/);
+  it('refuses bad options', async () => {
+    expect((await refusal(() => hash({ shards: [] }))).code).toBe('INVALID_OPTIONS');
+    expect((await refusal(() => hash({ shards: ['s0', 's0'] }))).message).toMatch(/twice/);
+    expect((await refusal(() => hash({ shards: four, buckets: 0 }))).message).toMatch(/buckets/);
   });
 });
 
@@ -173,18 +164,20 @@ describe('range', () => {
     expect(split.shardsForRange!({ gte: 120, lt: 180 }, context)).toEqual(['hot']);
   });
 
-  it('refuses ranges that do not increase, mix kinds, or leave out a later start', () => {
-    expect(refusal(() => range([])).code).toBe('INVALID_OPTIONS');
-    expect(refusal(() => range([{ shard: 'a' }, { shard: 'b', from: 5 }, { shard: 'c', from: 5 }])).message).toMatch(/increase/);
+  it('refuses ranges that do not increase, mix kinds, or leave out a later start', async () => {
+    expect((await refusal(() => range([]))).code).toBe('INVALID_OPTIONS');
+    expect((await refusal(() => range([{ shard: 'a' }, { shard: 'b', from: 5 }, { shard: 'c', from: 5 }]))).message).toMatch(/increase/);
     expect(
-      refusal(() =>
-        range([
-          { shard: 'a', from: 1 },
-          { shard: 'b', from: 'x' },
-        ]),
+      (
+        await refusal(() =>
+          range([
+            { shard: 'a', from: 1 },
+            { shard: 'b', from: 'x' },
+          ]),
+        )
       ).message,
     ).toMatch(/mixes/);
-    expect(refusal(() => range([{ shard: 'a', from: 1 }, { shard: 'b' }])).message).toMatch(/only the first/);
+    expect((await refusal(() => range([{ shard: 'a', from: 1 }, { shard: 'b' }]))).message).toMatch(/only the first/);
   });
 });
 

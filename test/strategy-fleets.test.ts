@@ -1,23 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { directory, hash, jump, range, rebalance, ShardDirectoryEntry, ShardedMikroORM, ShardingError, type ShardId } from 'mikro-orm-sharding';
+import { directory, hash, jump, range, rebalance, ShardDirectoryEntry, ShardedMikroORM, type ShardId } from 'mikro-orm-sharding';
 import { allRows } from './support/fleet.ts';
 import { Account, Event, Invoice, keyedEntities, logged, QueryLog, tableRows } from './support/keyed.ts';
+import { refusal } from './support/refusal.ts';
 import { topologies, type Topology } from './support/topology.ts';
 
 // Each strategy behind shardBy on real databases: a directory kept in a table (new keys recorded, cached, shared
 // between fleets), hash buckets kept in a table and moved, ranges of dates (hot and archive), jump hash.
 
 const shardIds = ['s0', 's1', 's2'] as const;
-
-async function refusal(run: () => Promise<unknown>): Promise<ShardingError> {
-  try {
-    await run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ShardingError);
-    return error as ShardingError;
-  }
-  throw new Error('expected a ShardingError');
-}
 
 describe.each(['sqlite', 'postgresql'] as const)('strategies on %s', driver => {
   let topology: Topology;
