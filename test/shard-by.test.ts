@@ -1,3 +1,4 @@
+import { defineEntity, p } from '@mikro-orm/core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { hash, idGenerator, jump, ShardedMikroORM, type HashStrategy } from 'mikro-orm-sharding';
 import { allRows } from './support/fleet.ts';
@@ -292,6 +293,13 @@ describe.each(['sqlite', 'postgresql'] as const)('shardBy on %s', driver => {
   });
 });
 
+const LeftSchema = defineEntity({ name: 'Left', properties: { id: p.integer().primary(), right: () => p.manyToOne(Right).nullable() } });
+class Left extends LeftSchema.class {}
+LeftSchema.setClass(Left);
+const RightSchema = defineEntity({ name: 'Right', properties: { id: p.integer().primary(), left: () => p.manyToOne(Left).nullable() } });
+class Right extends RightSchema.class {}
+RightSchema.setClass(Right);
+
 describe('shardBy mistakes are refused at init()', () => {
   let topology: Topology;
   const strategy = hash({ shards: ['s0', 's1'] });
@@ -324,6 +332,24 @@ describe('shardBy mistakes are refused at init()', () => {
     [{ shardBy: [] }, /`shardBy` maps entity names/],
   ])('%#: %o', async (options, message) => {
     expect((await refusal(() => init(options))).message).toMatch(message);
+  });
+
+  it('refuses a chain of parents that loops', async () => {
+    const error = await refusal(() => init({ entities: [Left, Right], shardBy: { Left: { parent: 'right' }, Right: { parent: 'left' } } }));
+    expect(error.message).toMatch(/shardBy.Left follows a chain of parents that leads back to Left/);
+  });
+
+  it('takes requireShardKey for every declaration from init(), each one may say otherwise', async () => {
+    const orm = await init({ requireShardKey: true, shardBy: { Author: { key: 'id', strategy }, Book: { parent: 'author', requireShardKey: false } } });
+    try {
+      await orm.schema.refresh();
+      const em = orm.em.fork();
+      expect((await refusal(() => em.find(Author, { name: 'x' }))).code).toBe('SHARD_KEY_REQUIRED');
+      expect(await em.find(Author, { id: 3 })).toEqual([]);
+      expect(await em.find(Book, { title: 'x' })).toEqual([]);
+    } finally {
+      await orm.close(true);
+    }
   });
 
   it('needs a shardChooser or shardBy, and a shardChooser for new entities shardBy does not declare', async () => {

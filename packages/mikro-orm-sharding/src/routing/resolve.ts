@@ -50,7 +50,7 @@ export function checkPlaced(scope: ShardScope, route: EntityRouting, entity: obj
 
 function fromDeclaration(scope: ShardScope, route: EntityRouting, entity: object, label: () => string): MaybePromise<ShardId> {
   return settled(derivedShard(scope, route, entity, label), shard => {
-    const checked = checkShard(scope, shard, `shardBy.${route.entityName}`, label, shard);
+    const checked = checkShard(scope, shard, route.source, label, shard);
     return route.ids === undefined ? checked : settled(checkIdBucket(route, entity, checked, label), () => checked);
   });
 }
@@ -73,7 +73,7 @@ export function shardsOfId(scope: ShardScope, meta: EntityMetadata, id: unknown)
 
 function idFromDeclaration(scope: ShardScope, route: EntityRouting, id: unknown): MaybePromise<readonly ShardId[]> {
   return settled(shardOfPrimaryKey(route, id), shard =>
-    shard === undefined ? everyShard(scope, route, 'findOne', id) : checkShards(scope, [shard], `shardBy.${route.entityName}`, route.entityName, id),
+    shard === undefined ? everyShard(scope, route, 'findOne', id) : checkShards(scope, [shard], route.source, route.entityName, id),
   );
 }
 
@@ -111,7 +111,7 @@ function queryFromDeclaration(scope: ShardScope, route: EntityRouting, where: un
       // Nothing can match (`$in: []`, contradicting keys): one shard answers, as one database would.
       return [shardWith(scope.orm, route.meta.class)];
     }
-    return checkShards(scope, shards, `shardBy.${route.entityName}`, route.entityName, where);
+    return checkShards(scope, shards, route.source, route.entityName, where);
   });
 }
 

@@ -66,6 +66,8 @@ export interface EntityRouting {
   readonly meta: EntityMetadata;
   /** `Author.tenantId`, `Book.author`: names the declaration in messages. */
   readonly label: string;
+  /** `shardBy.Author`: who answered, in errors about an answer. */
+  readonly source: string;
   /** The key property (keyed), or the parent relation (parent). */
   readonly property: string;
   /** Keyed: the strategy. */
@@ -210,6 +212,7 @@ function resolveDeclaration(
       entityName: name,
       meta,
       label: `${name}.${key}`,
+      source: owner,
       property: key,
       strategy,
       parent: undefined,
@@ -237,6 +240,7 @@ function resolveDeclaration(
       entityName: name,
       meta,
       label: `${name}.${parent}`,
+      source: owner,
       property: parent,
       strategy: undefined,
       parent: parentRoute,
