@@ -79,6 +79,7 @@ describe('benchmark CLI (sqlite, tiny sizes)', () => {
     const sharded = bySystem.get('sharded')!;
     const plain = bySystem.get('plain')!;
     expect(sharded.shards).toBe(4);
+    expect(sharded.strategy).toBe('modulo');
     expect(plain.shards).toBe(1);
     expect(sharded.F_answers_checksum).toBe(plain.F_answers_checksum);
     expect(sharded.C_answers_checksum).toBe(plain.C_answers_checksum);
@@ -96,7 +97,23 @@ describe('benchmark CLI (sqlite, tiny sizes)', () => {
     }
   });
 
+  it('routes the sharded system by a shardBy strategy with --strategy, with the same answers', { timeout: 60_000 }, async () => {
+    const common = ['--driver', 'sqlite', '--rows', '200', '--points', '40', '--fanouts', '5', '--systems', 'sharded,plain', '--json', '--no-warmup'];
+    for (const strategy of ['hash', 'jump', 'range']) {
+      const lines = await bench(...common, '--shards', '3', '--strategy', strategy);
+      const sharded = lines.find(line => line.system === 'sharded')!;
+      const plain = lines.find(line => line.system === 'plain')!;
+      expect(sharded.strategy).toBe(strategy);
+      expect(plain.strategy).toBeUndefined();
+      expect(sharded.P_ops_per_s as number).toBeGreaterThan(0);
+      expect(sharded.F_answers_checksum).toBe(plain.F_answers_checksum);
+      expect(sharded.C_answers_checksum).toBe(plain.C_answers_checksum);
+    }
+  });
+
   it('rejects unknown options with a usage message and exit code 2', async () => {
     await expect(bench('--no-such-option')).rejects.toMatchObject({ code: 2 });
+    await expect(bench('--strategy', 'modular')).rejects.toMatchObject({ code: 2 });
+    await expect(bench('--strategy', 'hash', '--systems', 'plain')).rejects.toMatchObject({ code: 2 });
   });
 });

@@ -18,6 +18,7 @@ import {
   metaOf,
   nativeClientOf,
   withPoolCreatedHook,
+  originalDataOf,
 } from '../packages/mikro-orm-sharding/src/mikro-internals.ts';
 import { Author, entities } from './support/entities.ts';
 import { topologies, type Topology } from './support/topology.ts';
@@ -82,6 +83,14 @@ describe.each(['sqlite', 'postgresql'] as const)('MikroORM internals the library
     const made = em.create(Author, { id: 3, name: 'three' }, { persist: false });
     expect(managerOf(made)).toBeUndefined();
     expect(managerOf(new Author())).toBeUndefined();
+  });
+
+  it('__originalEntityData: what a loaded entity held, none for a new one', async () => {
+    const em = fork();
+    const author = await em.findOneOrFail(Author, 1);
+    author.name = 'changed';
+    expect(originalDataOf(author)).toMatchObject({ id: 1, name: 'one', born: 1970 });
+    expect(originalDataOf(em.create(Author, { id: 99, name: 'new' }, { persist: false }))).toBeUndefined();
   });
 
   it('the identity map iterates the managed entities', async () => {

@@ -6,6 +6,9 @@ export const ALL_SYSTEMS = ['sharded', 'plain', 'handrolled', 'sqlalchemy'] as c
 export type SystemName = (typeof ALL_SYSTEMS)[number];
 export const ALL_PHASES = ['W', 'P', 'F', 'C'] as const;
 export type PhaseName = (typeof ALL_PHASES)[number] | 'D';
+export const ALL_STRATEGIES = ['modulo', 'hash', 'jump', 'range'] as const;
+/** How the sharded system routes: the workload's own hand-written murmurhash3 % S choosers, or a `shardBy` strategy. */
+export type StrategyName = (typeof ALL_STRATEGIES)[number];
 
 export interface Args {
   driver: DriverName;
@@ -25,6 +28,7 @@ export interface Args {
   chart: string | undefined;
   warmup: boolean;
   python: string;
+  strategy: StrategyName;
 }
 
 export const USAGE = `Usage: pnpm bench -- [options]
@@ -48,6 +52,9 @@ The shared sharding workload (../shared/bench-workload.md), systems side by side
   --chart FILE.svg             write a bar chart of the table
   --no-warmup                  skip the untimed warm-up run on small sizes
   --python PATH                Python with SQLAlchemy 1.4+ for the sqlalchemy system (default /usr/bin/python3)
+  --strategy NAME              how the sharded system routes: modulo (the workload's murmurhash3 % S, hand-written
+                               choosers; the default), or shardBy with hash (1024 buckets), jump or range (S equal
+                               ranges of ids)
   -h, --help                   this text
 `;
 
@@ -94,6 +101,7 @@ export function parse(argv: string[]): Args | undefined {
       chart: { type: 'string' },
       'no-warmup': { type: 'boolean' },
       python: { type: 'string' },
+      strategy: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -108,6 +116,9 @@ export function parse(argv: string[]): Args | undefined {
   const deepPage = values['deep-page'] === undefined ? undefined : int('deep-page', values['deep-page'], 0, 0);
   const systems = list('systems', values.systems ?? 'sharded,plain,handrolled', ALL_SYSTEMS);
   if (deepPage !== undefined && !systems.includes('sharded')) throw new Error('--deep-page measures the sharded system');
+  const strategy = (values.strategy ?? 'modulo') as StrategyName;
+  if (!ALL_STRATEGIES.includes(strategy)) throw new Error(`--strategy: unknown "${values.strategy}" (choose from ${ALL_STRATEGIES.join(', ')})`);
+  if (strategy !== 'modulo' && !systems.includes('sharded')) throw new Error('--strategy routes the sharded system');
   return {
     driver,
     shards: int('shards', values.shards, 4, 1),
@@ -126,5 +137,6 @@ export function parse(argv: string[]): Args | undefined {
     chart: values.chart,
     warmup: !values['no-warmup'],
     python: values.python ?? '/usr/bin/python3',
+    strategy,
   };
 }

@@ -10,7 +10,8 @@ import { makeWorkload, Truth } from './workload.ts';
 
 export function describe(args: Args, shards: number): string {
   const lat = args.latency !== undefined ? ` · +${args.latency} ms per round trip (proxy)` : '';
-  return `${args.driver} · S=${shards} · ${args.rows.toLocaleString('en-US')} rows · ${args.points} lookups · ${args.fanouts} queries${lat}`;
+  const routed = args.strategy === 'modulo' ? '' : ` · sharded by shardBy ${args.strategy}`;
+  return `${args.driver} · S=${shards} · ${args.rows.toLocaleString('en-US')} rows · ${args.points} lookups · ${args.fanouts} queries${lat}${routed}`;
 }
 
 /** The small untimed run that warms the JIT and the drivers up before anything is measured. */

@@ -62,6 +62,7 @@ function baseResult(plan: RunPlan, system: string, databases: number): Result {
     fanouts: work.fanouts,
     seed: work.seed,
     run: plan.run === 'warmup' ? -1 : plan.run,
+    ...(system === 'sharded' ? { strategy: args.strategy } : {}),
     ...(args.latency !== undefined ? { latency_ms: args.latency } : {}),
     ...(args.deepPage !== undefined && plan.phases.includes('D') ? { deep_offset: args.deepPage } : {}),
   };
@@ -138,7 +139,7 @@ export async function runOnce(plan: RunPlan, dbs: Databases): Promise<Result[]> 
   try {
     for (const name of order) {
       plan.progress.start(`opening ${name} (${plan.shards} shards)`, 1);
-      const sys = await OPENERS[name]({ dbs, shards: plan.shards });
+      const sys = await OPENERS[name]({ dbs, shards: plan.shards, strategy: plan.args.strategy, rows: plan.work.rows });
       opened.push(sys);
       const tally = { result: baseResult(plan, sys.name, sys.databases), rss: 0, fanoutSum: new Checksum(), countSum: new Checksum() };
       tallies.set(sys, tally);

@@ -1,7 +1,7 @@
 import { helper, wrap, type EntityManager } from '@mikro-orm/core';
 import { ShardingError, shardFailureOf, type ShardedEntityManager } from 'mikro-orm-sharding';
 import type { Pair } from './fleets.ts';
-import { Leaf, Rec, shardOfRec } from './model.ts';
+import { Leaf, Rec } from './model.ts';
 import type { Query } from './queries.ts';
 import type { RecRow } from './data.ts';
 
@@ -14,12 +14,14 @@ type Answer = { readonly value: unknown } | { readonly error: string; readonly c
  */
 export async function disagreement(pair: Pair, query: Query, driver: 'sqlite' | 'postgresql', rows: readonly RecRow[]): Promise<string | undefined> {
   const em = pair.sharded.em.fork();
-  const sharded = await answer(() => run(em, query, query.options), query, em);
+  const sharded = await answer(() => run(em, query, query.options), query, em, pair.shardOfRec);
   if ('error' in sharded && sharded.error === 'ShardingError' && sharded.code !== 'SHARD_OPERATION_FAILED') {
     const allowed = sharded.code === query.refusal || (sharded.code === 'UNMERGEABLE_QUERY' && mayMeetRoundedBigints(query, driver, rows));
     return allowed ? undefined : `refused with ${sharded.code}: ${sharded.message}`;
   }
-  if (query.refusal && !('error' in sharded)) {
+  // A fleet that prunes by the key may send such a query to the one shard that can hold its rows, which answers it
+  // exactly, as one database does: then the answer must agree instead.
+  if (query.refusal && !('error' in sharded) && !pair.prunes) {
     // (An error MikroORM raises first, an empty findOne condition, must still be MikroORM's: compared below.)
     return `answered, but must be refused with ${query.refusal}: ${show(sharded)}`;
   }
@@ -29,6 +31,11 @@ export async function disagreement(pair: Pair, query: Query, driver: 'sqlite' | 
   const plain = await answer(() => run(pair.plain.em.fork(), query, unlimited ? { ...query.options, limit: -1 } : query.options), query);
   if (unlimited && 'error' in sharded && 'error' in plain) {
     return undefined;
+  }
+  if (unlimited && 'error' in sharded && pair.prunes) {
+    // Pruned to one shard, the query is that SQLite database's as is: it must refuse it as the plain one does.
+    const refused = await answer(() => run(pair.plain.em.fork(), query, query.options), query);
+    return comparable(sharded) === comparable(refused) ? undefined : `sharded: ${show(sharded)}\n  plain:   ${show(refused)}`;
   }
   // Errors agree by class: their messages quote SQL, which the merged path writes otherwise.
   return comparable(sharded) === comparable(plain) ? undefined : `sharded: ${show(sharded)}\n  plain:   ${show(plain)}`;
@@ -67,7 +74,7 @@ function run(target: ShardedEntityManager | EntityManager, query: Query, options
   }
 }
 
-async function answer(call: () => Promise<unknown>, query: Query, sharded?: ShardedEntityManager): Promise<Answer> {
+async function answer(call: () => Promise<unknown>, query: Query, sharded?: ShardedEntityManager, shardOfRec?: (id: number) => string): Promise<Answer> {
   let result: unknown;
   try {
     result = await call();
@@ -77,7 +84,7 @@ async function answer(call: () => Promise<unknown>, query: Query, sharded?: Shar
   if (sharded) {
     // A leaf's id is its record's id times ten plus its index (see data.ts): it may be loaded without its record.
     const misplaced = entitiesOf(result).find(
-      entity => sharded.shardOf(entity) !== shardOfRec(entity instanceof Leaf ? Math.floor(entity.id / 10) : (entity as Rec).id),
+      entity => sharded.shardOf(entity) !== shardOfRec!(entity instanceof Leaf ? Math.floor(entity.id / 10) : (entity as Rec).id),
     );
     if (misplaced) {
       return { error: 'misplaced', message: `${misplaced.constructor.name} ${json(helper(misplaced).getPrimaryKey())} is not managed by its shard's fork` };

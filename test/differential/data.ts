@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/core';
 import fc from 'fast-check';
-import { Leaf, Rec, shardOfRec } from './model.ts';
+import { Leaf, Rec } from './model.ts';
 import type { Pair } from './fleets.ts';
 
 /**
@@ -77,8 +77,8 @@ export async function load(pair: Pair, rows: readonly RecRow[]): Promise<void> {
       await em.nativeDelete(Rec, {});
       await insert(
         em,
-        recs.filter(rec => shardOfRec(rec.id) === shard),
-        leaves.filter(item => shardOfRec(item.rec) === shard),
+        recs.filter(rec => pair.shardOfRec(rec.id) === shard),
+        leaves.filter(item => pair.shardOfRec(item.rec) === shard),
       );
     }),
   );

@@ -9,7 +9,9 @@ const pick = <T>(values: readonly T[]) => fc.constantFrom(...values);
  * Values a condition compares a column with: the data's own (so conditions hit), plus numbers that do not fit an
  * integer column (2.5, 3000000000), which PostgreSQL must not be asked to bind as integers.
  */
-const VALUES: Record<RecColumn | 'weight' | 'label', fc.Arbitrary<unknown>> = {
+const VALUES: Record<RecColumn | 'weight' | 'label' | 'id', fc.Arbitrary<unknown>> = {
+  // Record ids (the shard key of shardBy fleets): the data's, around the range boundaries, and oddities.
+  id: fc.oneof(fc.integer({ min: 0, max: 100 }), pick([19, 20, 44, 45, 69, 70, 2.5, -1, '7', 1000])),
   int: pick([...nonNull(POOLS.int), 2.5, -0.5, 3_000_000_000, -3_000_000_000]),
   small: pick([...POOLS.small, 40_000, 1.5, -40_000]),
   big: pick(nonNull(POOLS.big)),
@@ -29,7 +31,7 @@ const UNORDERED = new Set(['flag']);
 const LIKE = pick(['a%', '%a%', '_', '%', 'é%', '中%', '%9', 'A_', '%\u00df']);
 
 /** One condition on one column: equality (NULL included), comparisons, lists, patterns. */
-export function columnCondition(column: RecColumn | 'weight' | 'label'): fc.Arbitrary<object> {
+export function columnCondition(column: RecColumn | 'weight' | 'label' | 'id'): fc.Arbitrary<object> {
   const value = VALUES[column];
   const options: fc.Arbitrary<object>[] = [
     value.map(v => ({ [column]: v })),
@@ -53,7 +55,15 @@ export function columnCondition(column: RecColumn | 'weight' | 'label'): fc.Arbi
 const REC_WHERE_COLUMNS = ['int', 'small', 'big', 'dec', 'dbl', 'str', 'txt', 'flag', 'day', 'at'] as const;
 
 const leafAtom = fc.oneof(columnCondition('weight'), columnCondition('label'));
-const recAtom = fc.constantFrom(...REC_WHERE_COLUMNS).chain(columnCondition);
+const recAtom = fc.oneof(
+  { arbitrary: fc.constantFrom(...REC_WHERE_COLUMNS).chain(columnCondition), weight: 4 },
+  { arbitrary: columnCondition('id'), weight: 1 },
+);
+/** A leaf's record by id: `{ rec: 5 }`, `{ rec: { $in: [...] } }`, `{ rec: { id: ... } }`. */
+const leafRec = fc.oneof(
+  columnCondition('id').map(condition => ({ rec: (condition as { id: unknown }).id })),
+  columnCondition('id').map(rec => ({ rec })),
+);
 
 /** Conditions on a record: columns, its leaves (joined, or `$some`/`$none`), combined with `$and`/`$or`/`$not`. */
 export const recWhere: fc.Arbitrary<object> = fc.letrec<{ cond: object }>(tie => ({
@@ -81,6 +91,7 @@ export const leafWhere: fc.Arbitrary<object> = fc.letrec<{ cond: object }>(tie =
     { depthSize: 'small', maxDepth: 3 },
     leafAtom,
     leafAtom,
+    leafRec,
     recAtom.map(rec => ({ rec })),
     columnCondition('weight').map(leaves => ({ rec: { leaves } })),
     fc.array(leafAtom, { minLength: 1, maxLength: 3 }).map(list => ({ $or: list })),

@@ -13,18 +13,19 @@ describe('docs/choosers.md signatures', () => {
       entity: Entity;
       entityName: string;
       em: ShardedEntityManager<Id>;
-    }) => ChosenShard<Id> | Promise<ChosenShard<Id>>;
+    }) => ChosenShard<Id> | undefined | Promise<ChosenShard<Id> | undefined>;
     type DocIdChooser<Id extends string = string> = (args: {
       entityName: string;
       id: Primary<object>;
       em: ShardedEntityManager<Id>;
-    }) => readonly ChosenShard<Id>[] | Promise<readonly ChosenShard<Id>[]>;
+    }) => readonly ChosenShard<Id>[] | undefined | Promise<readonly ChosenShard<Id>[] | undefined>;
     type DocQueryChooser<Id extends string = string> = (args: {
       entityName: string;
       where: FilterQuery<object>;
       options: FindOptions<object, string, string, string> | CountOptions<object, string>;
       em: ShardedEntityManager<Id>;
-    }) => readonly ChosenShard<Id>[] | Promise<readonly ChosenShard<Id>[]>;
+      shardKeys: readonly unknown[] | undefined;
+    }) => readonly ChosenShard<Id>[] | undefined | Promise<readonly ChosenShard<Id>[] | undefined>;
     expectTypeOf<DocShardChooser>().toExtend<ShardChooser>();
     expectTypeOf<ShardChooser>().toExtend<DocShardChooser>();
     expectTypeOf<DocShardChooser<'a', Author>>().toExtend<ShardChooser<'a', Author>>();

@@ -66,7 +66,7 @@ describe('shard ids typed from the shards option', () => {
       idChooser: ({ id }) => [`s${Number(id) % 2}`],
     });
     const idChooser: IdChooser<'hot' | 'archive'> = () => ['hot', 'archive'];
-    expectTypeOf(idChooser).returns.toEqualTypeOf<MaybePromise<readonly ChosenShard<'hot' | 'archive'>[]>>();
+    expectTypeOf(idChooser).returns.toEqualTypeOf<MaybePromise<readonly ChosenShard<'hot' | 'archive'>[] | undefined>>();
     // @ts-expect-error 's9' is not a shard of this fleet
     orm.em.fork().on('s9');
   });

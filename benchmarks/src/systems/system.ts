@@ -1,4 +1,5 @@
 // What every in-process system under test offers the phase runner.
+import type { StrategyName } from '../args.ts';
 import type { Databases } from '../databases.ts';
 import type { ItemLike, Row } from '../workload.ts';
 
@@ -27,4 +28,8 @@ export interface SystemContext {
   dbs: Databases;
   /** S, the shard count of the run (plain ignores it). */
   shards: number;
+  /** How the sharded system routes (the others ignore it). */
+  strategy: StrategyName;
+  /** Rows written in phase W (ids 0 ... rows - 1): where the range strategy cuts. */
+  rows: number;
 }

@@ -428,7 +428,8 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     const fork =
       shard === undefined
         ? em.#fork(
-            shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ?? onlyCandidate(em.#scope, name, id as Primary<object>),
+            shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ??
+              onlyCandidate(em.#scope, entityName as EntityName<object>, id as Primary<object>),
           )
         : em.#forkFor(entityName, shard, false);
     return fork.getReference(entityName, id, rest as GetReferenceOptions);

@@ -10,15 +10,16 @@ import { breakerSettings, FleetHealth } from './fleet/health.ts';
 import { withHealthGates } from './fleet/pool-gate.ts';
 import type { ShardHealth } from './fleet/circuit-breaker.ts';
 import { checkOnShardError, type FaultPolicy } from './read/partial.ts';
+import { ShardKeys } from './routing/shard-by.ts';
 
 /**
  * The choosers in force (`idChooser`/`queryChooser` are `undefined` when defaulted). Declared as methods so that a
  * fleet with typed shard ids is usable wherever any fleet is.
  */
 export interface Routing<Id extends string = ShardId> {
-  shardChooser(args: ShardChooserArgs<object, Id>): MaybePromise<Id>;
-  idChooser?(args: IdChooserArgs<object, Id>): MaybePromise<readonly Id[]>;
-  queryChooser?(args: QueryChooserArgs<object, Id>): MaybePromise<readonly Id[]>;
+  shardChooser?(args: ShardChooserArgs<object, Id>): MaybePromise<Id | undefined>;
+  idChooser?(args: IdChooserArgs<object, Id>): MaybePromise<readonly Id[] | undefined>;
+  queryChooser?(args: QueryChooserArgs<object, Id>): MaybePromise<readonly Id[] | undefined>;
 }
 
 /**
@@ -36,6 +37,7 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   readonly #fleet: Fleet<D>;
   readonly #routing: Routing;
   readonly #faults: FaultPolicy;
+  #shardKeys: ShardKeys = ShardKeys.none;
   #em: ShardedEntityManager | undefined;
   #schema: ShardedSchema | undefined;
   #migrator: ShardedMigrator | undefined;
@@ -62,7 +64,15 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
     const fleet = await Fleet.open<D>(withHealthGates<D>(configs, faults.health), options.connect ?? true);
     // The choosers were typed against the fleet's own shard ids and entities; the routing code passes it exactly those.
     const routing = { shardChooser: options.shardChooser, idChooser: options.idChooser, queryChooser: options.queryChooser } as Routing;
-    return new ShardedMikroORM(fleet, routing, faults);
+    const orm = new ShardedMikroORM(fleet, routing, faults);
+    try {
+      // Declarations are checked against the entities' metadata, which exists once the shards are initialised.
+      orm.#shardKeys = ShardKeys.resolve(orm, options);
+    } catch (error) {
+      await fleet.close(true);
+      throw error;
+    }
+    return orm as ShardedMikroORM<D, ShardIdsOf<Shards>>;
   }
 
   /**
@@ -128,6 +138,11 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
       throw ShardingError.unknownShard(id, this.#fleet.ids, { source: 'orm.shardState()' });
     }
     return this.#faults.health.of(id);
+  }
+
+  /** @internal The `shardBy` declarations, resolved against the entities. */
+  get shardKeys(): ShardKeys {
+    return this.#shardKeys;
   }
 
   /** One shard's MikroORM instance. Throws `UNKNOWN_SHARD` for an id that is not configured. */

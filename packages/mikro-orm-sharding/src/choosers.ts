@@ -29,7 +29,8 @@ export interface ShardChooserArgs<Entity extends object = object, Id extends str
 
 /**
  * Decides where a NEW entity is written. Called once per entity, at its first flush (or by `upsert`/`insert`); the
- * answer is remembered. `Id` is the fleet's shard ids, `Entity` what it may be given.
+ * answer is remembered. `Id` is the fleet's shard ids, `Entity` what it may be given. For an entity declared in
+ * `shardBy`, answer `undefined` to let the declaration decide (an answer of your own must agree with its key).
  *
  * @example
  * ```ts
@@ -37,7 +38,9 @@ export interface ShardChooserArgs<Entity extends object = object, Id extends str
  *   entity instanceof Book ? em.shardOf(entity.author)! : `s${entity.id % 4}`;
  * ```
  */
-export type ShardChooser<Id extends string = ShardId, Entity extends object = object> = (args: ShardChooserArgs<Entity, Id>) => MaybePromise<ChosenShard<Id>>;
+export type ShardChooser<Id extends string = ShardId, Entity extends object = object> = (
+  args: ShardChooserArgs<Entity, Id>,
+) => MaybePromise<ChosenShard<Id> | undefined>;
 
 /** What the {@link IdChooser} is told about a primary-key lookup. */
 export interface IdChooserArgs<Entity extends object = object, Id extends string = ShardId> {
@@ -51,14 +54,14 @@ export interface IdChooserArgs<Entity extends object = object, Id extends string
 
 /**
  * Names the shards that may hold the entity with this primary key, in the order to search them;
- * the first shard that has it wins.
+ * the first shard that has it wins. For an entity declared in `shardBy`, `undefined` lets the declaration decide.
  *
  * @example
  * ```ts
  * const idChooser: IdChooser = () => ['hot', 'archive'];
  * ```
  */
-export type IdChooser<Id extends string = ShardId> = (args: IdChooserArgs<object, Id>) => MaybePromise<readonly ChosenShard<Id>[]>;
+export type IdChooser<Id extends string = ShardId> = (args: IdChooserArgs<object, Id>) => MaybePromise<readonly ChosenShard<Id>[] | undefined>;
 
 /** What the {@link QueryChooser} is told about a query. */
 export interface QueryChooserArgs<Entity extends object = object, Id extends string = ShardId> {
@@ -70,10 +73,17 @@ export interface QueryChooserArgs<Entity extends object = object, Id extends str
   readonly options: FindOptions<Entity, string, string, string> | CountOptions<Entity, string>;
   /** The sharded entity manager running the query. */
   readonly em: ShardedEntityManager<Id>;
+  /**
+   * The values the condition pins the entity's declared shard key to (`{ tenantId: 't1' }`, `$eq`, `$in`, inside
+   * `$and`; through the parent relation for an entity that follows one), or undefined when it does not pin them or
+   * the entity is not in `shardBy`. Computed when read.
+   */
+  readonly shardKeys: readonly unknown[] | undefined;
 }
 
 /**
- * Names the shards a query fans out to. Without an `orderBy`, results come shard after shard in this order.
+ * Names the shards a query fans out to. Without an `orderBy`, results come shard after shard in this order. For an
+ * entity declared in `shardBy`, `undefined` lets the declaration prune the query.
  *
  * @example
  * ```ts
@@ -81,4 +91,4 @@ export interface QueryChooserArgs<Entity extends object = object, Id extends str
  *   typeof where === 'object' && 'tenant' in where ? [String(where.tenant)] : allShardIds;
  * ```
  */
-export type QueryChooser<Id extends string = ShardId> = (args: QueryChooserArgs<object, Id>) => MaybePromise<readonly ChosenShard<Id>[]>;
+export type QueryChooser<Id extends string = ShardId> = (args: QueryChooserArgs<object, Id>) => MaybePromise<readonly ChosenShard<Id>[] | undefined>;

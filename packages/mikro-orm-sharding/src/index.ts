@@ -16,6 +16,17 @@ export {
   type ShardMap,
   type ShardOptions,
 } from './options.ts';
+export type { ParentDeclaration, ShardByDeclaration, ShardByOptions, ShardKeyDeclaration } from './routing/shard-by.ts';
+export type { BucketedStrategy, KeyRange, ShardStrategy, StrategyContext } from './strategies/strategy.ts';
+export { hash, type HashOptions, type HashStrategy } from './strategies/hash.ts';
+export { jump, type JumpOptions, type JumpStrategy } from './strategies/jump.ts';
+export { range, type RangeBound, type RangeEntry, type RangeStrategy } from './strategies/range.ts';
+export { directory, type DirectoryOptions, type DirectoryStrategy } from './strategies/directory.ts';
+export { evenSpread, rebalance, type BucketDirectory, type BucketMove, type BucketTableOptions } from './strategies/bucket-directory.ts';
+export { ShardDirectoryEntry } from './strategies/directory-table.ts';
+export { canonicalKey } from './strategies/canonical-key.ts';
+export { idGenerator, IdGenerator, type DecodedId, type IdGeneratorOptions } from './strategies/ids.ts';
+export { Int64StringType } from './strategies/int64-string-type.ts';
 export type {
   ChosenShard,
   IdChooser,

@@ -52,6 +52,14 @@ export function managerOf(entity: object): EntityManager | undefined {
   return helperOf(entity)?.__em;
 }
 
+/**
+ * What a managed entity held when it was loaded or last flushed, by property (a to-one relation as its primary key);
+ * undefined for a new entity (`__helper.__originalEntityData`).
+ */
+export function originalDataOf(entity: object): Dictionary | undefined {
+  return (helperOf(entity) as { __originalEntityData?: Dictionary } | undefined)?.__originalEntityData;
+}
+
 /** Every entity an entity manager's identity map holds (`IdentityMap` is `@internal`). */
 export function managedEntities(em: EntityManager): Iterable<object> {
   return em.getUnitOfWork(false).getIdentityMap() as Iterable<object>;

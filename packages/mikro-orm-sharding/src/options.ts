@@ -8,6 +8,7 @@ import { withShardLoggers } from './fleet/shard-logging.ts';
 import { rememberSecrets } from './errors/redact.ts';
 import type { CircuitBreakerOptions } from './fleet/circuit-breaker.ts';
 import type { OnShardError } from './read/partial.ts';
+import type { ShardByOptions } from './routing/shard-by.ts';
 
 /** MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool ...). */
 export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<Options<D>>;
@@ -73,8 +74,11 @@ export interface ShardedMikroORMOptions<
    * ```
    */
   readonly shards: ShardMap<D> & Shards;
-  /** Decides where a new entity is written. Required. */
-  readonly shardChooser: ShardChooser<NoInfer<ShardIdsOf<Shards>>, NoInfer<FleetEntity<Entities, Shards>>>;
+  /**
+   * Decides where a new entity is written. Required unless `shardBy` declares the entities written; where both are
+   * given, it is asked first, and answers `undefined` to let `shardBy` decide.
+   */
+  readonly shardChooser?: ShardChooser<NoInfer<ShardIdsOf<Shards>>, NoInfer<FleetEntity<Entities, Shards>>>;
   /**
    * Ordered candidate shards for a primary-key lookup.
    * @default every shard, in the order of `shards`
@@ -85,6 +89,26 @@ export interface ShardedMikroORMOptions<
    * @default every shard, in the order of `shards`
    */
   readonly queryChooser?: QueryChooser<NoInfer<ShardIdsOf<Shards>>>;
+  /**
+   * Shard keys, per entity name: the library derives where new entities go, which shard a primary key is on, and
+   * which shards a query can find rows on (see docs/strategies.md). Hand-written choosers, where given, are asked
+   * first; they answer `undefined` to let the declaration decide.
+   *
+   * @example
+   * ```ts
+   * shardBy: {
+   *   Author: { key: 'id', strategy: hash({ shards: ['s0', 's1', 's2', 's3'] }) },
+   *   Book: { parent: 'author' },
+   * }
+   * ```
+   */
+  readonly shardBy?: ShardByOptions;
+  /**
+   * Refuse queries on declared entities whose condition does not pin the shard key (`SHARD_KEY_REQUIRED`) instead of
+   * reading every shard; each declaration may say otherwise (`requireShardKey` in `shardBy`).
+   * @default false
+   */
+  readonly requireShardKey?: boolean;
   /**
    * Connect to every shard during `init()`, so an unreachable shard fails startup with its name
    * (MikroORM alone connects on first use).
@@ -122,7 +146,7 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
   if (options === null || typeof options !== 'object') {
     throw ShardingError.invalidOptions('pass an options object.', options);
   }
-  const { shards, shardChooser, idChooser, queryChooser, connect, onShardError, circuitBreaker, ...shared } = options;
+  const { shards, shardChooser, idChooser, queryChooser, connect, onShardError, circuitBreaker, shardBy, requireShardKey, ...shared } = options;
   // First of all: every error from here on may echo options, and must mask their passwords.
   rememberSecrets(shared);
   if (shards !== null && typeof shards === 'object') {
@@ -131,7 +155,7 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
   if (shards === null || typeof shards !== 'object' || Object.keys(shards).length === 0) {
     throw ShardingError.noShards();
   }
-  if (typeof shardChooser !== 'function') {
+  if (shardChooser === undefined ? shardBy === undefined : typeof shardChooser !== 'function') {
     throw ShardingError.missingChooser('shardChooser');
   }
   for (const [name, chooser] of Object.entries({ idChooser, queryChooser })) {

@@ -19,7 +19,11 @@ export type ShardingErrorCode =
   | 'SHARD_MISMATCH'
   | 'UNSUPPORTED_OPERATION'
   | 'MIGRATION_FAILED'
-  | 'SHARD_UNAVAILABLE';
+  | 'SHARD_UNAVAILABLE'
+  | 'SHARD_KEY_REQUIRED'
+  | 'INVALID_SHARD_KEY'
+  | 'SHARD_KEY_MISMATCH'
+  | 'SHARD_KEY_CHANGED';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {
@@ -65,10 +69,13 @@ export class ShardingError extends Error {
     return new ShardingError('NO_SHARDS', 'No shards configured: pass `shards: { s0: { dbName: ... }, ... }` with at least one shard.');
   }
 
-  static missingChooser(name: string): ShardingError {
+  static missingChooser(name: string, entity?: string): ShardingError {
     return new ShardingError(
       'MISSING_CHOOSER',
-      `Missing \`${name}\`: it decides which shard a new entity is written to; pass a function returning a shard id.`,
+      entity === undefined
+        ? `Missing \`${name}\`: it decides which shard a new entity is written to; pass a function returning a shard id, or declare the entities in \`shardBy\`.`
+        : `No shard for new ${entity}: there is no \`${name}\`, and ${entity} is not in \`shardBy\`. Declare it there ({ key, strategy } or { parent }), pass a \`${name}\`, or create it with { shard }. Nothing was written.`,
+      { entity },
     );
   }
 
@@ -194,6 +201,63 @@ export class ShardingError extends Error {
       'SHARD_UNAVAILABLE',
       `Shard ${quote(shard)} is unavailable: ${reason}. Work on other shards goes on; retry once it is back (see docs/failure.md).`,
       { shard, cause },
+    );
+  }
+
+  /**
+   * A query (or a primary-key lookup) on an entity declared with `requireShardKey` whose condition does not pin its
+   * shard key, so it would read every shard. Thrown before any shard is read.
+   */
+  static shardKeyRequired(entity: string, operation: string, key: string, where: unknown): ShardingError {
+    return new ShardingError(
+      'SHARD_KEY_REQUIRED',
+      `${operation}(${entity}) would read every shard: its condition does not name the shard key ${key}, and ${entity} is declared with requireShardKey. ` +
+        `Add the key to the condition (\`{ ${key.split('.')[0]}: ... }\`, \`$in\`), pass { shard }, or set requireShardKey: false for ${entity}.`,
+      { entity, value: where },
+    );
+  }
+
+  /** A new entity whose shard key cannot be placed: missing, null, of a type the strategy does not take, out of its ranges. */
+  static invalidShardKey(entity: string, key: string, value: unknown, reason: string): ShardingError {
+    return new ShardingError('INVALID_SHARD_KEY', `${entity} cannot be placed by its shard key ${key}${detail(value)}: ${reason}. Nothing was written.`, {
+      entity,
+      value,
+    });
+  }
+
+  /**
+   * A new entity's shard (from `{ shard }`, a hand-written chooser, or the entity that reaches it) disagrees with the
+   * shard its declared key maps to: queries pruned by that key would not find it.
+   */
+  static shardKeyMismatch(entity: string, key: string, value: unknown, keyShard: ShardId, shard: ShardId, source: string): ShardingError {
+    return new ShardingError(
+      'SHARD_KEY_MISMATCH',
+      `${entity} would be written to shard ${quote(shard)} (${source}), but its shard key ${key}${detail(value)} maps to shard ${quote(keyShard)}: ` +
+        `queries by ${key} would not find it there. Drop the { shard } option or the chooser's answer, or change ${key}. Nothing was written.`,
+      { entity, shard, value: keyShard },
+    );
+  }
+
+  /**
+   * A loaded entity whose declared shard key (or parent) changed to a value that maps to another shard: the row would
+   * stay where it is, and queries by the new key would not find it. Rows do not move between shards yet.
+   */
+  static shardKeyChanged(entity: string, key: string, value: unknown, keyShard: ShardId, shard: ShardId): ShardingError {
+    return new ShardingError(
+      'SHARD_KEY_CHANGED',
+      `${entity} lives on shard ${quote(shard)}, and its shard key ${key} was changed to${detail(value) || ' a value'} that maps to shard ${quote(keyShard)}: ` +
+        `rows do not move between shards yet. Keep the key, or create the row anew (em.create with the new key) and remove this one. Nothing was written.`,
+      { entity, shard, value: keyShard },
+    );
+  }
+
+  /** A new entity whose generated id carries another bucket than its shard key (or its parent) maps to. */
+  static idBucketMismatch(entity: string, id: unknown, bucket: number, expected: number, how: string): ShardingError {
+    return new ShardingError(
+      'SHARD_KEY_MISMATCH',
+      `${entity}'s id ${describe(id)} carries bucket ${bucket}, but its shard key maps to bucket ${expected}: a lookup by id would look on the wrong shard once buckets move. ` +
+        `Make the id with ${how}. Nothing was written.`,
+      { entity, value: id },
     );
   }
 

@@ -1,8 +1,8 @@
 import { Utils, type EntityMetadata, type EntityName, type Primary } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import type { ShardId } from '../choosers.ts';
+import type { MaybePromise, ShardId } from '../choosers.ts';
 import { ShardingError } from '../errors/errors.ts';
-import { callChooser, checkShards, describeEntityName } from '../route.ts';
+import { shardsOfId } from '../routing/resolve.ts';
 import type { ShardScope } from '../scope.ts';
 import { shardsKnowing } from '../fleet/fleet-metadata.ts';
 import { entityHelper } from '../mikro-internals.ts';
@@ -52,33 +52,26 @@ export function shardInIdentityMaps(scope: ShardScope, entityName: EntityName<ob
   return undefined;
 }
 
-/** The id chooser's candidates for a primary key (every shard when none is configured). */
-function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): readonly ShardId[] | Promise<readonly ShardId[]> {
-  const chooser = scope.orm.routing.idChooser;
-  if (!chooser) {
-    return scope.orm.shardIds;
-  }
-  const name = Utils.className(entityName);
-  const shards = callChooser('idChooser', chooser, { entityName: name, id: pk, em: scope.em }, describeEntityName, pk);
-  return shards instanceof Promise ? shards.then(list => checkShards(scope, list, 'idChooser', name, pk)) : checkShards(scope, shards, 'idChooser', name, pk);
+/** The candidates for a primary key: the id chooser's, else the `shardBy` declaration's, else every shard. */
+function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): MaybePromise<readonly ShardId[]> {
+  return shardsOfId(scope, scope.meta(entityName), pk);
 }
 
-/** The id chooser's only candidate, for a reference made without a query; several candidates are ambiguous. */
-export function onlyCandidate(scope: ShardScope, entityName: string, id: Primary<object>): ShardId {
-  const chooser = scope.orm.routing.idChooser;
-  const candidates = chooser ? callChooser('idChooser', chooser, { entityName, id, em: scope.em }, describeEntityName, id) : scope.orm.shardIds;
+/** The only candidate, for a reference made without a query; several candidates are ambiguous. */
+export function onlyCandidate(scope: ShardScope, entityName: EntityName<object>, id: Primary<object>): ShardId {
+  const candidates = idCandidates(scope, entityName, id);
+  const name = Utils.className(entityName);
   if (candidates instanceof Promise) {
     candidates.catch(() => undefined);
     throw ShardingError.invalidOptions(
-      `idChooser returned a promise for ${entityName} ${JSON.stringify(id)}, but getReference() is synchronous; pass { shard }.`,
+      `the shard of ${name} ${JSON.stringify(id)} is looked up asynchronously (an idChooser's promise, or a directory), but getReference() is synchronous; pass { shard }.`,
       id,
     );
   }
-  const shards = checkShards(scope, candidates, 'idChooser', entityName, id);
-  if (shards.length !== 1) {
-    throw ShardingError.ambiguousShard(entityName, id, shards);
+  if (candidates.length !== 1) {
+    throw ShardingError.ambiguousShard(name, id, candidates);
   }
-  return shards[0]!;
+  return candidates[0]!;
 }
 
 /** Searches the candidate shards in order; the first that has the entity wins. */

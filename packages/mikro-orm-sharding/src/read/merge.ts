@@ -45,7 +45,7 @@ export function compareValues(a: unknown, b: unknown, kind: ValueKind): number {
 }
 
 /** Code-point order: what PostgreSQL's C / C.UTF-8 collations and SQLite's BINARY collation use. */
-function compareStrings(a: string, b: string): number {
+export function compareStrings(a: string, b: string): number {
   if (a === b) {
     return 0;
   }

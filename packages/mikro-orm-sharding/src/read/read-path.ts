@@ -7,7 +7,8 @@ import { sumCounts } from './merge.ts';
 import { settleEach } from '../fleet/settle.ts';
 import { onShard } from '../errors/shard-failure.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
-import { callChooser, checkEntityOnShard, checkShards, describeEntityName } from '../route.ts';
+import { checkEntityOnShard } from '../route.ts';
+import { shardsOfQuery } from '../routing/resolve.ts';
 import type { ShardScope } from '../scope.ts';
 import { readPartially, type OnShardError } from './partial.ts';
 
@@ -25,7 +26,7 @@ export async function find<T extends object>(
   shard: ShardId | undefined,
   onShardError?: OnShardError,
 ): Promise<T[]> {
-  const shards = await shardsToRead(scope, entityName, where, options, shard);
+  const shards = await shardsToRead(scope, 'find', entityName, where, options, shard);
   if (shards.length === 1) {
     return onShard('find', shards[0]!, scope.fork(shards[0]!).find(entityName, where as never, options) as Promise<T[]>);
   }
@@ -66,7 +67,7 @@ async function findOneByQuery<T extends object>(
   where: FilterQuery<T>,
   options: FindOneOptions<T, any, any, any>,
 ): Promise<T | null> {
-  const shards = await readShards(scope, entityName, where, options, undefined);
+  const shards = await readShards(scope, 'findOne', entityName, where, options, undefined);
   if (shards.length === 1) {
     return onShard('findOne', shards[0]!, scope.fork(shards[0]!).findOne(entityName, where as never, options) as Promise<T | null>);
   }
@@ -112,7 +113,7 @@ export async function findAndCount<T extends object>(
   shard: ShardId | undefined,
   onShardError?: OnShardError,
 ): Promise<[T[], number]> {
-  const shards = await shardsToRead(scope, entityName, where, options, shard);
+  const shards = await shardsToRead(scope, 'findAndCount', entityName, where, options, shard);
   if (shards.length === 1) {
     return onShard('findAndCount', shards[0]!, scope.fork(shards[0]!).findAndCount(entityName, where as never, options) as Promise<[T[], number]>);
   }
@@ -132,7 +133,7 @@ export async function count<T extends object>(
   shard: ShardId | undefined,
   onShardError?: OnShardError,
 ): Promise<number> {
-  const shards = await shardsToRead(scope, entityName, where, options, shard);
+  const shards = await shardsToRead(scope, 'count', entityName, where, options, shard);
   if (shards.length === 1) {
     return onShard('count', shards[0]!, scope.fork(shards[0]!).count(entityName, where as never, options));
   }
@@ -152,7 +153,7 @@ export async function nativeWrite<T extends object>(
   shard: ShardId | undefined,
   write: (fork: SqlEntityManager) => Promise<number>,
 ): Promise<number> {
-  const shards = await shardsToRead(scope, entityName, where, options, shard);
+  const shards = await shardsToRead(scope, operation, entityName, where, options, shard);
   const affected = await settleEach(
     operation,
     shards,
@@ -165,6 +166,7 @@ export async function nativeWrite<T extends object>(
 /** Places pending entities (if any wait), then names the shards to read. */
 async function shardsToRead<T extends object>(
   scope: ShardScope,
+  operation: string,
   entityName: EntityName<T>,
   where: unknown,
   options: object,
@@ -174,12 +176,13 @@ async function shardsToRead<T extends object>(
   if (placing) {
     await placing;
   }
-  return readShards(scope, entityName, where, options, shard);
+  return readShards(scope, operation, entityName, where, options, shard);
 }
 
-/** The shards a query reads: the explicit `{ shard }`, else the query chooser's (every shard without one). */
+/** The shards a query reads: the explicit `{ shard }`, else the query chooser's or the `shardBy` declaration's, else every shard. */
 async function readShards<T extends object>(
   scope: ShardScope,
+  operation: string,
   entityName: EntityName<T>,
   where: unknown,
   options: object,
@@ -190,12 +193,5 @@ async function readShards<T extends object>(
     checkEntityOnShard(scope, entityName, shard, 'the { shard } option', false);
     return [shard];
   }
-  const chooser = scope.orm.routing.queryChooser;
-  if (!chooser) {
-    return scope.orm.shardIds;
-  }
-  const name = Utils.className(entityName);
-  const args = { entityName: name, where: where as FilterQuery<object>, options: options as FindOptions<object, string, string, string>, em: scope.em };
-  const shards = callChooser('queryChooser', chooser, args, describeEntityName, where);
-  return checkShards(scope, shards instanceof Promise ? await shards : shards, 'queryChooser', name, where);
+  return shardsOfQuery(scope, scope.meta(entityName), where, options, operation);
 }

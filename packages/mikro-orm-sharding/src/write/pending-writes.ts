@@ -7,6 +7,7 @@ import { markStaging, STAGED_SCHEMA } from './shard-of.ts';
 import { shardWith } from '../fleet/fleet-metadata.ts';
 import { groupInto } from '../group.ts';
 import { adoptStaged, checkManagedReferences, planWrites } from './write-plan.ts';
+import { checkKeyChanges } from '../routing/key-changes.ts';
 
 /** The placing under way in this async context: a chooser's reads through `em` run inside it. */
 const placing = new AsyncLocalStorage<PendingWrites>();
@@ -103,6 +104,7 @@ export class PendingWrites {
       await placing.run(this, () => planWrites(this.#scope, this.#entities, planned));
       if (checkManaged) {
         checkManagedReferences(this.#scope, planned);
+        await checkKeyChanges(this.#scope);
       }
     } finally {
       this.#planning = undefined;

@@ -22,7 +22,7 @@ import { checkEntityOnShard, checkShard } from '../route.ts';
 import { settleEach } from '../fleet/settle.ts';
 import { onShard } from '../errors/shard-failure.ts';
 import { rememberShard } from './shard-of.ts';
-import { chooseShard, forEachRelated, labelOf } from './write-plan.ts';
+import { checkDeclared, chooseShard, forEachRelated, labelOf } from './write-plan.ts';
 
 // `insert`/`insertMany` and `upsert`/`upsertMany`: rows are routed like new entities, every row is decided and
 // checked before any shard is written, then each shard's own MikroORM call writes its rows.
@@ -112,6 +112,7 @@ async function routeRows(
   }
   const meta = scope.meta(entityName);
   const knowing = shardsKnowing(scope.orm, entityName);
+  const declared = scope.orm.shardKeys.of(meta) !== undefined;
   const shards: ShardId[] = [];
   let views: SqlEntityManager | undefined;
   for (const row of rows) {
@@ -122,7 +123,11 @@ async function routeRows(
     if (shard === undefined) {
       // A throwaway staging fork per call: views and the references they hold are dropped with it.
       views ??= new PendingWrites(scope).stagingFork(entityName);
-      shard = chooseShard(scope, entity ? row : viewOf(scope, views, meta, row as Dictionary), meta.className);
+      shard = chooseShard(scope, entity ? row : viewOf(scope, views, meta, row as Dictionary), meta);
+    } else if (explicit !== undefined && declared && !(entity && scope.shardOf(row) !== undefined)) {
+      // `{ shard }` for a new row of a declared entity: its key must agree (a directory records it).
+      views ??= new PendingWrites(scope).stagingFork(entityName);
+      await checkDeclared(scope, entity ? row : viewOf(scope, views, meta, row as Dictionary), explicit, 'the { shard } option');
     }
     const decided = shard instanceof Promise ? await shard : shard;
     const source = explicit === undefined ? 'shardChooser' : 'the { shard } option';

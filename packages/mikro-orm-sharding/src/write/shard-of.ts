@@ -32,6 +32,11 @@ export function rememberShard(entity: object, shard: ShardId): void {
   remembered.set(entity, shard);
 }
 
+/** The shard an entity was explicitly created on or inserted to (`{ shard }`), if any. */
+export function explicitShard(entity: object): ShardId | undefined {
+  return remembered.get(entity);
+}
+
 /**
  * Where an entity lives: the shard it was written to or explicitly created on, or else the shard of the entity
  * manager that loaded it (each shard's MikroORM has `contextName` = its shard id).

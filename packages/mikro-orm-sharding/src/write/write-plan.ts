@@ -1,11 +1,12 @@
-import { Collection, Reference, ReferenceKind, wrap, type Dictionary, type EntityName, type EntityProperty } from '@mikro-orm/core';
+import { Collection, Reference, ReferenceKind, wrap, type Dictionary, type EntityMetadata, type EntityName, type EntityProperty } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
-import type { ShardId } from '../choosers.ts';
+import type { MaybePromise, ShardId } from '../choosers.ts';
 import { ShardingError } from '../errors/errors.ts';
 import { shardsKnowing } from '../fleet/fleet-metadata.ts';
-import { callChooser, checkEntityOnShard, checkShard } from '../route.ts';
+import { checkEntityOnShard } from '../route.ts';
+import { checkPlaced, shardOfNew } from '../routing/resolve.ts';
 import type { ShardScope } from '../scope.ts';
-import { isStaged, shardOfWrapped, STAGED_SCHEMA } from './shard-of.ts';
+import { explicitShard, isStaged, shardOfWrapped, STAGED_SCHEMA } from './shard-of.ts';
 import { entityHelper, managedEntities, managerOf, metaOf } from '../mikro-internals.ts';
 
 /**
@@ -19,20 +20,27 @@ import { entityHelper, managedEntities, managerOf, metaOf } from '../mikro-inter
 export async function planWrites(scope: ShardScope, roots: Iterable<object>, planned: Map<object, ShardId>): Promise<void> {
   const queue: object[] = [];
   const fleet = scope.orm.fleet;
+  const declared = scope.orm.shardKeys.size > 0;
   for (const root of roots) {
     if (!planned.has(root)) {
       // The hot path of a bulk insert: read MikroORM's helper once per entity.
       const wrapped = entityHelper(root);
-      const known = scope.decided(root) ?? shardOfWrapped(root, wrapped, fleet) ?? chooseShard(scope, root, wrapped.__meta.className);
+      const earlier = scope.decided(root);
+      const remembered = earlier === undefined ? shardOfWrapped(root, wrapped, fleet) : undefined;
+      const known = earlier ?? remembered ?? chooseShard(scope, root, wrapped.__meta);
       const shard = known instanceof Promise ? await known : known;
       // Entities reached through its relations need no check: MikroORM discovers related entities on every shard.
       declares(scope, wrapped.__meta.class, root, shard);
+      if (declared && remembered !== undefined && explicitShard(root) !== undefined) {
+        await checkDeclared(scope, root, shard, 'the { shard } option');
+      }
       planned.set(root, shard);
       if (wrapped.__meta.relations.length > 0) {
         queue.push(root);
       }
     }
     // Walk as we go: entities reached from this root are placed before later roots ask the chooser.
+    const reached: object[] = [];
     while (queue.length > 0) {
       const entity = queue.pop()!;
       const shard = planned.get(entity)!;
@@ -42,6 +50,9 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
           if (isNew(target)) {
             planned.set(target, shard);
             queue.push(target);
+            if (declared) {
+              reached.push(target);
+            }
           }
           return;
         }
@@ -50,7 +61,17 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
         }
       });
     }
+    // A declared entity placed with the entity that reaches it must still be where its own key puts it.
+    for (const target of reached) {
+      await checkDeclared(scope, target, planned.get(target)!, 'the entity that reaches it in this flush');
+    }
   }
+}
+
+/** Checks a new declared entity whose shard was not decided by its declaration (a no-op for an undeclared one). */
+export function checkDeclared(scope: ShardScope, entity: object, shard: ShardId, source: string): MaybePromise<void> {
+  const route = scope.orm.shardKeys.of(metaOf(entity));
+  return route === undefined ? undefined : checkPlaced(scope, route, entity, shard, source, () => labelOf(entity));
 }
 
 /**
@@ -106,16 +127,10 @@ function moved(fork: SqlEntityManager, entity: object): object {
   return fork.getReference(metaOf(entity).class, entityHelper(entity).getPrimaryKey() as never);
 }
 
-export function chooseShard(scope: ShardScope, entity: object, entityName: string): ShardId | Promise<ShardId> {
-  const args = { entity, entityName, em: scope.em };
-  const shard = callChooser('shardChooser', scope.orm.routing.shardChooser, args, describeEntity, entity);
-  if (typeof shard === 'string' && scope.orm.fleet.has(shard)) {
-    return shard;
-  }
-  return Promise.resolve(shard).then(value => checkShard(scope, value, 'shardChooser', () => labelOf(entity), value));
+/** The shard of a new entity, by the hand-written shard chooser or the entity's `shardBy` declaration. */
+export function chooseShard(scope: ShardScope, entity: object, meta: EntityMetadata): MaybePromise<ShardId> {
+  return shardOfNew(scope, entity, meta, () => labelOf(entity));
 }
-
-const describeEntity = (args: { readonly entity: object }): string => labelOf(args.entity);
 
 /** The shard must declare the entity, or the write would fail there alone, after other shards committed. */
 function declares(scope: ShardScope, entityClass: EntityName<object>, entity: object, shard: ShardId): void {
