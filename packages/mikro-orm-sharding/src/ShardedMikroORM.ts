@@ -5,15 +5,22 @@ import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
 import { Fleet } from './fleet/fleet.ts';
+import { checkBindOptions, deriveShardEntities, resolveBinds } from './routing/binds.ts';
+import { guardReadOnlyShards } from './routing/read-only.ts';
+import { witnessWrites } from './routing/read-your-writes.ts';
 
 /**
- * The choosers in force (`idChooser`/`queryChooser` are `undefined` when defaulted). Declared as methods so that a
- * fleet with typed shard ids is usable wherever any fleet is.
+ * The choosers and binds in force (`idChooser`/`queryChooser` are `undefined` when defaulted, `shardChooser` when
+ * every entity is bound). Declared as methods so that a fleet with typed shard ids is usable wherever any fleet is.
  */
 export interface Routing<Id extends string = ShardId> {
-  shardChooser(args: ShardChooserArgs<object, Id>): MaybePromise<Id>;
+  shardChooser?(args: ShardChooserArgs<object, Id>): MaybePromise<Id>;
   idChooser?(args: IdChooserArgs<object, Id>): MaybePromise<readonly Id[]>;
   queryChooser?(args: QueryChooserArgs<object, Id>): MaybePromise<readonly Id[]>;
+  /** The binds in force, by entity class name, and the default bind; undefined without `binds`/`defaultBind`. */
+  readonly binds?: { readonly byName: Readonly<Record<string, Id>>; readonly defaultBind: Id | undefined };
+  /** Whether an entity manager reads a replicated shard it has written to from the primary (`readYourWrites`). */
+  readonly readYourWrites: boolean;
 }
 
 /**
@@ -47,10 +54,28 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   static async init<D extends IDatabaseDriver = IDatabaseDriver, Shards extends object = ShardMap<D>, Entities extends EntityList = EntityList>(
     options: ShardedMikroORMOptions<D, Shards, Entities>,
   ): Promise<ShardedMikroORM<D, ShardIdsOf<Shards>>> {
-    const fleet = await Fleet.open<D>(shardConfigs(options), options.connect ?? true);
-    // The choosers were typed against the fleet's own shard ids and entities; the routing code passes it exactly those.
-    const routing = { shardChooser: options.shardChooser, idChooser: options.idChooser, queryChooser: options.queryChooser } as Routing;
-    return new ShardedMikroORM(fleet, routing);
+    const configs = shardConfigs(options);
+    checkBindOptions(options, [...configs.keys()]);
+    await deriveShardEntities(configs, options.entities, shardsListingEntities(options.shards), options);
+    const fleet = await Fleet.open<D>(configs, options.connect ?? true);
+    try {
+      const binds = resolveBinds(fleet, options, options.shardChooser !== undefined);
+      guardReadOnlyShards(fleet);
+      // Only a fleet with replicas pays for it: reads then look up what their entity manager wrote.
+      const readYourWrites = (options.readYourWrites ?? true) && witnessWrites(fleet);
+      // The choosers were typed against the fleet's own shard ids and entities; the routing code passes it exactly those.
+      const routing = {
+        shardChooser: options.shardChooser,
+        idChooser: options.idChooser,
+        queryChooser: options.queryChooser,
+        binds,
+        readYourWrites,
+      } as Routing;
+      return new ShardedMikroORM(fleet, routing);
+    } catch (error) {
+      await fleet.close(true);
+      throw error;
+    }
   }
 
   /**
@@ -116,4 +141,13 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The shards whose own options list `entities` (binds leave those lists as they are). */
+function shardsListingEntities(shards: object): ReadonlySet<ShardId> {
+  return new Set(
+    Object.entries(shards)
+      .filter(([, own]) => own !== null && typeof own === 'object' && (own as { entities?: unknown }).entities !== undefined)
+      .map(([id]) => id),
+  );
 }

@@ -1,4 +1,4 @@
-import type { AnyEntity, EntityClass, EntitySchema, IDatabaseDriver, Options } from '@mikro-orm/core';
+import type { AnyEntity, EntityClass, EntityName, EntitySchema, IDatabaseDriver, Options } from '@mikro-orm/core';
 import { AbstractSqlDriver } from '@mikro-orm/sql';
 import type { IdChooser, QueryChooser, ShardChooser, ShardId } from './choosers.ts';
 import { withConnectionDefaults } from './fleet/connection-defaults.ts';
@@ -7,8 +7,26 @@ import { secondCopyError } from './fleet/mikro-orm-copies.ts';
 import { withShardLoggers } from './fleet/shard-logging.ts';
 import { rememberSecrets } from './errors/redact.ts';
 
-/** MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool ...). */
-export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<Options<D>>;
+/**
+ * MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool,
+ * `replicas` ...), plus `readOnly`.
+ */
+export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<Options<D>> & {
+  /**
+   * Refuse every write routed to this shard (a chooser's, `{ shard }`, a bind, a pin, `insert`/`upsert`,
+   * `nativeUpdate`/`nativeDelete`, a flush of its entities) with `READ_ONLY_SHARD`, before anything is written on any
+   * shard. Reads are not affected; `orm.schema` and `orm.migrator` leave the shard alone. For an archive, a
+   * reporting copy, or a database your role may only read.
+   * @default false
+   */
+  readonly readOnly?: boolean;
+};
+
+/**
+ * Entities that live on one fixed shard, a named database: entity name (or class, in a `Map`) to shard id. See
+ * {@link ShardedMikroORMOptions.binds}.
+ */
+export type Binds<Id extends string = ShardId> = Readonly<Record<string, Id>> | ReadonlyMap<string | EntityName<object>, Id>;
 
 /** MikroORM's `entities` option: entity classes, schemas, or folder paths. */
 export type EntityList = readonly (string | EntityClass<AnyEntity> | EntitySchema)[];
@@ -71,8 +89,11 @@ export interface ShardedMikroORMOptions<
    * ```
    */
   readonly shards: ShardMap<D> & Shards;
-  /** Decides where a new entity is written. Required. */
-  readonly shardChooser: ShardChooser<NoInfer<ShardIdsOf<Shards>>, NoInfer<FleetEntity<Entities, Shards>>>;
+  /**
+   * Decides where a new entity is written. Required unless every entity is bound (`binds`, `defaultBind`): a fleet
+   * of named databases needs no chooser.
+   */
+  readonly shardChooser?: ShardChooser<NoInfer<ShardIdsOf<Shards>>, NoInfer<FleetEntity<Entities, Shards>>>;
   /**
    * Ordered candidate shards for a primary-key lookup.
    * @default every shard, in the order of `shards`
@@ -83,6 +104,32 @@ export interface ShardedMikroORMOptions<
    * @default every shard, in the order of `shards`
    */
   readonly queryChooser?: QueryChooser<NoInfer<ShardIdsOf<Shards>>>;
+  /**
+   * Entities that live on one fixed shard (a named database, like SQLAlchemy's `binds` or Flask's `__bind_key__`):
+   * entity name to shard id, or a `Map` from entity class to shard id. Writes, primary-key lookups and queries of a
+   * bound entity go to its shard only, without asking the choosers; an entity inherits its root entity's bind.
+   * A shard without its own `entities` holds the entities bound to it, or, when no bind names it, every entity no
+   * bind names. A relation between a bound entity and an entity that lives elsewhere is refused by `init()`
+   * (`CROSS_BIND_RELATION`).
+   *
+   * @example
+   * ```ts
+   * binds: { Transaction: 'warehouse', AuditEntry: 'log' }, defaultBind: 'main'
+   * ```
+   */
+  readonly binds?: Binds<NoInfer<ShardIdsOf<Shards>>>;
+  /**
+   * The shard of every entity `binds` does not name: with it every entity is bound, and no chooser is needed.
+   * @default none: entities `binds` does not name are placed by the choosers
+   */
+  readonly defaultBind?: NoInfer<ShardIdsOf<Shards>>;
+  /**
+   * Read your writes: once an entity manager has written to a shard that has read `replicas`, its reads of that
+   * shard go to the primary (`connectionType: 'write'`) for the rest of its life, unless a call passes its own
+   * `connectionType`. Off, reads go where MikroORM sends them (`preferReadReplicas`).
+   * @default true
+   */
+  readonly readYourWrites?: boolean;
   /**
    * Connect to every shard during `init()`, so an unreachable shard fails startup with its name
    * (MikroORM alone connects on first use).
@@ -105,7 +152,7 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
   if (options === null || typeof options !== 'object') {
     throw ShardingError.invalidOptions('pass an options object.', options);
   }
-  const { shards, shardChooser, idChooser, queryChooser, connect, ...shared } = options;
+  const { shards, shardChooser, idChooser, queryChooser, connect, binds, defaultBind, readYourWrites, ...shared } = options;
   // First of all: every error from here on may echo options, and must mask their passwords.
   rememberSecrets(shared);
   if (shards !== null && typeof shards === 'object') {
@@ -114,11 +161,14 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
   if (shards === null || typeof shards !== 'object' || Object.keys(shards).length === 0) {
     throw ShardingError.noShards();
   }
-  if (typeof shardChooser !== 'function') {
+  if (shardChooser === undefined && binds === undefined && defaultBind === undefined) {
     throw ShardingError.missingChooser('shardChooser');
   }
-  for (const [name, chooser] of Object.entries({ idChooser, queryChooser })) {
+  for (const [name, chooser] of Object.entries({ shardChooser, idChooser, queryChooser })) {
     if (chooser !== undefined && typeof chooser !== 'function') {
+      if (name === 'shardChooser') {
+        throw ShardingError.missingChooser('shardChooser');
+      }
       throw ShardingError.invalidOptions(`\`${name}\` must be a function returning shard ids; got ${typeof chooser}.`, chooser);
     }
   }

@@ -18,7 +18,9 @@ export type ShardingErrorCode =
   | 'UNMERGEABLE_QUERY'
   | 'SHARD_MISMATCH'
   | 'UNSUPPORTED_OPERATION'
-  | 'MIGRATION_FAILED';
+  | 'MIGRATION_FAILED'
+  | 'CROSS_BIND_RELATION'
+  | 'READ_ONLY_SHARD';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {
@@ -63,10 +65,42 @@ export class ShardingError extends Error {
     return new ShardingError('NO_SHARDS', 'No shards configured: pass `shards: { s0: { dbName: ... }, ... }` with at least one shard.');
   }
 
-  static missingChooser(name: string): ShardingError {
+  /** No shard chooser, while some entities (`unbound`, when known) are neither in `binds` nor covered by `defaultBind`. */
+  static missingChooser(name: string, unbound: readonly string[] = []): ShardingError {
+    const which =
+      unbound.length > 0
+        ? ` ${listOf(unbound)} ${unbound.length === 1 ? 'is' : 'are'} not bound to a shard, so a chooser must place ${unbound.length === 1 ? 'it' : 'them'}.` +
+          ` Pass a function returning a shard id, or bind every entity (\`binds: { ${unbound[0]}: 'main' }\`, or \`defaultBind\`).`
+        : ' Pass a function returning a shard id (or bind every entity with `binds` / `defaultBind`).';
+    return new ShardingError('MISSING_CHOOSER', `Missing \`${name}\`: it decides which shard a new entity is written to.${which}`, {
+      value: unbound.length > 0 ? unbound : undefined,
+    });
+  }
+
+  /**
+   * A relation between an entity bound to one shard and an entity that lives elsewhere (bound to another shard, or
+   * placed by the choosers: `undefined`): a foreign key cannot cross databases. Thrown by `init()`.
+   */
+  static crossBindRelation(entity: string, shard: ShardId | undefined, property: string, target: string, targetShard: ShardId | undefined): ShardingError {
+    const where = (id: ShardId | undefined) => (id === undefined ? 'is placed by the choosers (bound to no shard)' : `is bound to shard ${quote(id)}`);
     return new ShardingError(
-      'MISSING_CHOOSER',
-      `Missing \`${name}\`: it decides which shard a new entity is written to; pass a function returning a shard id.`,
+      'CROSS_BIND_RELATION',
+      `${entity} ${where(shard)}, but its relation "${property}" targets ${target}, which ${where(targetShard)}; a relation cannot cross databases. ` +
+        `Bind both entities to one shard, or replace the relation with a plain column holding the other side's key.`,
+      { entity, shard, value: targetShard },
+    );
+  }
+
+  /**
+   * A write routed to a shard declared `readOnly: true`, refused before anything is written on any shard. `entity`
+   * labels what was written (`Author#3`, `new Book`, or an entity name for `nativeUpdate`); `source` says who routed it.
+   */
+  static readOnlyShard(operation: string, entity: string, shard: ShardId, source: string): ShardingError {
+    return new ShardingError(
+      'READ_ONLY_SHARD',
+      `Cannot ${operation} ${entity} on shard ${quote(shard)} (routed by ${source}): the shard is read-only (\`readOnly: true\`). ` +
+        `Route the write to a writable shard, or load the entity from one. Nothing was written.`,
+      { entity, shard, value: shard },
     );
   }
 

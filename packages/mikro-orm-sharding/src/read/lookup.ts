@@ -7,6 +7,8 @@ import type { ShardScope } from '../scope.ts';
 import { shardsKnowing } from '../fleet/fleet-metadata.ts';
 import { entityHelper } from '../mikro-internals.ts';
 import { onShard } from '../errors/shard-failure.ts';
+import { boundShard } from '../routing/binds.ts';
+import { fixedBy } from '../routing/fixed-shard.ts';
 
 /**
  * The primary key a `findOne` condition asks for, or undefined when it is a query: `5`, `[1, 2]` (composite),
@@ -52,8 +54,12 @@ export function shardInIdentityMaps(scope: ShardScope, entityName: EntityName<ob
   return undefined;
 }
 
-/** The id chooser's candidates for a primary key (every shard when none is configured). */
+/** The candidates for a primary key: the entity's fixed shard, else the id chooser's (every shard when none is configured). */
 function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): readonly ShardId[] | Promise<readonly ShardId[]> {
+  const fixed = fixedCandidate(scope, entityName);
+  if (fixed !== undefined) {
+    return fixed;
+  }
   const chooser = scope.orm.routing.idChooser;
   if (!chooser) {
     return scope.orm.shardIds;
@@ -65,6 +71,10 @@ function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Pri
 
 /** The id chooser's only candidate, for a reference made without a query; several candidates are ambiguous. */
 export function onlyCandidate(scope: ShardScope, entityName: string, id: Primary<object>): ShardId {
+  const fixed = fixedCandidate(scope, entityName);
+  if (fixed !== undefined) {
+    return fixed[0]!;
+  }
   const chooser = scope.orm.routing.idChooser;
   const candidates = chooser ? callChooser('idChooser', chooser, { entityName, id, em: scope.em }, describeEntityName, id) : scope.orm.shardIds;
   if (candidates instanceof Promise) {
@@ -81,29 +91,42 @@ export function onlyCandidate(scope: ShardScope, entityName: string, id: Primary
   return shards[0]!;
 }
 
+/** A bound entity's shard (checked by `init()`), or the pinned shard, which must declare the entity. */
+function fixedCandidate(scope: ShardScope, entityName: EntityName<object> | string): readonly ShardId[] | undefined {
+  const bound = boundShard(scope.orm, entityName);
+  if (bound !== undefined) {
+    return [bound];
+  }
+  return scope.pinned === undefined ? undefined : checkShards(scope, [scope.pinned], fixedBy(scope, entityName), Utils.className(entityName as string));
+}
+
 /** Searches the candidate shards in order; the first that has the entity wins. */
 export function findInCandidates<T>(
   scope: ShardScope,
   entityName: EntityName<object>,
   pk: Primary<object>,
-  find: (fork: SqlEntityManager) => Promise<T | null>,
+  find: (fork: SqlEntityManager, shard: ShardId) => Promise<T | null>,
 ): Promise<T | null> {
   const inMap = shardInIdentityMaps(scope, entityName, pk);
   if (inMap !== undefined) {
-    return onShard('findOne', inMap, find(scope.fork(inMap)));
+    return onShard('findOne', inMap, find(scope.fork(inMap), inMap));
   }
   const candidates = idCandidates(scope, entityName, pk);
   return candidates instanceof Promise ? candidates.then(list => searchInOrder(scope, list, find)) : searchInOrder(scope, candidates, find);
 }
 
 /** The first candidate that has it; with one candidate (an id that names its shard) that shard's answer, as is. */
-function searchInOrder<T>(scope: ShardScope, shards: readonly ShardId[], find: (fork: SqlEntityManager) => Promise<T | null>): Promise<T | null> {
+function searchInOrder<T>(
+  scope: ShardScope,
+  shards: readonly ShardId[],
+  find: (fork: SqlEntityManager, shard: ShardId) => Promise<T | null>,
+): Promise<T | null> {
   if (shards.length === 1) {
-    return onShard('findOne', shards[0]!, find(scope.fork(shards[0]!)));
+    return onShard('findOne', shards[0]!, find(scope.fork(shards[0]!), shards[0]!));
   }
   return (async () => {
     for (const shard of shards) {
-      const found = await onShard('findOne', shard, find(scope.fork(shard)));
+      const found = await onShard('findOne', shard, find(scope.fork(shard), shard));
       if (found) {
         return found;
       }

@@ -9,6 +9,10 @@ import { onShard } from '../errors/shard-failure.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
 import { callChooser, checkEntityOnShard, checkShards, describeEntityName } from '../route.ts';
 import type { ShardScope } from '../scope.ts';
+import { boundShard } from '../routing/binds.ts';
+import { fixedBy } from '../routing/fixed-shard.ts';
+import { refuseReadOnly } from '../routing/read-only.ts';
+import { markWritten, readOn } from '../routing/read-your-writes.ts';
 
 type Find = FindOptions<any, any, any, any>;
 
@@ -25,7 +29,7 @@ export async function find<T extends object>(
 ): Promise<T[]> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
-    return onShard('find', shards[0]!, scope.fork(shards[0]!).find(entityName, where as never, options) as Promise<T[]>);
+    return onShard('find', shards[0]!, scope.fork(shards[0]!).find(entityName, where as never, readOn(scope, shards[0]!, entityName, options)) as Promise<T[]>);
   }
   return fanOutFind(scope, entityName, where, options, shards);
 }
@@ -49,11 +53,17 @@ export function findOne<T extends object>(
   }
   const known = shard ?? (Utils.isEntity(where, true) ? scope.shardOf(where as object) : undefined);
   if (known !== undefined) {
-    return onShard('findOne', known, scope.fork(known, 'the { shard } option').findOne(entityName, where as never, options) as Promise<T | null>);
+    const fork = scope.fork(known, 'the { shard } option');
+    return onShard('findOne', known, fork.findOne(entityName, where as never, readOn(scope, known, entityName, options)) as Promise<T | null>);
   }
   const pk = primaryKeyOf(scope.meta(entityName), where);
   if (pk !== undefined) {
-    return findInCandidates(scope, entityName as EntityName<object>, pk, fork => fork.findOne(entityName, where as never, options) as Promise<T | null>);
+    return findInCandidates(
+      scope,
+      entityName as EntityName<object>,
+      pk,
+      (fork, id) => fork.findOne(entityName, where as never, readOn(scope, id, entityName, options)) as Promise<T | null>,
+    );
   }
   return findOneByQuery(scope, entityName, where, options);
 }
@@ -66,7 +76,8 @@ async function findOneByQuery<T extends object>(
 ): Promise<T | null> {
   const shards = await readShards(scope, entityName, where, options, undefined);
   if (shards.length === 1) {
-    return onShard('findOne', shards[0]!, scope.fork(shards[0]!).findOne(entityName, where as never, options) as Promise<T | null>);
+    const fork = scope.fork(shards[0]!);
+    return onShard('findOne', shards[0]!, fork.findOne(entityName, where as never, readOn(scope, shards[0]!, entityName, options)) as Promise<T | null>);
   }
   const refusing = await shardRefusingEmpty(scope, entityName, where, options, shards);
   if (refusing !== undefined) {
@@ -111,7 +122,12 @@ export async function findAndCount<T extends object>(
 ): Promise<[T[], number]> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
-    return onShard('findAndCount', shards[0]!, scope.fork(shards[0]!).findAndCount(entityName, where as never, options) as Promise<[T[], number]>);
+    const fork = scope.fork(shards[0]!);
+    return onShard(
+      'findAndCount',
+      shards[0]!,
+      fork.findAndCount(entityName, where as never, readOn(scope, shards[0]!, entityName, options)) as Promise<[T[], number]>,
+    );
   }
   const { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy } = options;
   const countOptions = { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy };
@@ -128,7 +144,7 @@ export async function count<T extends object>(
 ): Promise<number> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
-    return onShard('count', shards[0]!, scope.fork(shards[0]!).count(entityName, where as never, options));
+    return onShard('count', shards[0]!, scope.fork(shards[0]!).count(entityName, where as never, readOn(scope, shards[0]!, entityName, options)));
   }
   return fanOutCount(scope, entityName, where, options, shards);
 }
@@ -147,6 +163,11 @@ export async function nativeWrite<T extends object>(
   write: (fork: SqlEntityManager) => Promise<number>,
 ): Promise<number> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
+  const name = Utils.className(entityName);
+  for (const id of shards) {
+    refuseReadOnly(scope.orm.fleet, id, operation, name, shard === undefined ? 'the query routing' : 'the { shard } option');
+  }
+  markWritten(scope, shards);
   const affected = await settleEach(
     operation,
     shards,
@@ -171,7 +192,10 @@ async function shardsToRead<T extends object>(
   return readShards(scope, entityName, where, options, shard);
 }
 
-/** The shards a query reads: the explicit `{ shard }`, else the query chooser's (every shard without one). */
+/**
+ * The shards a query reads: the explicit `{ shard }`, else the entity's bind, else the pinned shard, else the query
+ * chooser's (every shard without one).
+ */
 async function readShards<T extends object>(
   scope: ShardScope,
   entityName: EntityName<T>,
@@ -184,11 +208,18 @@ async function readShards<T extends object>(
     checkEntityOnShard(scope, entityName, shard, 'the { shard } option', false);
     return [shard];
   }
+  const bound = boundShard(scope.orm, entityName as EntityName<object>);
+  if (bound !== undefined) {
+    return [bound];
+  }
+  const name = Utils.className(entityName);
+  if (scope.pinned !== undefined) {
+    return checkShards(scope, [scope.pinned], fixedBy(scope, name), name);
+  }
   const chooser = scope.orm.routing.queryChooser;
   if (!chooser) {
     return scope.orm.shardIds;
   }
-  const name = Utils.className(entityName);
   const args = { entityName: name, where: where as FilterQuery<object>, options: options as FindOptions<object, string, string, string>, em: scope.em };
   const shards = callChooser('queryChooser', chooser, args, describeEntityName, where);
   return checkShards(scope, shards instanceof Promise ? await shards : shards, 'queryChooser', name, where);

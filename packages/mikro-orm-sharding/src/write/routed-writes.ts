@@ -22,7 +22,9 @@ import { checkEntityOnShard, checkShard } from '../route.ts';
 import { settleEach } from '../fleet/settle.ts';
 import { onShard } from '../errors/shard-failure.ts';
 import { rememberShard } from './shard-of.ts';
-import { chooseShard, forEachRelated, labelOf } from './write-plan.ts';
+import { chooseShard, forEachRelated, labelOf, routedBy } from './write-plan.ts';
+import { refuseReadOnly } from '../routing/read-only.ts';
+import { markWritten } from '../routing/read-your-writes.ts';
 
 // `insert`/`insertMany` and `upsert`/`upsertMany`: rows are routed like new entities, every row is decided and
 // checked before any shard is written, then each shard's own MikroORM call writes its rows.
@@ -52,6 +54,7 @@ export async function insertMany<T extends object>(
   }
   const shards = await routeRows(scope, entityName as EntityName<object>, rows, shard, 'insert');
   const meta = scope.meta(entityName);
+  markWritten(scope, shards);
   const written =
     rows.length === 1
       ? [await scope.fork(shards[0]!).insert(entityName, rows[0] as never, options)]
@@ -81,6 +84,7 @@ export async function upsertMany<T extends object>(
     return [];
   }
   const shards = await routeRows(scope, entityName as EntityName<object>, rows, shard, operation);
+  markWritten(scope, shards);
   if (operation === 'upsert') {
     return [await scope.fork(shards[0]!).upsert(entityName, rows[0] as never, options)];
   }
@@ -125,11 +129,12 @@ async function routeRows(
       shard = chooseShard(scope, entity ? row : viewOf(scope, views, meta, row as Dictionary), meta.className);
     }
     const decided = shard instanceof Promise ? await shard : shard;
-    const source = explicit === undefined ? 'shardChooser' : 'the { shard } option';
+    const source = explicit === undefined ? routedBy(scope, entityName) : 'the { shard } option';
     checkShard(scope, decided, source, () => labelOfRow(meta, row), decided);
     if (!knowing.has(decided)) {
       checkEntityOnShard(scope, entityName, decided, source, true, () => labelOfRow(meta, row));
     }
+    refuseReadOnly(scope.orm.fleet, decided, operation, () => labelOfRow(meta, row), source);
     checkRelations(scope, meta, row, decided);
     shards.push(decided);
   }

@@ -7,6 +7,8 @@ import { callChooser, checkEntityOnShard, checkShard } from '../route.ts';
 import type { ShardScope } from '../scope.ts';
 import { isStaged, shardOfWrapped, STAGED_SCHEMA } from './shard-of.ts';
 import { entityHelper, managedEntities, managerOf, metaOf } from '../mikro-internals.ts';
+import { fixedBy, fixedShard } from '../routing/fixed-shard.ts';
+import { refuseReadOnly } from '../routing/read-only.ts';
 
 /**
  * Decides the shard of every new entity a flush will write, and checks that no reference crosses shards, before
@@ -23,10 +25,12 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
     if (!planned.has(root)) {
       // The hot path of a bulk insert: read MikroORM's helper once per entity.
       const wrapped = entityHelper(root);
-      const known = scope.decided(root) ?? shardOfWrapped(root, wrapped, fleet) ?? chooseShard(scope, root, wrapped.__meta.className);
+      const own = scope.decided(root) ?? shardOfWrapped(root, wrapped, fleet);
+      const known = own ?? chooseShard(scope, root, wrapped.__meta.className);
       const shard = known instanceof Promise ? await known : known;
       // Entities reached through its relations need no check: MikroORM discovers related entities on every shard.
       declares(scope, wrapped.__meta.class, root, shard);
+      refuseReadOnly(fleet, shard, 'write', () => labelOf(root), own === undefined ? routedBy(scope, wrapped.__meta.className) : 'the shard it belongs to');
       planned.set(root, shard);
       if (wrapped.__meta.relations.length > 0) {
         queue.push(root);
@@ -106,9 +110,18 @@ function moved(fork: SqlEntityManager, entity: object): object {
   return fork.getReference(metaOf(entity).class, entityHelper(entity).getPrimaryKey() as never);
 }
 
+/** The shard of a new entity: its bind, else the pinned shard, else the shard chooser's answer (checked). */
 export function chooseShard(scope: ShardScope, entity: object, entityName: string): ShardId | Promise<ShardId> {
+  const fixed = fixedShard(scope, entityName);
+  if (fixed !== undefined) {
+    return fixed;
+  }
+  const chooser = scope.orm.routing.shardChooser;
+  if (chooser === undefined) {
+    throw ShardingError.missingChooser('shardChooser', [entityName]);
+  }
   const args = { entity, entityName, em: scope.em };
-  const shard = callChooser('shardChooser', scope.orm.routing.shardChooser, args, describeEntity, entity);
+  const shard = callChooser('shardChooser', chooser, args, describeEntity, entity);
   if (typeof shard === 'string' && scope.orm.fleet.has(shard)) {
     return shard;
   }
@@ -120,8 +133,13 @@ const describeEntity = (args: { readonly entity: object }): string => labelOf(ar
 /** The shard must declare the entity, or the write would fail there alone, after other shards committed. */
 function declares(scope: ShardScope, entityClass: EntityName<object>, entity: object, shard: ShardId): void {
   if (!shardsKnowing(scope.orm, entityClass).has(shard)) {
-    checkEntityOnShard(scope, entityClass, shard, 'shardChooser', true, () => labelOf(entity));
+    checkEntityOnShard(scope, entityClass, shard, routedBy(scope, entityClass), true, () => labelOf(entity));
   }
+}
+
+/** Who routes a new entity of this type: its bind, the pinned shard, or the shard chooser. */
+export function routedBy(scope: ShardScope, entityName: EntityName<object> | string): string {
+  return fixedShard(scope, entityName) === undefined ? 'shardChooser' : fixedBy(scope, entityName);
 }
 
 export function forEachRelated(entity: object, visit: (target: object, prop: EntityProperty) => void): void {
