@@ -167,12 +167,15 @@ export async function nativeWrite<T extends object>(
   for (const id of shards) {
     refuseReadOnly(scope.orm.fleet, id, operation, name, shard === undefined ? 'the query routing' : 'the { shard } option');
   }
-  markWritten(scope, shards);
   const affected = await settleEach(
     operation,
     shards,
     id => write(scope.fork(id)),
     rows => rows > 0,
+  );
+  markWritten(
+    scope,
+    shards.filter((_, i) => affected[i]! > 0),
   );
   return sumCounts(affected);
 }
