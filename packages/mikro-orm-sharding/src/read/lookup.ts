@@ -7,8 +7,7 @@ import type { ShardScope } from '../scope.ts';
 import { shardsKnowing } from '../fleet/fleet-metadata.ts';
 import { entityHelper } from '../mikro-internals.ts';
 import { onShard } from '../errors/shard-failure.ts';
-import { boundShard } from '../routing/binds.ts';
-import { fixedBy } from '../routing/fixed-shard.ts';
+import { fixedReadShards } from '../routing/fixed-shard.ts';
 
 /**
  * The primary key a `findOne` condition asks for, or undefined when it is a query: `5`, `[1, 2]` (composite),
@@ -56,7 +55,7 @@ export function shardInIdentityMaps(scope: ShardScope, entityName: EntityName<ob
 
 /** The candidates for a primary key: the entity's fixed shard, else the id chooser's (every shard when none is configured). */
 function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Primary<object>): readonly ShardId[] | Promise<readonly ShardId[]> {
-  const fixed = fixedCandidate(scope, entityName);
+  const fixed = fixedReadShards(scope, entityName);
   if (fixed !== undefined) {
     return fixed;
   }
@@ -71,7 +70,7 @@ function idCandidates(scope: ShardScope, entityName: EntityName<object>, pk: Pri
 
 /** The id chooser's only candidate, for a reference made without a query; several candidates are ambiguous. */
 export function onlyCandidate(scope: ShardScope, entityName: string, id: Primary<object>): ShardId {
-  const fixed = fixedCandidate(scope, entityName);
+  const fixed = fixedReadShards(scope, entityName);
   if (fixed !== undefined) {
     return fixed[0]!;
   }
@@ -89,15 +88,6 @@ export function onlyCandidate(scope: ShardScope, entityName: string, id: Primary
     throw ShardingError.ambiguousShard(entityName, id, shards);
   }
   return shards[0]!;
-}
-
-/** A bound entity's shard (checked by `init()`), or the pinned shard, which must declare the entity. */
-function fixedCandidate(scope: ShardScope, entityName: EntityName<object> | string): readonly ShardId[] | undefined {
-  const bound = boundShard(scope.orm, entityName);
-  if (bound !== undefined) {
-    return [bound];
-  }
-  return scope.pinned === undefined ? undefined : checkShards(scope, [scope.pinned], fixedBy(scope, entityName), Utils.className(entityName as string));
 }
 
 /** Searches the candidate shards in order; the first that has the entity wins. */

@@ -9,8 +9,7 @@ import { onShard } from '../errors/shard-failure.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
 import { callChooser, checkEntityOnShard, checkShards, describeEntityName } from '../route.ts';
 import type { ShardScope } from '../scope.ts';
-import { boundShard } from '../routing/binds.ts';
-import { fixedBy } from '../routing/fixed-shard.ts';
+import { fixedReadShards } from '../routing/fixed-shard.ts';
 import { refuseReadOnly } from '../routing/read-only.ts';
 import { markWritten, readOn } from '../routing/read-your-writes.ts';
 
@@ -211,14 +210,11 @@ async function readShards<T extends object>(
     checkEntityOnShard(scope, entityName, shard, 'the { shard } option', false);
     return [shard];
   }
-  const bound = boundShard(scope.orm, entityName as EntityName<object>);
-  if (bound !== undefined) {
-    return [bound];
+  const fixed = fixedReadShards(scope, entityName as EntityName<object>);
+  if (fixed !== undefined) {
+    return fixed;
   }
   const name = Utils.className(entityName);
-  if (scope.pinned !== undefined) {
-    return checkShards(scope, [scope.pinned], fixedBy(scope, name), name);
-  }
   const chooser = scope.orm.routing.queryChooser;
   if (!chooser) {
     return scope.orm.shardIds;
