@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineEntity, p } from '@mikro-orm/core';
+import { Migration, Migrator } from '@mikro-orm/migrations';
 import { SqliteDriver } from '@mikro-orm/sqlite';
 import { ShardedMikroORM, ShardingError, type ShardedEntityManager } from 'mikro-orm-sharding';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -213,5 +214,37 @@ describe('a read-only shard', () => {
     const em = orm.em.fork();
     em.create(Author, { id: 1, name: 'new' });
     await em.flush();
+  });
+});
+
+describe('migrations on a fleet with a read-only shard', () => {
+  class AddNote extends Migration {
+    override up(): void {
+      this.addSql('create table note (id integer primary key)');
+    }
+  }
+
+  it('migrates the writable shards, refuses a read-only one named in `shards`, and reports where each stands', async () => {
+    const migrating = await ShardedMikroORM.init({
+      driver: SqliteDriver,
+      entities: [Tag],
+      extensions: [Migrator],
+      migrations: { migrationsList: [{ name: 'AddNote', class: AddNote }], snapshot: false, silent: true },
+      shards: { hot: { dbName: join(dir, 'm-hot.db') }, archive: { dbName: join(dir, 'm-archive.db'), readOnly: true } },
+      shardChooser: () => 'hot',
+    });
+    try {
+      const report = await migrating.migrator.up();
+      expect(report.map(shard => [shard.shard, shard.migrations])).toEqual([['hot', ['AddNote']]]);
+      await expect(migrating.migrator.up({ shards: ['hot', 'archive'] })).rejects.toMatchObject({ code: 'READ_ONLY_SHARD', shard: 'archive' });
+      const pending = await migrating.migrator.pending();
+      expect([...pending].map(([shard, list]) => [shard, list.map(m => m.name)])).toEqual([
+        ['hot', []],
+        ['archive', ['AddNote']],
+      ]);
+      expect(await rawQuery(migrating, 'archive', `select name from sqlite_master where name = 'note'`)).toEqual([]);
+    } finally {
+      await migrating.close(true);
+    }
   });
 });
