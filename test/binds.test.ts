@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineEntity, p } from '@mikro-orm/core';
 import { SqliteDriver } from '@mikro-orm/sqlite';
-import { ShardedMikroORM, ShardingError, type ShardedMikroORMOptions, type ShardId } from 'mikro-orm-sharding';
+import { ShardedMikroORM, shardConfigsForCli, ShardingError, type ShardedMikroORMOptions, type ShardId, type ShardOptions } from 'mikro-orm-sharding';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawCount, rawQuery } from './seeds/raw.ts';
 
@@ -368,6 +368,21 @@ describe('binds refused by init()', () => {
       binds: { User: 'warehouse', Transaction: 'warehouse' },
     });
     expect(undeclared).toMatchObject({ code: 'ENTITY_NOT_ON_SHARD', shard: 'warehouse', entity: 'User' });
+  });
+
+  it('gives MikroORM\u2019s CLI the entities of each database, as init() does', () => {
+    const configs = shardConfigsForCli({
+      driver: SqliteDriver,
+      entities: [User, Transaction, AuditEntry],
+      shards: { main: { dbName: file('cli-main') }, warehouse: { dbName: file('cli-w') }, log: { dbName: file('cli-log'), entities: [AuditEntry] } },
+      binds: { Transaction: 'warehouse', AuditEntry: 'log' },
+      defaultBind: 'main',
+    });
+    expect(configs.slice(0, 3).map(config => [(config as ShardOptions).contextName, (config as ShardOptions).entities])).toEqual([
+      ['main', [User]],
+      ['warehouse', [Transaction]],
+      ['log', [AuditEntry]],
+    ]);
   });
 
   it('keeps the shards that list their own entities as they are', async () => {

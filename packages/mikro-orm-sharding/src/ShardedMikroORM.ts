@@ -5,7 +5,7 @@ import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
 import { Fleet } from './fleet/fleet.ts';
-import { checkBindOptions, deriveShardEntities, resolveBinds } from './routing/binds.ts';
+import { resolveBinds } from './routing/binds.ts';
 import { guardReadOnlyShards } from './routing/read-only.ts';
 import { witnessWrites } from './routing/read-your-writes.ts';
 
@@ -54,10 +54,7 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   static async init<D extends IDatabaseDriver = IDatabaseDriver, Shards extends object = ShardMap<D>, Entities extends EntityList = EntityList>(
     options: ShardedMikroORMOptions<D, Shards, Entities>,
   ): Promise<ShardedMikroORM<D, ShardIdsOf<Shards>>> {
-    const configs = shardConfigs(options);
-    checkBindOptions(options, [...configs.keys()]);
-    await deriveShardEntities(configs, options.entities, shardsListingEntities(options.shards), options);
-    const fleet = await Fleet.open<D>(configs, options.connect ?? true);
+    const fleet = await Fleet.open<D>(shardConfigs(options), options.connect ?? true);
     try {
       const binds = resolveBinds(fleet, options, options.shardChooser !== undefined);
       guardReadOnlyShards(fleet);
@@ -141,13 +138,4 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-}
-
-/** The shards whose own options list `entities` (binds leave those lists as they are). */
-function shardsListingEntities(shards: object): ReadonlySet<ShardId> {
-  return new Set(
-    Object.entries(shards)
-      .filter(([, own]) => own !== null && typeof own === 'object' && (own as { entities?: unknown }).entities !== undefined)
-      .map(([id]) => id),
-  );
 }

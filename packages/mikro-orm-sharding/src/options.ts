@@ -6,6 +6,7 @@ import { describe, ShardingError } from './errors/errors.ts';
 import { secondCopyError } from './fleet/mikro-orm-copies.ts';
 import { withShardLoggers } from './fleet/shard-logging.ts';
 import { rememberSecrets } from './errors/redact.ts';
+import { checkBindOptions, deriveShardEntities } from './routing/binds.ts';
 
 /**
  * MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool,
@@ -187,7 +188,18 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
     checkUrls(id, merged);
     configs.set(id, withShardLoggers(withConnectionDefaults<D>(merged), id));
   }
+  checkBindOptions({ binds, defaultBind }, [...configs.keys()]);
+  deriveShardEntities(configs, options.entities, shardsListingEntities(shards), { binds, defaultBind });
   return configs;
+}
+
+/** The shards whose own options list `entities` (binds leave those lists as they are). */
+function shardsListingEntities(shards: object): ReadonlySet<ShardId> {
+  return new Set(
+    Object.entries(shards)
+      .filter(([, own]) => own !== null && typeof own === 'object' && (own as { entities?: unknown }).entities !== undefined)
+      .map(([id]) => id),
+  );
 }
 
 /**

@@ -48,15 +48,15 @@ export function checkBindOptions({ binds, defaultBind }: BindOptions, shardIds: 
 /**
  * The entities each shard gets when binds are given and the shard does not list its own: the entities bound to it,
  * or, for a shard no bind names, every entity no bind names. Embeddables and abstract entities go everywhere. The
- * shared `entities` are discovered once by a MikroORM that never connects, so that classes, schemas and
- * inheritance are read as MikroORM reads them. Shards listed in `own` keep their lists.
+ * shared `entities` are discovered once by a MikroORM that never connects (MikroORM's synchronous discovery), so
+ * that classes, schemas and inheritance are read as MikroORM reads them. Shards listed in `own` keep their lists.
  */
-export async function deriveShardEntities<D extends IDatabaseDriver>(
+export function deriveShardEntities<D extends IDatabaseDriver>(
   configs: Map<ShardId, ShardOptions<D>>,
   shared: EntityList | undefined,
   own: ReadonlySet<ShardId>,
   options: BindOptions,
-): Promise<void> {
+): void {
   const derived = [...configs.keys()].filter(id => !own.has(id));
   if ((options.binds === undefined && options.defaultBind === undefined) || derived.length === 0 || !shared || shared.length === 0) {
     return;
@@ -69,11 +69,13 @@ export async function deriveShardEntities<D extends IDatabaseDriver>(
       folder,
     );
   }
-  const probe = await MikroORM.init<D>({
-    ...configs.get(derived[0]!)!,
+  const first = configs.get(derived[0]!)!;
+  const probe = new MikroORM<D>({
+    ...first,
     entities: [...shared] as never,
     debug: false,
     contextName: 'mikro-orm-sharding:binds',
+    discovery: { ...first.discovery, skipSyncDiscovery: false },
   } as never);
   try {
     const metadata = probe.getMetadata();
@@ -94,7 +96,8 @@ export async function deriveShardEntities<D extends IDatabaseDriver>(
       configs.set(id, { ...config, entities: entities as never, discovery });
     }
   } finally {
-    await probe.close(true);
+    // It never connected: closing has nothing to wait for.
+    void probe.close(true).catch(() => undefined);
   }
 }
 
