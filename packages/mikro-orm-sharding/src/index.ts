@@ -7,6 +7,7 @@ export { ShardingError, type ShardingErrorCode, type ShardingErrorDetails } from
 export { shardFailureOf, type FailedShard, type ShardFailure } from './errors/shard-failure.ts';
 export {
   defineShardingConfig,
+  type Binds,
   type EntityList,
   type FleetEntity,
   type ShardedMikroORMOptions,
