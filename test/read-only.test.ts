@@ -6,33 +6,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defineEntity, p } from '@mikro-orm/core';
 import { Migration, Migrator } from '@mikro-orm/migrations';
 import { SqliteDriver } from '@mikro-orm/sqlite';
 import { ShardedMikroORM, ShardingError, type ShardedEntityManager } from 'mikro-orm-sharding';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { rawCount, rawQuery } from './seeds/raw.ts';
-
-const AuthorSchema = defineEntity({
-  name: 'Author',
-  properties: { id: p.integer().primary().autoincrement(false), name: p.string(), books: () => p.oneToMany(Book).mappedBy('author') },
-});
-class Author extends AuthorSchema.class {}
-AuthorSchema.setClass(Author);
-const BookSchema = defineEntity({
-  name: 'Book',
-  properties: {
-    id: p.integer().primary().autoincrement(false),
-    title: p.string(),
-    author: () => p.manyToOne(Author),
-    tags: () => p.manyToMany(Tag).owner(),
-  },
-});
-class Book extends BookSchema.class {}
-BookSchema.setClass(Book);
-const TagSchema = defineEntity({ name: 'Tag', properties: { id: p.integer().primary().autoincrement(false), label: p.string() } });
-class Tag extends TagSchema.class {}
-TagSchema.setClass(Tag);
+import { Author, Book, Tag } from './support/entities.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mos-read-only-'));
 const shards = { hot: { dbName: join(dir, 'hot.db') }, archive: { dbName: join(dir, 'archive.db'), readOnly: true } };
