@@ -397,6 +397,12 @@ describe('binds refused by init()', () => {
       await orm.schema.create();
       expect(await tablesOf(orm, 'main')).toEqual(['user']);
       expect(await tablesOf(orm, 'warehouse')).toEqual(['transaction', 'user']);
+      // { shard } still wins over the bind, on a shard that declares the entity.
+      const em = orm.em.fork();
+      em.create(User, { name: 'copied' }, { shard: 'warehouse' });
+      em.create(User, { name: 'bound' });
+      await em.flush();
+      expect([await rawCount(orm, 'main', '"user"'), await rawCount(orm, 'warehouse', '"user"')]).toEqual([1, 1]);
     } finally {
       await orm.close(true);
     }

@@ -5,12 +5,13 @@ import { isEmptyCondition } from './empty-condition.ts';
 import { fanOutCount, fanOutFind } from './fan-out.ts';
 import { sumCounts } from './merge.ts';
 import { settleEach } from '../fleet/settle.ts';
+import { ShardingError } from '../errors/errors.ts';
 import { onShard } from '../errors/shard-failure.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
 import { callChooser, checkEntityOnShard, checkShards, describeEntityName } from '../route.ts';
 import type { ShardScope } from '../scope.ts';
 import { fixedReadShards } from '../routing/fixed-shard.ts';
-import { refuseReadOnly } from '../routing/read-only.ts';
+import { isReadOnly } from '../routing/read-only.ts';
 import { markWritten, readOn } from '../routing/read-your-writes.ts';
 
 type Find = FindOptions<any, any, any, any>;
@@ -162,9 +163,9 @@ export async function nativeWrite<T extends object>(
   write: (fork: SqlEntityManager) => Promise<number>,
 ): Promise<number> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
-  const name = Utils.className(entityName);
-  for (const id of shards) {
-    refuseReadOnly(scope.orm.fleet, id, operation, name, shard === undefined ? 'the query routing' : 'the { shard } option');
+  const readOnly = shards.find(id => isReadOnly(scope.orm.fleet, id));
+  if (readOnly !== undefined) {
+    throw ShardingError.readOnlyShard(operation, Utils.className(entityName), readOnly, shard === undefined ? 'the query routing' : 'the { shard } option');
   }
   const affected = await settleEach(
     operation,

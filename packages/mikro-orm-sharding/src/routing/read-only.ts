@@ -13,13 +13,6 @@ export function isReadOnly(fleet: Fleet, shard: ShardId): boolean {
   return fleet.options(shard)?.readOnly === true;
 }
 
-/** Refuses a write about to be routed to a read-only shard; `entity` labels it (a function: labels cost). */
-export function refuseReadOnly(fleet: Fleet, shard: ShardId, operation: string, entity: string | (() => string), source: string): void {
-  if (isReadOnly(fleet, shard)) {
-    throw ShardingError.readOnlyShard(operation, typeof entity === 'function' ? entity() : entity, shard, source);
-  }
-}
-
 /**
  * The shards a fleet-wide write (schema, migrations) works on: the writable ones of `ids`. Shards named explicitly
  * (`explicit`) must all be writable, or `READ_ONLY_SHARD` is thrown before any shard is touched.

@@ -23,7 +23,7 @@ import { settleEach } from '../fleet/settle.ts';
 import { onShard } from '../errors/shard-failure.ts';
 import { rememberShard } from './shard-of.ts';
 import { chooseShard, forEachRelated, labelOf, routedBy } from './write-plan.ts';
-import { refuseReadOnly } from '../routing/read-only.ts';
+import { isReadOnly } from '../routing/read-only.ts';
 import { markWritten } from '../routing/read-your-writes.ts';
 
 // `insert`/`insertMany` and `upsert`/`upsertMany`: rows are routed like new entities, every row is decided and
@@ -129,12 +129,14 @@ async function routeRows(
       shard = chooseShard(scope, entity ? row : viewOf(scope, views, meta, row as Dictionary), meta.className);
     }
     const decided = shard instanceof Promise ? await shard : shard;
-    const source = explicit === undefined ? routedBy(scope, entityName) : 'the { shard } option';
+    const source = explicit === undefined ? 'shardChooser' : 'the { shard } option';
     checkShard(scope, decided, source, () => labelOfRow(meta, row), decided);
     if (!knowing.has(decided)) {
-      checkEntityOnShard(scope, entityName, decided, source, true, () => labelOfRow(meta, row));
+      checkEntityOnShard(scope, entityName, decided, explicit === undefined ? routedBy(scope, entityName) : source, true, () => labelOfRow(meta, row));
     }
-    refuseReadOnly(scope.orm.fleet, decided, operation, () => labelOfRow(meta, row), source);
+    if (isReadOnly(scope.orm.fleet, decided)) {
+      throw ShardingError.readOnlyShard(operation, labelOfRow(meta, row), decided, explicit === undefined ? routedBy(scope, entityName) : source);
+    }
     checkRelations(scope, meta, row, decided);
     shards.push(decided);
   }

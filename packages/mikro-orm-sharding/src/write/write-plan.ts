@@ -8,7 +8,7 @@ import type { ShardScope } from '../scope.ts';
 import { isStaged, shardOfWrapped, STAGED_SCHEMA } from './shard-of.ts';
 import { entityHelper, managedEntities, managerOf, metaOf } from '../mikro-internals.ts';
 import { fixedBy, fixedShard } from '../routing/fixed-shard.ts';
-import { refuseReadOnly } from '../routing/read-only.ts';
+import { isReadOnly } from '../routing/read-only.ts';
 
 /**
  * Decides the shard of every new entity a flush will write, and checks that no reference crosses shards, before
@@ -30,7 +30,14 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
       const shard = known instanceof Promise ? await known : known;
       // Entities reached through its relations need no check: MikroORM discovers related entities on every shard.
       declares(scope, wrapped.__meta.class, root, shard);
-      refuseReadOnly(fleet, shard, 'write', () => labelOf(root), own === undefined ? routedBy(scope, wrapped.__meta.className) : 'the shard it belongs to');
+      if (isReadOnly(fleet, shard)) {
+        throw ShardingError.readOnlyShard(
+          'write',
+          labelOf(root),
+          shard,
+          own === undefined ? routedBy(scope, wrapped.__meta.className) : 'the shard it belongs to',
+        );
+      }
       planned.set(root, shard);
       if (wrapped.__meta.relations.length > 0) {
         queue.push(root);
