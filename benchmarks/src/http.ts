@@ -111,8 +111,30 @@ async function check(server: Server, rows: number): Promise<void> {
   }
 }
 
-/** Requests per second over `duration` seconds; any error or non-2xx answer fails the benchmark. */
-async function measure(server: Server, o: Options): Promise<number> {
+/** The server process's CPU time so far, in microseconds. */
+function cpuOf(server: Server): Promise<number> {
+  return new Promise(resolve => {
+    const listener = (message: unknown) => {
+      if (typeof message === 'object' && message !== null && 'cpu' in message) {
+        server.child.off('message', listener);
+        resolve((message as { cpu: number }).cpu);
+      }
+    };
+    server.child.on('message', listener);
+    server.child.send('cpu');
+  });
+}
+
+interface Measured {
+  /** Requests per second. */
+  readonly rps: number;
+  /** The server's CPU time per request, in microseconds. */
+  readonly cpuUs: number;
+}
+
+/** One run of `duration` seconds; any error or non-2xx answer fails the benchmark. */
+async function measure(server: Server, o: Options): Promise<Measured> {
+  const before = await cpuOf(server);
   let next = 0;
   const result = await autocannon({
     url: server.url,
@@ -124,7 +146,8 @@ async function measure(server: Server, o: Options): Promise<number> {
   if (result.errors > 0 || result.non2xx > 0 || result.timeouts > 0) {
     throw new Error(`${server.url}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx answers`);
   }
-  return result.requests.average;
+  const cpu = (await cpuOf(server)) - before;
+  return { rps: result.requests.average, cpuUs: cpu / Math.max(1, result.requests.total) };
 }
 
 const format = (n: number) => n.toFixed(0).padStart(8);
@@ -165,8 +188,8 @@ async function main(): Promise<number> {
       // An untimed second to warm both servers up, then the runs, alternating which system goes first.
       await measure(running.sharded, { ...o, duration: 1 });
       await measure(running.plain, { ...o, duration: 1 });
-      const sharded: number[] = [];
-      const plain: number[] = [];
+      const sharded: Measured[] = [];
+      const plain: Measured[] = [];
       for (let run = 0; run < o.runs; run++) {
         for (const system of run % 2 === 0 ? (['sharded', 'plain'] as const) : (['plain', 'sharded'] as const)) {
           (system === 'sharded' ? sharded : plain).push(await measure(running[system], o));
@@ -175,7 +198,9 @@ async function main(): Promise<number> {
       }
       for (const system of ['sharded', 'plain'] as const) await stop(running[system]);
       await dbs.release([...databases.sharded, ...databases.plain]);
-      const ratios = sharded.map((rps, i) => rps / plain[i]!);
+      // Per run: requests/s sharded / plain, and CPU per request plain / sharded (both: above 1 is the middleware faster).
+      const ratios = sharded.map((m, i) => m.rps / plain[i]!.rps);
+      const cpuRatios = sharded.map((m, i) => plain[i]!.cpuUs / m.cpuUs);
       const row = {
         framework,
         driver: o.driver,
@@ -183,20 +208,28 @@ async function main(): Promise<number> {
         rows: o.rows,
         duration_s: o.duration,
         connections: o.connections,
-        sharded_rps: sharded,
-        plain_rps: plain,
+        sharded_rps: sharded.map(m => m.rps),
+        plain_rps: plain.map(m => m.rps),
         ratios,
+        sharded_cpu_us: sharded.map(m => m.cpuUs),
+        plain_cpu_us: plain.map(m => m.cpuUs),
+        cpu_ratios: cpuRatios,
       };
+      const range = (values: readonly number[]) => `${Math.min(...values).toFixed(3)}-${Math.max(...values).toFixed(3)}`;
       lines.push(
         o.json
           ? JSON.stringify(row)
-          : `${framework.padEnd(8)} sharded ${sharded.map(format).join('')}   plain ${plain.map(format).join('')}   ratio ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}`,
+          : [
+              `${framework.padEnd(8)} req/s   sharded ${sharded.map(m => format(m.rps)).join('')}   plain ${plain.map(m => format(m.rps)).join('')}   ratio ${range(ratios)}`,
+              `${''.padEnd(8)} cpu us  sharded ${sharded.map(m => format(m.cpuUs)).join('')}   plain ${plain.map(m => format(m.cpuUs)).join('')}   ratio ${range(cpuRatios)}`,
+            ].join('\n'),
       );
     }
     if (!o.json) {
       process.stderr.write('\n');
       process.stdout.write(
-        `GET /authors/:id, one shard of ${o.shards} (${o.driver}), ${o.connections} connections, ${o.duration} s per run; requests/s per run, ratio = sharded / plain\n`,
+        `GET /authors/:id, one shard of ${o.shards} (${o.driver}), ${o.connections} connections, ${o.duration} s per run.\n` +
+          "Per run: requests/s (ratio sharded / plain), and the server's CPU time per request in us (ratio plain / sharded).\n",
       );
     }
     process.stdout.write(`${lines.join('\n')}\n`);
