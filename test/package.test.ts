@@ -61,6 +61,7 @@ describe('the packed package', () => {
     );
     expect(files).toEqual(expect.arrayContaining(['package/dist/merge-api.js', 'package/dist/merge-api.d.ts', 'package/dist/index.js.map']));
     expect(files).toEqual(expect.arrayContaining(['package/dist/testing/index.js', 'package/dist/testing/index.d.ts']));
+    expect(files).toEqual(expect.arrayContaining(['package/dist/http/index.js', 'package/dist/http/index.d.ts', 'package/dist/http/fastify.d.ts']));
     expect(files.filter(file => !/^package\/(dist|src)\/|^package\/(README\.md|LICENSE|package\.json)$/.test(file))).toEqual([]);
     expect(readFileSync(join(LIBRARY, 'LICENSE'), 'utf8')).toBe(readFileSync(join(repoRoot, 'LICENSE'), 'utf8'));
   });
@@ -76,7 +77,7 @@ describe('the packed package', () => {
   it('resolves with types for ESM consumers (attw)', async () => {
     const report = await run(join(repoRoot, 'node_modules/.bin/attw'), [tarball, '--profile', 'esm-only', '--format', 'json'], { cwd: work });
     const { analysis } = JSON.parse(report) as { analysis: { problems: unknown[]; entrypoints: Record<string, unknown> } };
-    expect(Object.keys(analysis.entrypoints)).toEqual(['.', './merge', './testing', './package.json']);
+    expect(Object.keys(analysis.entrypoints)).toEqual(['.', './merge', './testing', './http', './fastify', './package.json']);
     // esm-only ignores CommonJS `require` (this package is ESM-only) and node10's lack of `exports`.
     const problems = analysis.problems.filter(
       problem =>
@@ -91,6 +92,7 @@ describe('the packed package', () => {
     // process.execPath is the pinned Node 24: it strips the types of app.ts, which is not under node_modules.
     const out = await run(process.execPath, ['app.ts'], { cwd: project });
     expect(JSON.parse(out)).toEqual({
+      request: { pinned: 's1', authors: 2 },
       titles: ["Ted's book", "Octavia's book"],
       perShard: [1, 2],
       total: 3,

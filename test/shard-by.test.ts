@@ -362,7 +362,7 @@ describe('shardBy mistakes are refused at init()', () => {
       em.create(Tag, { id: 1, label: 'x' });
       const error = await refusal(() => em.flush());
       expect(error).toMatchObject({ code: 'MISSING_CHOOSER', entity: 'Tag' });
-      expect(error.message).toMatch(/Tag is not in `shardBy`/);
+      expect(error.message).toMatch(/"Tag": there is no `shardChooser`, and it is neither declared in `shardBy` nor bound/);
     } finally {
       await orm.close(true);
     }

@@ -7,6 +7,9 @@ import { SqliteDriver } from '@mikro-orm/sqlite';
 import { ShardedMikroORM, ShardingError, type ShardChooser } from 'mikro-orm-sharding';
 import { mergeSorted, sumCounts } from 'mikro-orm-sharding/merge';
 import { createTestShards } from 'mikro-orm-sharding/testing';
+import { withShardedContext } from 'mikro-orm-sharding/http';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 const AuthorSchema = defineEntity({
   name: 'Author',
@@ -83,8 +86,20 @@ let testShards: number;
   testShards = testOrm.shardIds.length;
 }
 
+// The http subpath, without Express or Fastify installed: a request pinned to s1 by its header.
+const server = createServer(
+  withShardedContext(orm, async (_req, res) => res.end(JSON.stringify({ pinned: orm.em.pinnedShard, authors: await orm.em.count(Author) })), {
+    shardResolver: req => req.headers['x-shard'] as string | undefined,
+  }),
+);
+await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
+const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { headers: { 'x-shard': 's1' } });
+const request = (await response.json()) as { pinned: string; authors: number };
+await new Promise(resolve => server.close(resolve));
+
 console.log(
   JSON.stringify({
+    request,
     titles,
     perShard,
     total: sumCounts(perShard),

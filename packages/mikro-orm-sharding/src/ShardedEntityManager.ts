@@ -64,6 +64,8 @@ import { flushed } from './write/flush-witness.ts';
 import { onShard } from './errors/shard-failure.ts';
 import { labelOf } from './write/write-plan.ts';
 import type { ShardErrorOption } from './read/partial.ts';
+import { refuseReadOnlyFlush } from './routing/read-only.ts';
+import { readOn } from './routing/read-your-writes.ts';
 
 /** Targets one shard explicitly. Precedence: this option, then the entity's remembered shard, then the choosers. */
 export interface ShardOption<Id extends string = ShardId> {
@@ -86,13 +88,15 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   // Made on first use: most entity managers never set a filter, and fork() runs per request.
   #filters: ShardFilters | undefined;
   #repositories: Map<EntityMetadata, object> | undefined;
+  #pinned: ShardId | undefined;
 
   /** @internal Use `orm.em.fork()`. */
-  constructor(orm: ShardedMikroORM, global: boolean, makeFork: (shard: ShardId) => SqlEntityManager, filters?: ShardFilters) {
+  constructor(orm: ShardedMikroORM, global: boolean, makeFork: (shard: ShardId) => SqlEntityManager, filters?: ShardFilters, pinned?: ShardId) {
     this.#orm = orm;
     this.#global = global;
     this.#makeFork = makeFork;
     this.#filters = filters;
+    this.#pinned = pinned;
     const self = this;
     this.#scope = {
       orm,
@@ -107,6 +111,9 @@ export class ShardedEntityManager<Id extends string = ShardId> {
       meta: entityName => metadataOf(orm, entityName),
       shardOf: entity => self.shardOf(entity),
       decided: entity => self.#pending.decided(entity),
+      get pinned() {
+        return self.#pinned;
+      },
     };
     this.#pending = new PendingWrites(this.#scope);
   }
@@ -121,19 +128,43 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     return new ShardedEntityManager(orm, false, shard => forks.get(shard)!);
   }
 
+  /** @internal Pins an entity manager to a shard (a request's `shardResolver`); see {@link fork}. */
+  static pin(em: ShardedEntityManager, shard: ShardId): void {
+    if (!em.#orm.fleet.has(shard)) {
+      throw ShardingError.unknownShard(shard, em.#orm.shardIds, { source: 'shardResolver' });
+    }
+    em.#pinned = shard;
+  }
+
   /** The fleet this entity manager belongs to. */
   get orm(): ShardedMikroORM<IDatabaseDriver, Id> {
     return this.#orm as ShardedMikroORM<IDatabaseDriver, Id>;
   }
 
   /**
-   * A new sharded entity manager with empty identity maps; shard forks are made with `options` on first use. Like
-   * MikroORM's `fork()`, it starts with this entity manager's filters and filter parameters.
+   * The shard this entity manager is pinned to (`fork({ shard })`, or a request's `shardResolver`): what it routes
+   * every call to that names no `{ shard }` and reaches no bound or already placed entity. Undefined when the
+   * choosers route.
    */
-  fork(options?: ForkOptions): ShardedEntityManager<Id> {
+  get pinnedShard(): Id | undefined {
+    return this.#context(false).#pinned as Id | undefined;
+  }
+
+  /**
+   * A new sharded entity manager with empty identity maps; shard forks are made with `options` on first use. Like
+   * MikroORM's `fork()`, it starts with this entity manager's filters and filter parameters, and its pinned shard.
+   * `{ shard }` pins the new one to a shard: new entities are written there, primary-key lookups and queries read
+   * it alone, without asking the choosers (bound entities and `{ shard }` options still win).
+   */
+  fork(options?: ForkOptions & ShardOption<Id>): ShardedEntityManager<Id> {
     const parent = this.#context(false);
-    const makeFork = (shard: ShardId) => (parent.#forks.get(shard) ?? this.#orm.shard(shard).em).fork(options) as SqlEntityManager;
-    return new ShardedEntityManager<Id>(this.#orm, false, makeFork, parent.#filters?.copy());
+    const { shard, ...forkOptions } = options ?? {};
+    if (shard !== undefined && !this.#orm.fleet.has(shard)) {
+      throw ShardingError.unknownShard(shard, this.#orm.shardIds, { source: 'em.fork()' });
+    }
+    const own = options === undefined ? undefined : forkOptions;
+    const makeFork = (id: ShardId) => (parent.#forks.get(id) ?? this.#orm.shard(id).em).fork(own) as SqlEntityManager;
+    return new ShardedEntityManager<Id>(this.#orm, false, makeFork, parent.#filters?.copy(), shard ?? parent.#pinned);
   }
 
   /** This entity manager's own fork for one shard: plain MikroORM, for anything the sharded surface lacks. */
@@ -207,6 +238,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
       throw ShardingError.flushInsideChooser();
     }
     await em.#pending.place(true);
+    refuseReadOnlyFlush(em.#scope);
     const shards = [...em.#forks.keys()];
     await settleEach(
       'flush',
@@ -359,7 +391,8 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     const { shard, ...rest } = options;
     const target = em.#shardFor('refresh', entity, shard);
     const fork = em.#fork(target, 'the { shard } option');
-    return onShard('refresh', target, fork.refresh(entity, rest as never)) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null>;
+    const read = readOn(em.#scope, target, helper(entity).__meta.class, rest);
+    return onShard('refresh', target, fork.refresh(entity, read as never)) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null>;
   }
 
   /** `refresh`, throwing MikroORM's `NotFoundError` (or your `failHandler`'s error) when the row is gone. */
@@ -377,7 +410,8 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     const { shard, ...rest } = options;
     const target = em.#shardFor('refresh', entity, shard);
     const fork = em.#fork(target, 'the { shard } option');
-    return onShard('refresh', target, fork.refreshOrFail(entity, rest as never)) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>>;
+    const read = readOn(em.#scope, target, helper(entity).__meta.class, rest);
+    return onShard('refresh', target, fork.refreshOrFail(entity, read as never)) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>>;
   }
 
   /**
@@ -463,7 +497,11 @@ export class ShardedEntityManager<Id extends string = ShardId> {
       }
       groupInto(byShard, shard, entity);
     }
-    await settleEach('populate', [...byShard.keys()], shard => em.#fork(shard).populate(byShard.get(shard)!, populate as never, options as never));
+    await settleEach('populate', [...byShard.keys()], shard => {
+      const group = byShard.get(shard)!;
+      const read = readOn(em.#scope, shard, helper(group[0]!).__meta.class, options as { connectionType?: unknown; flushMode?: unknown });
+      return em.#fork(shard).populate(group, populate as never, read as never);
+    });
     return entities as unknown as Populated;
   }
 

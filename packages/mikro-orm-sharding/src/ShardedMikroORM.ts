@@ -11,15 +11,22 @@ import { withHealthGates } from './fleet/pool-gate.ts';
 import type { ShardHealth } from './fleet/circuit-breaker.ts';
 import { checkOnShardError, type FaultPolicy } from './read/partial.ts';
 import { ShardKeys } from './routing/shard-by.ts';
+import { resolveBinds } from './routing/binds.ts';
+import { guardReadOnlyShards } from './routing/read-only.ts';
+import { witnessWrites } from './routing/read-your-writes.ts';
 
 /**
- * The choosers in force (`idChooser`/`queryChooser` are `undefined` when defaulted). Declared as methods so that a
- * fleet with typed shard ids is usable wherever any fleet is.
+ * The choosers and binds in force (`idChooser`/`queryChooser` are `undefined` when defaulted, `shardChooser` when
+ * every entity is bound). Declared as methods so that a fleet with typed shard ids is usable wherever any fleet is.
  */
 export interface Routing<Id extends string = ShardId> {
   shardChooser?(args: ShardChooserArgs<object, Id>): MaybePromise<Id | undefined>;
   idChooser?(args: IdChooserArgs<object, Id>): MaybePromise<readonly Id[] | undefined>;
   queryChooser?(args: QueryChooserArgs<object, Id>): MaybePromise<readonly Id[] | undefined>;
+  /** The binds in force, by entity class name, and the default bind; undefined without `binds`/`defaultBind`. */
+  readonly binds?: { readonly byName: Readonly<Record<string, Id>>; readonly defaultBind: Id | undefined };
+  /** Whether an entity manager reads a replicated shard it has written to from the primary (`readYourWrites`). */
+  readonly readYourWrites: boolean;
 }
 
 /**
@@ -62,17 +69,27 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
       health: new FleetHealth(breakerSettings(options.circuitBreaker)),
     };
     const fleet = await Fleet.open<D>(withHealthGates<D>(configs, faults.health), options.connect ?? true);
-    // The choosers were typed against the fleet's own shard ids and entities; the routing code passes it exactly those.
-    const routing = { shardChooser: options.shardChooser, idChooser: options.idChooser, queryChooser: options.queryChooser } as Routing;
-    const orm = new ShardedMikroORM(fleet, routing, faults);
     try {
+      const binds = resolveBinds(fleet, options, options.shardChooser !== undefined || options.shardBy !== undefined);
+      guardReadOnlyShards(fleet);
+      // Only a fleet with replicas pays for it: reads then look up what their entity manager wrote.
+      const readYourWrites = (options.readYourWrites ?? true) && witnessWrites(fleet);
+      // The choosers were typed against the fleet's own shard ids and entities; the routing code passes it exactly those.
+      const routing = {
+        shardChooser: options.shardChooser,
+        idChooser: options.idChooser,
+        queryChooser: options.queryChooser,
+        binds,
+        readYourWrites,
+      } as Routing;
+      const orm = new ShardedMikroORM(fleet, routing, faults);
       // Declarations are checked against the entities' metadata, which exists once the shards are initialised.
       orm.#shardKeys = ShardKeys.resolve(orm, options);
+      return orm as ShardedMikroORM<D, ShardIdsOf<Shards>>;
     } catch (error) {
       await fleet.close(true);
       throw error;
     }
-    return orm as ShardedMikroORM<D, ShardIdsOf<Shards>>;
   }
 
   /**

@@ -1,12 +1,14 @@
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { settleEach } from './fleet/settle.ts';
+import { writableShards } from './routing/read-only.ts';
 
 /** The options of MikroORM's schema generator methods, whatever the driver. */
 type SchemaOptions = Record<string, unknown>;
 
 /**
  * MikroORM's schema generator, run on every shard in parallel. A failure names its shard and the shards that
- * already succeeded (schema changes are not atomic across shards).
+ * already succeeded (schema changes are not atomic across shards). Read-only shards (`readOnly: true`) are left
+ * alone by everything but `getCreateSchemaSQL()`.
  */
 export class ShardedSchema {
   readonly #orm: ShardedMikroORM;
@@ -55,6 +57,7 @@ export class ShardedSchema {
 
   /** Schema changes commit per shard: on a failure, every shard that finished a change is reported as changed. */
   #each<T>(operation: string, task: (id: string) => Promise<T>, changes = true): Promise<T[]> {
-    return settleEach(operation, this.#orm.shardIds, task, changes ? () => true : undefined);
+    const ids = changes ? writableShards(this.#orm.fleet, this.#orm.shardIds, operation, false) : this.#orm.shardIds;
+    return settleEach(operation, ids, task, changes ? () => true : undefined);
   }
 }

@@ -9,6 +9,7 @@ export { partialFailuresOf, type OnShardError, type PartialFailures, type ShardE
 export type { CircuitBreakerOptions, CircuitState, CircuitStateChange, ShardFailureInfo, ShardHealth } from './fleet/circuit-breaker.ts';
 export {
   defineShardingConfig,
+  type Binds,
   type EntityList,
   type FleetEntity,
   type ShardedMikroORMOptions,

@@ -1,4 +1,4 @@
-import type { AnyEntity, EntityClass, EntitySchema, IDatabaseDriver, Options } from '@mikro-orm/core';
+import type { AnyEntity, EntityClass, EntityName, EntitySchema, IDatabaseDriver, Options } from '@mikro-orm/core';
 import { AbstractSqlDriver } from '@mikro-orm/sql';
 import type { IdChooser, QueryChooser, ShardChooser, ShardId } from './choosers.ts';
 import { withConnectionDefaults } from './fleet/connection-defaults.ts';
@@ -9,9 +9,28 @@ import { rememberSecrets } from './errors/redact.ts';
 import type { CircuitBreakerOptions } from './fleet/circuit-breaker.ts';
 import type { OnShardError } from './read/partial.ts';
 import type { ShardByOptions } from './routing/shard-by.ts';
+import { checkBindOptions, deriveShardEntities } from './routing/binds.ts';
 
-/** MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool ...). */
-export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<Options<D>>;
+/**
+ * MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool,
+ * `replicas` ...), plus `readOnly`.
+ */
+export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<Options<D>> & {
+  /**
+   * Refuse every write routed to this shard (a chooser's, `{ shard }`, a bind, a pin, `insert`/`upsert`,
+   * `nativeUpdate`/`nativeDelete`, a flush of its entities) with `READ_ONLY_SHARD`, before anything is written on any
+   * shard. Reads are not affected; `orm.schema` and `orm.migrator` leave the shard alone. For an archive, a
+   * reporting copy, or a database your role may only read.
+   * @default false
+   */
+  readonly readOnly?: boolean;
+};
+
+/**
+ * Entities that live on one fixed shard, a named database: entity name (or class, in a `Map`) to shard id. See
+ * {@link ShardedMikroORMOptions.binds}.
+ */
+export type Binds<Id extends string = ShardId> = Readonly<Record<string, Id>> | ReadonlyMap<string | EntityName<object>, Id>;
 
 /** MikroORM's `entities` option: entity classes, schemas, or folder paths. */
 export type EntityList = readonly (string | EntityClass<AnyEntity> | EntitySchema)[];
@@ -75,8 +94,9 @@ export interface ShardedMikroORMOptions<
    */
   readonly shards: ShardMap<D> & Shards;
   /**
-   * Decides where a new entity is written. Required unless `shardBy` declares the entities written; where both are
-   * given, it is asked first, and answers `undefined` to let `shardBy` decide.
+   * Decides where a new entity is written. Required unless `shardBy` declares the entities written, or every entity
+   * is bound (`binds`, `defaultBind`); where a declaration is given too, the chooser is asked first, and answers
+   * `undefined` to let `shardBy` decide.
    */
   readonly shardChooser?: ShardChooser<NoInfer<ShardIdsOf<Shards>>, NoInfer<FleetEntity<Entities, Shards>>>;
   /**
@@ -109,6 +129,32 @@ export interface ShardedMikroORMOptions<
    * @default false
    */
   readonly requireShardKey?: boolean;
+  /**
+   * Entities that live on one fixed shard (a named database, like SQLAlchemy's `binds` or Flask's `__bind_key__`):
+   * entity name to shard id, or a `Map` from entity class to shard id. Writes, primary-key lookups and queries of a
+   * bound entity go to its shard only, without asking the choosers; an entity inherits its root entity's bind.
+   * A shard without its own `entities` holds the entities bound to it, or, when no bind names it, every entity no
+   * bind names. A relation between a bound entity and an entity that lives elsewhere is refused by `init()`
+   * (`CROSS_BIND_RELATION`).
+   *
+   * @example
+   * ```ts
+   * binds: { Transaction: 'warehouse', AuditEntry: 'log' }, defaultBind: 'main'
+   * ```
+   */
+  readonly binds?: Binds<NoInfer<ShardIdsOf<Shards>>>;
+  /**
+   * The shard of every entity `binds` does not name: with it every entity is bound, and no chooser is needed.
+   * @default none: entities `binds` does not name are placed by the choosers
+   */
+  readonly defaultBind?: NoInfer<ShardIdsOf<Shards>>;
+  /**
+   * Read your writes: once an entity manager has written to a shard that has read `replicas`, its reads of that
+   * shard go to the primary (`connectionType: 'write'`) for the rest of its life, unless a call passes its own
+   * `connectionType`. Off, reads go where MikroORM sends them (`preferReadReplicas`).
+   * @default true
+   */
+  readonly readYourWrites?: boolean;
   /**
    * Connect to every shard during `init()`, so an unreachable shard fails startup with its name
    * (MikroORM alone connects on first use).
@@ -146,7 +192,21 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
   if (options === null || typeof options !== 'object') {
     throw ShardingError.invalidOptions('pass an options object.', options);
   }
-  const { shards, shardChooser, idChooser, queryChooser, connect, onShardError, circuitBreaker, shardBy, requireShardKey, ...shared } = options;
+  const {
+    shards,
+    shardChooser,
+    idChooser,
+    queryChooser,
+    connect,
+    onShardError,
+    circuitBreaker,
+    shardBy,
+    requireShardKey,
+    binds,
+    defaultBind,
+    readYourWrites,
+    ...shared
+  } = options;
   // First of all: every error from here on may echo options, and must mask their passwords.
   rememberSecrets(shared);
   if (shards !== null && typeof shards === 'object') {
@@ -155,11 +215,14 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
   if (shards === null || typeof shards !== 'object' || Object.keys(shards).length === 0) {
     throw ShardingError.noShards();
   }
-  if (shardChooser === undefined ? shardBy === undefined : typeof shardChooser !== 'function') {
+  if (shardChooser === undefined ? shardBy === undefined && binds === undefined && defaultBind === undefined : typeof shardChooser !== 'function') {
     throw ShardingError.missingChooser('shardChooser');
   }
-  for (const [name, chooser] of Object.entries({ idChooser, queryChooser })) {
+  for (const [name, chooser] of Object.entries({ shardChooser, idChooser, queryChooser })) {
     if (chooser !== undefined && typeof chooser !== 'function') {
+      if (name === 'shardChooser') {
+        throw ShardingError.missingChooser('shardChooser');
+      }
       throw ShardingError.invalidOptions(`\`${name}\` must be a function returning shard ids; got ${typeof chooser}.`, chooser);
     }
   }
@@ -178,7 +241,18 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
     checkUrls(id, merged);
     configs.set(id, withShardLoggers(withConnectionDefaults<D>(merged), id));
   }
+  checkBindOptions({ binds, defaultBind }, [...configs.keys()]);
+  deriveShardEntities(configs, options.entities, shardsListingEntities(shards), { binds, defaultBind });
   return configs;
+}
+
+/** The shards whose own options list `entities` (binds leave those lists as they are). */
+function shardsListingEntities(shards: object): ReadonlySet<ShardId> {
+  return new Set(
+    Object.entries(shards)
+      .filter(([, own]) => own !== null && typeof own === 'object' && (own as { entities?: unknown }).entities !== undefined)
+      .map(([id]) => id),
+  );
 }
 
 /**

@@ -26,4 +26,6 @@ export interface ShardScope {
   shardOf(entity: object): ShardId | undefined;
   /** The shard this entity manager decided for an entity it has not flushed yet. */
   decided(entity: object): ShardId | undefined;
+  /** The shard this entity manager is pinned to (`em.fork({ shard })`, a request's `shardResolver`), if any. */
+  readonly pinned: ShardId | undefined;
 }

@@ -23,7 +23,9 @@ export type ShardingErrorCode =
   | 'SHARD_KEY_REQUIRED'
   | 'INVALID_SHARD_KEY'
   | 'SHARD_KEY_MISMATCH'
-  | 'SHARD_KEY_CHANGED';
+  | 'SHARD_KEY_CHANGED'
+  | 'CROSS_BIND_RELATION'
+  | 'READ_ONLY_SHARD';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {
@@ -69,13 +71,48 @@ export class ShardingError extends Error {
     return new ShardingError('NO_SHARDS', 'No shards configured: pass `shards: { s0: { dbName: ... }, ... }` with at least one shard.');
   }
 
-  static missingChooser(name: string, entity?: string): ShardingError {
+  /**
+   * No shard for new entities: there is no shard chooser, and `unbound` (when known) are neither declared in
+   * `shardBy` nor bound (`binds`, `defaultBind`).
+   */
+  static missingChooser(name: string, unbound: readonly string[] = []): ShardingError {
+    const ways = `pass a \`${name}\` returning a shard id, declare the entities in \`shardBy\`, or bind them (\`binds\`, \`defaultBind\`)`;
+    if (unbound.length === 0) {
+      return new ShardingError('MISSING_CHOOSER', `Missing \`${name}\`: it decides which shard a new entity is written to; ${ways}.`);
+    }
+    const one = unbound.length === 1;
     return new ShardingError(
       'MISSING_CHOOSER',
-      entity === undefined
-        ? `Missing \`${name}\`: it decides which shard a new entity is written to; pass a function returning a shard id, or declare the entities in \`shardBy\`.`
-        : `No shard for new ${entity}: there is no \`${name}\`, and ${entity} is not in \`shardBy\`. Declare it there ({ key, strategy } or { parent }), pass a \`${name}\`, or create it with { shard }. Nothing was written.`,
-      { entity },
+      `No shard for new ${listOf(unbound)}: there is no \`${name}\`, and ${one ? 'it is' : 'they are'} neither declared in \`shardBy\` nor bound to a shard. ` +
+        `To place ${one ? 'it' : 'them'}, ${ways}; or create ${one ? 'it' : 'them'} with { shard }. Nothing was written.`,
+      { entity: one ? unbound[0] : undefined, value: unbound },
+    );
+  }
+
+  /**
+   * A relation between an entity bound to one shard and an entity that lives elsewhere (bound to another shard, or
+   * placed by the choosers: `undefined`): a foreign key cannot cross databases. Thrown by `init()`.
+   */
+  static crossBindRelation(entity: string, shard: ShardId | undefined, property: string, target: string, targetShard: ShardId | undefined): ShardingError {
+    const where = (id: ShardId | undefined) => (id === undefined ? 'is placed by the choosers (bound to no shard)' : `is bound to shard ${quote(id)}`);
+    return new ShardingError(
+      'CROSS_BIND_RELATION',
+      `${entity} ${where(shard)}, but its relation "${property}" targets ${target}, which ${where(targetShard)}; a relation cannot cross databases. ` +
+        `Bind both entities to one shard, or replace the relation with a plain column holding the other side's key.`,
+      { entity, shard, value: targetShard },
+    );
+  }
+
+  /**
+   * A write routed to a shard declared `readOnly: true`, refused before anything is written on any shard. `entity`
+   * labels what was written (`Author#3`, `new Book`, or an entity name for `nativeUpdate`); `source` says who routed it.
+   */
+  static readOnlyShard(operation: string, entity: string, shard: ShardId, source: string): ShardingError {
+    return new ShardingError(
+      'READ_ONLY_SHARD',
+      `Cannot ${operation} ${entity} on shard ${quote(shard)} (routed by ${source}): the shard is read-only (\`readOnly: true\`). ` +
+        `Route the write to a writable shard, or load the entity from one. Nothing was written.`,
+      { entity, shard, value: shard },
     );
   }
 

@@ -4,6 +4,7 @@ import { ShardingError } from '../errors/errors.ts';
 import { doneValues, fleetRunTargets, runBounded, type FleetRunOptions, type ShardOutcome } from '../fleet/run-bounded.ts';
 import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
 import { ShardedMigrationError } from './errors.ts';
+import { writableShards } from '../routing/read-only.ts';
 import { migrationsSource } from './folder.ts';
 import { fleetStatus, shardState, type FleetMigrationStatus, type ShardMigrationReport } from './report.ts';
 
@@ -147,7 +148,10 @@ export class ShardedMigrator {
   async #migrate(method: 'up' | 'down', options: MigrateFleetOptions): Promise<ShardMigrationReport[]> {
     const operation = `orm.migrator.${method}()`;
     const { shards, concurrency, ...migrate } = options;
-    const { ids, concurrency: limit } = fleetRunTargets(this.#orm.shardIds, { shards, concurrency }, operation);
+    const targets = fleetRunTargets(this.#orm.shardIds, { shards, concurrency }, operation);
+    // Migrations write: read-only shards are left out, and naming one is refused.
+    const ids = writableShards(this.#orm.fleet, targets.ids, operation, shards !== undefined);
+    const limit = targets.concurrency;
     ids.forEach(id => this.#migrator(id));
     const started = method === 'up' ? 'migrating' : 'reverting';
     const finished = method === 'up' ? 'migrated' : 'reverted';

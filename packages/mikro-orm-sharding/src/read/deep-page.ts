@@ -6,6 +6,7 @@ import { comparatorOf, mergeSorted, pagePositions, type SortKey } from './merge.
 import { orderTerms, rowSortKeys, type KeyDialect } from './order-by.ts';
 import type { ShardScope } from '../scope.ts';
 import { settleEach } from '../fleet/settle.ts';
+import { readOn } from '../routing/read-your-writes.ts';
 import { dialectOf, materialize, runOnShards } from './shard-rows.ts';
 
 /** From this offset on, a page is first located on sort keys alone (measured: at offset 5000 it is 3-4x faster). */
@@ -54,7 +55,7 @@ export async function findDeepPage<T extends object>(
     meta.class,
     shards,
     options,
-    (fork, compiled) => runCompiled(fork, compiled, single ? 'column' : 'values', options) as Promise<unknown[]>,
+    (fork, compiled, shard) => runCompiled(fork, compiled, single ? 'column' : 'values', readOn(scope, shard, meta.class, options)) as Promise<unknown[]>,
     (fork, dialect) => compiledQuery(fork, meta, 'select', { where, orderBy: total, fields, limit: offset + limit }, dialect),
   );
   const { skip, take } = pagePositions(keyLists, comparatorOf(valueKeys), offset, limit);
@@ -63,7 +64,7 @@ export async function findDeepPage<T extends object>(
     const i = shards.indexOf(shard);
     const fork = scope.fork(shard);
     const compiled = compiledQuery(fork, meta, 'select', { where, orderBy: total, limit: take[i], offset: skip[i] }, dialectOf(fork));
-    return runCompiled(fork, compiled, 'all', options) as Promise<Dictionary[]>;
+    return runCompiled(fork, compiled, 'all', readOn(scope, shard, meta.class, options)) as Promise<Dictionary[]>;
   });
   return materialize(scope, meta.class, meta, mergeSorted(lists, comparatorOf(keys), 0, limit), pageShards, options, where);
 }

@@ -14,6 +14,7 @@ import { runCompiled } from './execute.ts';
 import { hasPopulate, materialize, runOnShards, unfiltered } from './shard-rows.ts';
 import type { ShardScope } from '../scope.ts';
 import { settleEach } from '../fleet/settle.ts';
+import { readOn } from '../routing/read-your-writes.ts';
 
 type AnyFindOptions = FindOptions<any, any, any, any>;
 
@@ -74,7 +75,7 @@ export async function fanOutFind<T extends object>(
     entityName as EntityName<object>,
     shards,
     options,
-    (fork, compiled) => runCompiled(fork, compiled, 'all', options) as Promise<Dictionary[]>,
+    (fork, compiled, shard) => runCompiled(fork, compiled, 'all', readOn(scope, shard, meta.class, options)) as Promise<Dictionary[]>,
     (fork, dialect) => compiledQuery(fork, meta, 'select', query, dialect),
   );
   const rows = repeats ? lists.map(list => firstOfEachRoot(meta, list)) : lists;
@@ -99,12 +100,12 @@ export async function fanOutCount<T extends object>(
       entityName as EntityName<object>,
       shards,
       options,
-      (fork, compiled) => runCompiled(fork, compiled, 'get', options) as Promise<Dictionary | undefined>,
+      (fork, compiled, shard) => runCompiled(fork, compiled, 'get', readOn(scope, shard, meta.class, options)) as Promise<Dictionary | undefined>,
       (fork, dialect) => compiledQuery(fork, meta, 'count', { where }, dialect),
     );
     return sumCounts(counts.map(row => row?.count as number | string | undefined));
   }
-  const counts = await settleEach('count', shards, shard => scope.fork(shard).count(entityName, where as never, options));
+  const counts = await settleEach('count', shards, shard => scope.fork(shard).count(entityName, where as never, readOn(scope, shard, meta.class, options)));
   return sumCounts(counts);
 }
 
@@ -129,7 +130,11 @@ async function findEntities<T extends object>(
     return findBehindKeys(scope, entityName, meta, where, options, shards, plan, merge);
   }
   const shardOptions = { ...options, orderBy: plan.orderBy, limit: pushDownLimit(plan.window.offset, plan.window.limit), offset: undefined } as AnyFindOptions;
-  const lists = await settleEach('find', shards, shard => scope.fork(shard).find(entityName, where as never, shardOptions) as Promise<T[]>);
+  const lists = await settleEach(
+    'find',
+    shards,
+    shard => scope.fork(shard).find(entityName, where as never, readOn(scope, shard, meta.class, shardOptions)) as Promise<T[]>,
+  );
   return merge(lists).map(item => item.row);
 }
 
@@ -150,7 +155,9 @@ async function refusedByMikroOrm<T extends object>(
   options: AnyFindOptions,
   shards: readonly ShardId[],
 ): Promise<T[]> {
-  const answers = await Promise.allSettled(shards.map(shard => scope.fork(shard).find(entityName, where as never, options) as Promise<T[]>));
+  const answers = await Promise.allSettled(
+    shards.map(shard => scope.fork(shard).find(entityName, where as never, readOn(scope, shard, meta.class, options)) as Promise<T[]>),
+  );
   const refused = answers.find(answer => answer.status === 'rejected');
   if (refused) {
     throw refused.reason;

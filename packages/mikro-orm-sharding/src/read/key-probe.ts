@@ -7,6 +7,7 @@ import type { MergePlan } from './merge-plan.ts';
 import { keyLoadPaths, type OrderTerm } from './order-by.ts';
 import type { ShardScope } from '../scope.ts';
 import { settleEach } from '../fleet/settle.ts';
+import { readOn } from '../routing/read-your-writes.ts';
 
 type AnyFindOptions = FindOptions<any, any, any, any>;
 
@@ -69,7 +70,7 @@ export async function findBehindKeys<T extends object>(
     const fork = scope.fork(shard);
     // The probe fork holds nothing to flush: this fork writes what it holds first, as its own find would.
     await fork.tryFlush(entityName, { flushMode: options.flushMode });
-    return fork.fork({ keepTransactionContext: true }).find(entityName, where as never, probeOptions) as Promise<T[]>;
+    return fork.fork({ keepTransactionContext: true }).find(entityName, where as never, readOn(scope, shard, meta.class, probeOptions)) as Promise<T[]>;
   });
   const page = merge(lists);
   const wanted = new Map<ShardId, T[]>();
@@ -79,7 +80,9 @@ export async function findBehindKeys<T extends object>(
   const pageOptions = { ...options, orderBy: plan.orderBy, limit: undefined, offset: undefined } as AnyFindOptions;
   const pageShards = [...wanted.keys()];
   const loaded = await settleEach('find', pageShards, async shard => {
-    const found = (await scope.fork(shard).find(entityName, onlyThese(meta, where, wanted.get(shard)!) as never, pageOptions)) as T[];
+    const found = (await scope
+      .fork(shard)
+      .find(entityName, onlyThese(meta, where, wanted.get(shard)!) as never, readOn(scope, shard, meta.class, pageOptions))) as T[];
     return new Map(found.map(entity => [helper(entity).getSerializedPrimaryKey(), entity]));
   });
   const byShard = new Map(pageShards.map((shard, i) => [shard, loaded[i]!]));

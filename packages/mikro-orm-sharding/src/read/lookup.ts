@@ -79,24 +79,28 @@ export function findInCandidates<T>(
   scope: ShardScope,
   entityName: EntityName<object>,
   pk: Primary<object>,
-  find: (fork: SqlEntityManager) => Promise<T | null>,
+  find: (fork: SqlEntityManager, shard: ShardId) => Promise<T | null>,
 ): Promise<T | null> {
   const inMap = shardInIdentityMaps(scope, entityName, pk);
   if (inMap !== undefined) {
-    return onShard('findOne', inMap, find(scope.fork(inMap)));
+    return onShard('findOne', inMap, find(scope.fork(inMap), inMap));
   }
   const candidates = idCandidates(scope, entityName, pk);
   return candidates instanceof Promise ? candidates.then(list => searchInOrder(scope, list, find)) : searchInOrder(scope, candidates, find);
 }
 
 /** The first candidate that has it; with one candidate (an id that names its shard) that shard's answer, as is. */
-function searchInOrder<T>(scope: ShardScope, shards: readonly ShardId[], find: (fork: SqlEntityManager) => Promise<T | null>): Promise<T | null> {
+function searchInOrder<T>(
+  scope: ShardScope,
+  shards: readonly ShardId[],
+  find: (fork: SqlEntityManager, shard: ShardId) => Promise<T | null>,
+): Promise<T | null> {
   if (shards.length === 1) {
-    return onShard('findOne', shards[0]!, find(scope.fork(shards[0]!)));
+    return onShard('findOne', shards[0]!, find(scope.fork(shards[0]!), shards[0]!));
   }
   return (async () => {
     for (const shard of shards) {
-      const found = await onShard('findOne', shard, find(scope.fork(shard)));
+      const found = await onShard('findOne', shard, find(scope.fork(shard), shard));
       if (found) {
         return found;
       }

@@ -5,12 +5,15 @@ import { isEmptyCondition } from './empty-condition.ts';
 import { fanOutCount, fanOutFind } from './fan-out.ts';
 import { sumCounts } from './merge.ts';
 import { settleEach } from '../fleet/settle.ts';
+import { ShardingError } from '../errors/errors.ts';
 import { onShard } from '../errors/shard-failure.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
 import { checkEntityOnShard } from '../route.ts';
 import { shardsOfQuery } from '../routing/resolve.ts';
 import type { ShardScope } from '../scope.ts';
 import { readPartially, type OnShardError } from './partial.ts';
+import { isReadOnly } from '../routing/read-only.ts';
+import { markWritten, readOn } from '../routing/read-your-writes.ts';
 
 type Find = FindOptions<any, any, any, any>;
 
@@ -28,7 +31,7 @@ export async function find<T extends object>(
 ): Promise<T[]> {
   const shards = await shardsToRead(scope, 'find', entityName, where, options, shard);
   if (shards.length === 1) {
-    return onShard('find', shards[0]!, scope.fork(shards[0]!).find(entityName, where as never, options) as Promise<T[]>);
+    return onShard('find', shards[0]!, scope.fork(shards[0]!).find(entityName, where as never, readOn(scope, shards[0]!, entityName, options)) as Promise<T[]>);
   }
   return readPartially(scope.orm.faults, 'find', onShardError, shards, living => fanOutFind(scope, entityName, where, options, living));
 }
@@ -52,11 +55,17 @@ export function findOne<T extends object>(
   }
   const known = shard ?? (Utils.isEntity(where, true) ? scope.shardOf(where as object) : undefined);
   if (known !== undefined) {
-    return onShard('findOne', known, scope.fork(known, 'the { shard } option').findOne(entityName, where as never, options) as Promise<T | null>);
+    const fork = scope.fork(known, 'the { shard } option');
+    return onShard('findOne', known, fork.findOne(entityName, where as never, readOn(scope, known, entityName, options)) as Promise<T | null>);
   }
   const pk = primaryKeyOf(scope.meta(entityName), where);
   if (pk !== undefined) {
-    return findInCandidates(scope, entityName as EntityName<object>, pk, fork => fork.findOne(entityName, where as never, options) as Promise<T | null>);
+    return findInCandidates(
+      scope,
+      entityName as EntityName<object>,
+      pk,
+      (fork, id) => fork.findOne(entityName, where as never, readOn(scope, id, entityName, options)) as Promise<T | null>,
+    );
   }
   return findOneByQuery(scope, entityName, where, options);
 }
@@ -69,7 +78,8 @@ async function findOneByQuery<T extends object>(
 ): Promise<T | null> {
   const shards = await readShards(scope, 'findOne', entityName, where, options, undefined);
   if (shards.length === 1) {
-    return onShard('findOne', shards[0]!, scope.fork(shards[0]!).findOne(entityName, where as never, options) as Promise<T | null>);
+    const fork = scope.fork(shards[0]!);
+    return onShard('findOne', shards[0]!, fork.findOne(entityName, where as never, readOn(scope, shards[0]!, entityName, options)) as Promise<T | null>);
   }
   const refusing = await shardRefusingEmpty(scope, entityName, where, options, shards);
   if (refusing !== undefined) {
@@ -115,7 +125,12 @@ export async function findAndCount<T extends object>(
 ): Promise<[T[], number]> {
   const shards = await shardsToRead(scope, 'findAndCount', entityName, where, options, shard);
   if (shards.length === 1) {
-    return onShard('findAndCount', shards[0]!, scope.fork(shards[0]!).findAndCount(entityName, where as never, options) as Promise<[T[], number]>);
+    const fork = scope.fork(shards[0]!);
+    return onShard(
+      'findAndCount',
+      shards[0]!,
+      fork.findAndCount(entityName, where as never, readOn(scope, shards[0]!, entityName, options)) as Promise<[T[], number]>,
+    );
   }
   const { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy } = options;
   const countOptions = { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy };
@@ -135,7 +150,7 @@ export async function count<T extends object>(
 ): Promise<number> {
   const shards = await shardsToRead(scope, 'count', entityName, where, options, shard);
   if (shards.length === 1) {
-    return onShard('count', shards[0]!, scope.fork(shards[0]!).count(entityName, where as never, options));
+    return onShard('count', shards[0]!, scope.fork(shards[0]!).count(entityName, where as never, readOn(scope, shards[0]!, entityName, options)));
   }
   return readPartially(scope.orm.faults, 'count', onShardError, shards, living => fanOutCount(scope, entityName, where, options, living));
 }
@@ -154,11 +169,19 @@ export async function nativeWrite<T extends object>(
   write: (fork: SqlEntityManager) => Promise<number>,
 ): Promise<number> {
   const shards = await shardsToRead(scope, operation, entityName, where, options, shard);
+  const readOnly = shards.find(id => isReadOnly(scope.orm.fleet, id));
+  if (readOnly !== undefined) {
+    throw ShardingError.readOnlyShard(operation, Utils.className(entityName), readOnly, shard === undefined ? 'the query routing' : 'the { shard } option');
+  }
   const affected = await settleEach(
     operation,
     shards,
     id => write(scope.fork(id)),
     rows => rows > 0,
+  );
+  markWritten(
+    scope,
+    shards.filter((_, i) => affected[i]! > 0),
   );
   return sumCounts(affected);
 }
@@ -179,7 +202,10 @@ async function shardsToRead<T extends object>(
   return readShards(scope, operation, entityName, where, options, shard);
 }
 
-/** The shards a query reads: the explicit `{ shard }`, else the query chooser's or the `shardBy` declaration's, else every shard. */
+/**
+ * The shards a query reads: the explicit `{ shard }`, else the entity's bind or the pinned shard, else the query
+ * chooser's or the `shardBy` declaration's, else every shard.
+ */
 async function readShards<T extends object>(
   scope: ShardScope,
   operation: string,

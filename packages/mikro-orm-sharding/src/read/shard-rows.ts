@@ -7,6 +7,7 @@ import type { ShardScope } from '../scope.ts';
 import { groupInto } from '../group.ts';
 import { applyReadFilters, autoFlush, dispatchOnLoad, entityFromRow } from '../mikro-internals.ts';
 import { settleEach } from '../fleet/settle.ts';
+import { readOn } from '../routing/read-your-writes.ts';
 
 /** The per-shard steps of the fast fan-out path, shared by ordinary and deep pages. */
 
@@ -28,7 +29,7 @@ export async function runOnShards<R>(
   entityName: EntityName<object>,
   shards: readonly ShardId[],
   options: { flushMode?: unknown },
-  execute: (fork: SqlEntityManager, compiled: CompiledQuery) => Promise<R>,
+  execute: (fork: SqlEntityManager, compiled: CompiledQuery, shard: ShardId) => Promise<R>,
   compile: (fork: SqlEntityManager, dialect: string) => CompiledQuery,
 ): Promise<R[]> {
   const byDialect = new Map<string, CompiledQuery>();
@@ -41,7 +42,7 @@ export async function runOnShards<R>(
       compiled = compile(fork, dialect);
       byDialect.set(dialect, compiled);
     }
-    return execute(fork, compiled);
+    return execute(fork, compiled, shard);
   });
 }
 
@@ -75,7 +76,7 @@ export async function materialize<T extends object>(
         list,
         options.populate as never,
         {
-          ...options,
+          ...readOn(scope, shard, entityName as EntityName<object>, options),
           where: populateWhere,
           populateWhere,
           orderBy: options.populateOrderBy ?? options.orderBy,

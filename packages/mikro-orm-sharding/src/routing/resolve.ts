@@ -10,9 +10,10 @@ import { checkDecided, checkIdBucket, derivedShard } from './place.ts';
 import { shardsOfWhere, type ShardSet } from './prune.ts';
 import { settled } from './settled.ts';
 import type { EntityRouting } from './shard-by.ts';
+import { fixedBy, fixedReadShards, fixedShard } from './fixed-shard.ts';
 
 // One precedence for every routing decision: an explicit `{ shard }` (the callers' business), the entity's
-// remembered shard (the callers' too), then the hand-written chooser, then the `shardBy` declaration, then the
+// remembered shard (the callers' too), then its bind or the pinned shard, then the hand-written chooser, then the `shardBy` declaration, then the
 // default (every shard for reads; for writes there is none). A hand-written chooser defers to the declaration by
 // answering `undefined`. These three functions are all the read and write paths call to route.
 
@@ -22,6 +23,10 @@ import type { EntityRouting } from './shard-by.ts';
  */
 export function shardOfNew(scope: ShardScope, entity: object, meta: EntityMetadata, label: () => string): MaybePromise<ShardId> {
   const route = scope.orm.shardKeys.of(meta);
+  const fixed = fixedShard(scope, meta.className);
+  if (fixed !== undefined) {
+    return route === undefined ? fixed : settled(checkPlaced(scope, route, entity, fixed, fixedBy(scope, meta.className), label), () => fixed);
+  }
   const chooser = scope.orm.routing.shardChooser;
   if (chooser !== undefined) {
     const answer = callChooser('shardChooser', chooser, { entity, entityName: meta.className, em: scope.em }, label, entity);
@@ -34,7 +39,7 @@ export function shardOfNew(scope: ShardScope, entity: object, meta: EntityMetada
     });
   }
   if (route === undefined) {
-    throw ShardingError.missingChooser('shardChooser', meta.className);
+    throw ShardingError.missingChooser('shardChooser', [meta.className]);
   }
   return fromDeclaration(scope, route, entity, label);
 }
@@ -57,6 +62,10 @@ function fromDeclaration(scope: ShardScope, route: EntityRouting, entity: object
 
 /** The shards a primary key may be on, in search order: the id chooser's, else the declaration's, else every shard. */
 export function shardsOfId(scope: ShardScope, meta: EntityMetadata, id: unknown): MaybePromise<readonly ShardId[]> {
+  const fixed = fixedReadShards(scope, meta.className);
+  if (fixed !== undefined) {
+    return fixed;
+  }
   const route = scope.orm.shardKeys.of(meta);
   const chooser = scope.orm.routing.idChooser;
   const name = meta.className;
@@ -79,6 +88,10 @@ function idFromDeclaration(scope: ShardScope, route: EntityRouting, id: unknown)
 
 /** The shards a query runs on: the query chooser's, else those the declaration leaves (pruned by `where`), else every shard. */
 export function shardsOfQuery(scope: ShardScope, meta: EntityMetadata, where: unknown, options: object, operation: string): MaybePromise<readonly ShardId[]> {
+  const fixed = fixedReadShards(scope, meta.className);
+  if (fixed !== undefined) {
+    return fixed;
+  }
   const route = scope.orm.shardKeys.of(meta);
   const chooser = scope.orm.routing.queryChooser;
   const name = meta.className;

@@ -22,7 +22,9 @@ import { checkEntityOnShard, checkShard } from '../route.ts';
 import { settleEach } from '../fleet/settle.ts';
 import { onShard } from '../errors/shard-failure.ts';
 import { rememberShard } from './shard-of.ts';
-import { checkDeclared, chooseShard, forEachRelated, labelOf } from './write-plan.ts';
+import { checkDeclared, chooseShard, forEachRelated, labelOf, routedBy } from './write-plan.ts';
+import { isReadOnly } from '../routing/read-only.ts';
+import { markWritten } from '../routing/read-your-writes.ts';
 
 // `insert`/`insertMany` and `upsert`/`upsertMany`: rows are routed like new entities, every row is decided and
 // checked before any shard is written, then each shard's own MikroORM call writes its rows.
@@ -52,6 +54,7 @@ export async function insertMany<T extends object>(
   }
   const shards = await routeRows(scope, entityName as EntityName<object>, rows, shard, 'insert');
   const meta = scope.meta(entityName);
+  markWritten(scope, shards);
   const written =
     rows.length === 1
       ? [await scope.fork(shards[0]!).insert(entityName, rows[0] as never, options)]
@@ -81,6 +84,7 @@ export async function upsertMany<T extends object>(
     return [];
   }
   const shards = await routeRows(scope, entityName as EntityName<object>, rows, shard, operation);
+  markWritten(scope, shards);
   if (operation === 'upsert') {
     return [await scope.fork(shards[0]!).upsert(entityName, rows[0] as never, options)];
   }
@@ -133,7 +137,10 @@ async function routeRows(
     const source = explicit === undefined ? 'shardChooser' : 'the { shard } option';
     checkShard(scope, decided, source, () => labelOfRow(meta, row), decided);
     if (!knowing.has(decided)) {
-      checkEntityOnShard(scope, entityName, decided, source, true, () => labelOfRow(meta, row));
+      checkEntityOnShard(scope, entityName, decided, explicit === undefined ? routedBy(scope, entityName) : source, true, () => labelOfRow(meta, row));
+    }
+    if (isReadOnly(scope.orm.fleet, decided)) {
+      throw ShardingError.readOnlyShard(operation, labelOfRow(meta, row), decided, explicit === undefined ? routedBy(scope, entityName) : source);
     }
     checkRelations(scope, meta, row, decided);
     shards.push(decided);

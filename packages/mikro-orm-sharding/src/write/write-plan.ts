@@ -8,6 +8,8 @@ import { checkPlaced, shardOfNew } from '../routing/resolve.ts';
 import type { ShardScope } from '../scope.ts';
 import { explicitShard, isStaged, shardOfWrapped, STAGED_SCHEMA } from './shard-of.ts';
 import { entityHelper, managedEntities, managerOf, metaOf } from '../mikro-internals.ts';
+import { fixedBy, fixedShard } from '../routing/fixed-shard.ts';
+import { isReadOnly } from '../routing/read-only.ts';
 
 /**
  * Decides the shard of every new entity a flush will write, and checks that no reference crosses shards, before
@@ -27,10 +29,19 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
       const wrapped = entityHelper(root);
       const earlier = scope.decided(root);
       const remembered = earlier === undefined ? shardOfWrapped(root, wrapped, fleet) : undefined;
-      const known = earlier ?? remembered ?? chooseShard(scope, root, wrapped.__meta);
+      const own = earlier ?? remembered;
+      const known = own ?? chooseShard(scope, root, wrapped.__meta);
       const shard = known instanceof Promise ? await known : known;
       // Entities reached through its relations need no check: MikroORM discovers related entities on every shard.
       declares(scope, wrapped.__meta.class, root, shard);
+      if (isReadOnly(fleet, shard)) {
+        throw ShardingError.readOnlyShard(
+          'write',
+          labelOf(root),
+          shard,
+          own === undefined ? routedBy(scope, wrapped.__meta.className) : 'the shard it belongs to',
+        );
+      }
       if (declared && remembered !== undefined && explicitShard(root) !== undefined) {
         await checkDeclared(scope, root, shard, 'the { shard } option');
       }
@@ -135,8 +146,13 @@ export function chooseShard(scope: ShardScope, entity: object, meta: EntityMetad
 /** The shard must declare the entity, or the write would fail there alone, after other shards committed. */
 function declares(scope: ShardScope, entityClass: EntityName<object>, entity: object, shard: ShardId): void {
   if (!shardsKnowing(scope.orm, entityClass).has(shard)) {
-    checkEntityOnShard(scope, entityClass, shard, 'shardChooser', true, () => labelOf(entity));
+    checkEntityOnShard(scope, entityClass, shard, routedBy(scope, entityClass), true, () => labelOf(entity));
   }
+}
+
+/** Who routes a new entity of this type: its bind, the pinned shard, or the shard chooser. */
+export function routedBy(scope: ShardScope, entityName: EntityName<object> | string): string {
+  return fixedShard(scope, entityName) === undefined ? 'shardChooser' : fixedBy(scope, entityName);
 }
 
 export function forEachRelated(entity: object, visit: (target: object, prop: EntityProperty) => void): void {
