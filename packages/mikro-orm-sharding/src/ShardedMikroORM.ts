@@ -5,6 +5,10 @@ import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
 import { Fleet } from './fleet/fleet.ts';
+import { transactionConfig, type TransactionConfig } from './transactions/settings.ts';
+import { recover, type RecoveryReport } from './transactions/recover.ts';
+import { startTwoPhase } from './transactions/two-phase-start.ts';
+import type { FleetRunOptions } from './fleet/run-bounded.ts';
 
 /**
  * The choosers in force (`idChooser`/`queryChooser` are `undefined` when defaulted). Declared as methods so that a
@@ -30,14 +34,16 @@ export interface Routing<Id extends string = ShardId> {
 export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id extends string = ShardId> {
   readonly #fleet: Fleet<D>;
   readonly #routing: Routing;
+  readonly #transactions: TransactionConfig;
   #em: ShardedEntityManager | undefined;
   #schema: ShardedSchema | undefined;
   #migrator: ShardedMigrator | undefined;
 
   /** Use {@link ShardedMikroORM.init}. */
-  private constructor(fleet: Fleet<D>, routing: Routing) {
+  private constructor(fleet: Fleet<D>, routing: Routing, transactions: TransactionConfig) {
     this.#fleet = fleet;
     this.#routing = routing;
+    this.#transactions = transactions;
   }
 
   /**
@@ -47,10 +53,19 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   static async init<D extends IDatabaseDriver = IDatabaseDriver, Shards extends object = ShardMap<D>, Entities extends EntityList = EntityList>(
     options: ShardedMikroORMOptions<D, Shards, Entities>,
   ): Promise<ShardedMikroORM<D, ShardIdsOf<Shards>>> {
-    const fleet = await Fleet.open<D>(shardConfigs(options), options.connect ?? true);
+    const configs = shardConfigs(options);
+    const transactions = transactionConfig(options.transactionMode, options.twoPhaseCommit, [...configs.keys()]);
+    const fleet = await Fleet.open<D>(configs, options.connect ?? true);
     // The choosers were typed against the fleet's own shard ids and entities; the routing code passes it exactly those.
     const routing = { shardChooser: options.shardChooser, idChooser: options.idChooser, queryChooser: options.queryChooser } as Routing;
-    return new ShardedMikroORM(fleet, routing);
+    const orm = new ShardedMikroORM(fleet, routing, transactions);
+    if (transactions.twoPhase) {
+      await startTwoPhase(orm, options.connect ?? true).catch(async (error: unknown) => {
+        await fleet.close(true).catch(() => undefined);
+        throw error;
+      });
+    }
+    return orm as ShardedMikroORM<D, ShardIdsOf<Shards>>;
   }
 
   /**
@@ -90,6 +105,20 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   /** @internal The shard registry: ids, lookup, opening and closing. */
   get fleet(): Fleet<D> {
     return this.#fleet;
+  }
+
+  /** @internal The transaction mode and two-phase commit settings of `init()`. */
+  get transactionConfig(): TransactionConfig {
+    return this.#transactions;
+  }
+
+  /**
+   * Resolves every transaction this fleet's two-phase commit left prepared (after a crash, or a shard that failed
+   * to commit): commits those whose commit decision is in the coordinator log, rolls back the others. Safe to run
+   * from several processes at once; `init()` runs it. Without `twoPhaseCommit` there is nothing to do.
+   */
+  recover(options: Pick<FleetRunOptions, 'concurrency'> = {}): Promise<RecoveryReport> {
+    return recover(this as ShardedMikroORM, options);
   }
 
   /** The choosers in force. */

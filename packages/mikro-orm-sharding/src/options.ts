@@ -6,6 +6,7 @@ import { describe, ShardingError } from './errors/errors.ts';
 import { secondCopyError } from './fleet/mikro-orm-copies.ts';
 import { withShardLoggers } from './fleet/shard-logging.ts';
 import { rememberSecrets } from './errors/redact.ts';
+import type { TransactionMode, TwoPhaseCommitOptions } from './transactions/settings.ts';
 
 /** MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool ...). */
 export type ShardOptions<D extends IDatabaseDriver = IDatabaseDriver> = Partial<Options<D>>;
@@ -89,6 +90,24 @@ export interface ShardedMikroORMOptions<
    * @default true
    */
   readonly connect?: boolean;
+  /**
+   * How a transaction that touches several shards commits (`em.transactional()`, `em.begin()`), and so does a
+   * `flush()` outside one that writes several shards: `'single'` (one shard only), `'multi'` (one transaction per
+   * shard, committed in turn) or `'twopc'` (two-phase commit, PostgreSQL; needs `twoPhaseCommit`). A transaction's
+   * own `{ mode }` overrides it. See docs/transactions.md.
+   * @default 'multi'
+   */
+  readonly transactionMode?: TransactionMode;
+  /**
+   * Two-phase commit's coordinator log and name. Needed for mode `'twopc'`; every shard must be PostgreSQL with
+   * `max_prepared_transactions` above 0. `init()` creates the log table and resolves transactions left in doubt.
+   *
+   * @example
+   * ```ts
+   * twoPhaseCommit: { coordinatorId: 'billing', logShard: 's0' }
+   * ```
+   */
+  readonly twoPhaseCommit?: TwoPhaseCommitOptions<NoInfer<ShardIdsOf<Shards>>>;
 }
 
 /** Identity function that gives a sharding config its type, like MikroORM's `defineConfig`. */
@@ -105,7 +124,7 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
   if (options === null || typeof options !== 'object') {
     throw ShardingError.invalidOptions('pass an options object.', options);
   }
-  const { shards, shardChooser, idChooser, queryChooser, connect, ...shared } = options;
+  const { shards, shardChooser, idChooser, queryChooser, connect, transactionMode, twoPhaseCommit, ...shared } = options;
   // First of all: every error from here on may echo options, and must mask their passwords.
   rememberSecrets(shared);
   if (shards !== null && typeof shards === 'object') {

@@ -56,13 +56,14 @@ export function shardFailureOf(error: unknown): ShardFailure | undefined {
  */
 export function recordFailure(failure: ShardFailure, writes: boolean): unknown {
   const error = failure.failed[0]!.error;
-  if (typeof error !== 'object' || error === null || failures.has(error)) {
+  // A refusal of this library (a transaction touching a second shard, say) is not a shard's failure.
+  if (typeof error !== 'object' || error === null || failures.has(error) || error instanceof ShardingError) {
     return error;
   }
   failures.set(error, Object.freeze(failure));
   // A driver's message may quote a connection string; the error keeps its class, not its secrets.
   redactError(error);
-  if (error instanceof Error && !(error instanceof ShardingError)) {
+  if (error instanceof Error) {
     annotate(error, describe(failure, writes));
   }
   return error;

@@ -12,7 +12,7 @@ import { compiledQuery } from './compile.ts';
 import { DEEP_OFFSET, findDeepPage } from './deep-page.ts';
 import { runCompiled } from './execute.ts';
 import { hasPopulate, materialize, runOnShards, unfiltered } from './shard-rows.ts';
-import type { ShardScope } from '../scope.ts';
+import { onReadyFork, type ShardScope } from '../scope.ts';
 import { settleEach } from '../fleet/settle.ts';
 
 type AnyFindOptions = FindOptions<any, any, any, any>;
@@ -104,7 +104,7 @@ export async function fanOutCount<T extends object>(
     );
     return sumCounts(counts.map(row => row?.count as number | string | undefined));
   }
-  const counts = await settleEach('count', shards, shard => scope.fork(shard).count(entityName, where as never, options));
+  const counts = await settleEach('count', shards, shard => onReadyFork(scope, shard, fork => fork.count(entityName, where as never, options)));
   return sumCounts(counts);
 }
 
@@ -129,7 +129,9 @@ async function findEntities<T extends object>(
     return findBehindKeys(scope, entityName, meta, where, options, shards, plan, merge);
   }
   const shardOptions = { ...options, orderBy: plan.orderBy, limit: pushDownLimit(plan.window.offset, plan.window.limit), offset: undefined } as AnyFindOptions;
-  const lists = await settleEach('find', shards, shard => scope.fork(shard).find(entityName, where as never, shardOptions) as Promise<T[]>);
+  const lists = await settleEach('find', shards, shard =>
+    onReadyFork(scope, shard, fork => fork.find(entityName, where as never, shardOptions) as Promise<T[]>),
+  );
   return merge(lists).map(item => item.row);
 }
 
@@ -150,7 +152,9 @@ async function refusedByMikroOrm<T extends object>(
   options: AnyFindOptions,
   shards: readonly ShardId[],
 ): Promise<T[]> {
-  const answers = await Promise.allSettled(shards.map(shard => scope.fork(shard).find(entityName, where as never, options) as Promise<T[]>));
+  const answers = await Promise.allSettled(
+    shards.map(async shard => onReadyFork(scope, shard, fork => fork.find(entityName, where as never, options) as Promise<T[]>)),
+  );
   const refused = answers.find(answer => answer.status === 'rejected');
   if (refused) {
     throw refused.reason;

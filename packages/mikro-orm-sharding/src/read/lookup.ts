@@ -3,7 +3,7 @@ import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from '../choosers.ts';
 import { ShardingError } from '../errors/errors.ts';
 import { callChooser, checkShards, describeEntityName } from '../route.ts';
-import type { ShardScope } from '../scope.ts';
+import { onReadyFork, type ShardScope } from '../scope.ts';
 import { shardsKnowing } from '../fleet/fleet-metadata.ts';
 import { entityHelper } from '../mikro-internals.ts';
 import { onShard } from '../errors/shard-failure.ts';
@@ -90,7 +90,7 @@ export function findInCandidates<T>(
 ): Promise<T | null> {
   const inMap = shardInIdentityMaps(scope, entityName, pk);
   if (inMap !== undefined) {
-    return onShard('findOne', inMap, find(scope.fork(inMap)));
+    return onShard('findOne', inMap, onReadyFork(scope, inMap, find));
   }
   const candidates = idCandidates(scope, entityName, pk);
   return candidates instanceof Promise ? candidates.then(list => searchInOrder(scope, list, find)) : searchInOrder(scope, candidates, find);
@@ -99,11 +99,11 @@ export function findInCandidates<T>(
 /** The first candidate that has it; with one candidate (an id that names its shard) that shard's answer, as is. */
 function searchInOrder<T>(scope: ShardScope, shards: readonly ShardId[], find: (fork: SqlEntityManager) => Promise<T | null>): Promise<T | null> {
   if (shards.length === 1) {
-    return onShard('findOne', shards[0]!, find(scope.fork(shards[0]!)));
+    return onShard('findOne', shards[0]!, onReadyFork(scope, shards[0]!, find));
   }
   return (async () => {
     for (const shard of shards) {
-      const found = await onShard('findOne', shard, find(scope.fork(shard)));
+      const found = await onShard('findOne', shard, onReadyFork(scope, shard, find));
       if (found) {
         return found;
       }

@@ -8,7 +8,7 @@ import { settleEach } from '../fleet/settle.ts';
 import { onShard } from '../errors/shard-failure.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
 import { callChooser, checkEntityOnShard, checkShards, describeEntityName } from '../route.ts';
-import type { ShardScope } from '../scope.ts';
+import { onReadyFork, type ShardScope } from '../scope.ts';
 
 type Find = FindOptions<any, any, any, any>;
 
@@ -25,7 +25,11 @@ export async function find<T extends object>(
 ): Promise<T[]> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
-    return onShard('find', shards[0]!, scope.fork(shards[0]!).find(entityName, where as never, options) as Promise<T[]>);
+    return onShard(
+      'find',
+      shards[0]!,
+      onReadyFork(scope, shards[0]!, fork => fork.find(entityName, where as never, options) as Promise<T[]>),
+    );
   }
   return fanOutFind(scope, entityName, where, options, shards);
 }
@@ -49,7 +53,11 @@ export function findOne<T extends object>(
   }
   const known = shard ?? (Utils.isEntity(where, true) ? scope.shardOf(where as object) : undefined);
   if (known !== undefined) {
-    return onShard('findOne', known, scope.fork(known, 'the { shard } option').findOne(entityName, where as never, options) as Promise<T | null>);
+    return onShard(
+      'findOne',
+      known,
+      onReadyFork(scope, known, fork => fork.findOne(entityName, where as never, options) as Promise<T | null>, 'the { shard } option'),
+    );
   }
   const pk = primaryKeyOf(scope.meta(entityName), where);
   if (pk !== undefined) {
@@ -66,12 +74,16 @@ async function findOneByQuery<T extends object>(
 ): Promise<T | null> {
   const shards = await readShards(scope, entityName, where, options, undefined);
   if (shards.length === 1) {
-    return onShard('findOne', shards[0]!, scope.fork(shards[0]!).findOne(entityName, where as never, options) as Promise<T | null>);
+    return onShard(
+      'findOne',
+      shards[0]!,
+      onReadyFork(scope, shards[0]!, fork => fork.findOne(entityName, where as never, options) as Promise<T | null>),
+    );
   }
   const refusing = await shardRefusingEmpty(scope, entityName, where, options, shards);
   if (refusing !== undefined) {
     // MikroORM refuses an empty condition with its own error, as one database would; no shard failed.
-    return scope.fork(refusing).findOne(entityName, where as never, options) as Promise<T | null>;
+    return onReadyFork(scope, refusing, fork => fork.findOne(entityName, where as never, options) as Promise<T | null>);
   }
   const [first] = await fanOutFind(scope, entityName, where, { ...options, limit: 1 } as Find, shards);
   return first ?? null;
@@ -111,7 +123,11 @@ export async function findAndCount<T extends object>(
 ): Promise<[T[], number]> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
-    return onShard('findAndCount', shards[0]!, scope.fork(shards[0]!).findAndCount(entityName, where as never, options) as Promise<[T[], number]>);
+    return onShard(
+      'findAndCount',
+      shards[0]!,
+      onReadyFork(scope, shards[0]!, fork => fork.findAndCount(entityName, where as never, options) as Promise<[T[], number]>),
+    );
   }
   const { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy } = options;
   const countOptions = { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy };
@@ -128,7 +144,11 @@ export async function count<T extends object>(
 ): Promise<number> {
   const shards = await shardsToRead(scope, entityName, where, options, shard);
   if (shards.length === 1) {
-    return onShard('count', shards[0]!, scope.fork(shards[0]!).count(entityName, where as never, options));
+    return onShard(
+      'count',
+      shards[0]!,
+      onReadyFork(scope, shards[0]!, fork => fork.count(entityName, where as never, options)),
+    );
   }
   return fanOutCount(scope, entityName, where, options, shards);
 }
@@ -150,7 +170,7 @@ export async function nativeWrite<T extends object>(
   const affected = await settleEach(
     operation,
     shards,
-    id => write(scope.fork(id)),
+    id => onReadyFork(scope, id, write),
     rows => rows > 0,
   );
   return sumCounts(affected);

@@ -42,6 +42,17 @@ export class PendingWrites {
     this.#entities.delete(entity);
   }
 
+  /**
+   * Takes over what another entity manager's next flush would write: a transaction forked from it writes those
+   * entities too, as MikroORM's transaction fork does with its parent's. Returns them.
+   */
+  inherit(from: PendingWrites): readonly object[] {
+    const entities = [...from.#entities];
+    entities.forEach(entity => this.#entities.add(entity));
+    this.#placed.push(...from.#placed);
+    return entities;
+  }
+
   /** Forgets pending entities and the shards decided for unflushed ones (the shard forks are being cleared too). */
   clear(): void {
     this.#entities.clear();
