@@ -53,17 +53,23 @@ export async function preparedOn(orm: ShardedMikroORM, shard: ShardId, coordinat
 }
 
 /**
- * COMMIT PREPARED or ROLLBACK PREPARED of one part, outside any transaction. Resolves to false when the part is gone
- * already (another process finished it), true when this call finished it.
+ * How COMMIT PREPARED or ROLLBACK PREPARED of a part went: `'done'` by this call, `'gone'` (someone else finished
+ * it before), or `'busy'` (someone else is finishing it right now, and may yet fail).
  */
-export async function finishPart(orm: ShardedMikroORM, part: PreparedPart, commit: boolean): Promise<boolean> {
+export type Finished = 'done' | 'gone' | 'busy';
+
+/** COMMIT PREPARED or ROLLBACK PREPARED of one part, outside any transaction. */
+export async function finishPart(orm: ShardedMikroORM, part: PreparedPart, commit: boolean): Promise<Finished> {
   try {
     await connectionOf(orm, part.shard).execute(`${commit ? 'commit' : 'rollback'} prepared '${part.gid}'`, [], 'run');
-    return true;
+    return 'done';
   } catch (error) {
-    // 42704: no such prepared transaction (finished meanwhile by someone else).
-    if ((error as { code?: string }).code === '42704') {
-      return false;
+    const { code, message } = error as { code?: string; message?: string };
+    if (code === '42704') {
+      return 'gone';
+    }
+    if (code === '55000' && /is busy/.test(message ?? '')) {
+      return 'busy';
     }
     throw error;
   }

@@ -87,9 +87,11 @@ export async function recover(orm: ShardedMikroORM, options: Pick<FleetRunOption
       outcomes.forEach((outcome, i) => {
         const { shard, gid } = parts[i]!;
         if (outcome.status === 'done') {
-          // False: another process finished it meanwhile.
-          if (outcome.value) {
+          if (outcome.value === 'done') {
             (commit ? committed : rolledBack).push(gid);
+          } else if (outcome.value === 'busy') {
+            // Another process (its coordinator, or another recovery) is finishing it: keep its decision logged.
+            open.add(txid);
           }
         } else {
           failed.push({ shard, gid, error: outcome.status === 'failed' ? outcome.error : undefined });

@@ -8,7 +8,7 @@ import { forget, gidOf, openDecision, type PendingDecision } from './coordinator
 import { crashPoint } from './crash-point.ts';
 import { seal, unseal } from './flush-gate.ts';
 import { commitInOrder } from './multi.ts';
-import { finishPart, preparedDisabled } from './prepared-xacts.ts';
+import { finishPart, preparedDisabled, type Finished } from './prepared-xacts.ts';
 import type { ResolvedTwoPhase } from './settings.ts';
 import { rollbackShard, type Participant } from './single.ts';
 
@@ -70,7 +70,11 @@ async function prepareAll(
 ): Promise<void> {
   const prepared: Participant[] = [];
   const outcomes = await Promise.allSettled(
-    participants.map(async participant => {
+    participants.map(async (participant, i) => {
+      const held = crashPoint?.(`prepare:${i + 1}`);
+      if (held) {
+        await held;
+      }
       const { shard, fork, ctx } = participant;
       const connection = fork.getConnection('write');
       seal(fork);
@@ -105,18 +109,31 @@ async function prepareAll(
   throw recordFailure({ operation, shard: failed[0]!.shard, done: [], failed }, true);
 }
 
-/** Step 4: commits every prepared shard at once; resolves to the shards that did not confirm (left to recover()). */
+/**
+ * Step 4: commits every prepared shard at once; resolves to the shards not known to be committed (left to recover(),
+ * which finds the decision logged).
+ */
 async function commitPreparedAll(orm: ShardedMikroORM, config: ResolvedTwoPhase, txid: string, participants: readonly Participant[]): Promise<ShardId[]> {
   let committed = 0;
   const outcomes = await Promise.allSettled(
-    participants.map(async participant => {
-      await finishPrepared(orm, config, txid, participant, 'commit');
+    participants.map(async (participant, i) => {
+      const held = crashPoint?.(`commit:${i + 1}`);
+      if (held) {
+        await held;
+      }
+      const finished = await finishPrepared(orm, config, txid, participant, 'commit');
       crashPoint?.(`committed:${++committed}`);
+      return finished;
     }),
   );
   const unfinished: ShardId[] = [];
   outcomes.forEach((outcome, i) => {
-    if (outcome.status === 'rejected') {
+    if (outcome.status === 'fulfilled') {
+      // A recovery committing it right now may yet fail: the decision stays logged until nothing is prepared.
+      if (outcome.value === 'busy') {
+        unfinished.push(participants[i]!.shard);
+      }
+    } else {
       const { shard } = participants[i]!;
       unfinished.push(shard);
       // The transaction is committed (the decision is logged): the caller gets its result, and recover() finishes this shard.
@@ -132,25 +149,29 @@ async function commitPreparedAll(orm: ShardedMikroORM, config: ResolvedTwoPhase,
   return unfinished;
 }
 
-/** COMMIT PREPARED or ROLLBACK PREPARED of one shard's part, on a connection outside any transaction, with MikroORM's events. */
+/**
+ * COMMIT PREPARED or ROLLBACK PREPARED of one shard's part, on a connection outside any transaction, with MikroORM's
+ * events. A part gone or busy is a recover() running meanwhile, finishing it the way the decision says.
+ */
 async function finishPrepared(
   orm: ShardedMikroORM,
   config: ResolvedTwoPhase,
   txid: string,
   participant: Participant,
   how: 'commit' | 'rollback',
-): Promise<void> {
+): Promise<Finished> {
   const { shard, fork } = participant;
   if (how === 'rollback') {
     await broadcast(participant, EventType.beforeTransactionRollback);
   }
+  let finished: Finished;
   try {
-    // Gone already: a recover() running meanwhile finished it, the way the decision says.
-    await finishPart(orm, { shard, txid, gid: gidOf(config.coordinatorId, txid, shard) }, how === 'commit');
+    finished = await finishPart(orm, { shard, txid, gid: gidOf(config.coordinatorId, txid, shard) }, how === 'commit');
   } finally {
     unseal(fork);
   }
   await broadcast(participant, how === 'commit' ? EventType.afterTransactionCommit : EventType.afterTransactionRollback);
+  return finished;
 }
 
 function broadcast(participant: Participant, event: TransactionEventType): Promise<void> {
