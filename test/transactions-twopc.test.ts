@@ -273,6 +273,13 @@ describe('recover()', () => {
     expect(await logged()).toEqual([]);
   });
 
+  it("leaves the coordinator log out of MikroORM's schema management: orm.schema.update() keeps it", async () => {
+    await orm.schema.update();
+    const [row] = await connection('s0').execute(`select to_regclass('${logTable}') as name`);
+    expect(row.name).toBe(logTable);
+    expect(await orm.shard('s0').schema.getUpdateSchemaSQL()).toBe('');
+  });
+
   it('init() runs it', async () => {
     const txid = 'c'.repeat(32);
     await prepareOn('s2', `mos:${coordinatorId}:${txid}:s2`, `insert into author (id, name) values (80, 'rolled back by init')`);

@@ -5,7 +5,7 @@ import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
 import { Fleet } from './fleet/fleet.ts';
-import { transactionConfig, type TransactionConfig } from './transactions/settings.ts';
+import { transactionConfig, withLogTableSkipped, type TransactionConfig } from './transactions/settings.ts';
 import { recover, type RecoveryReport } from './transactions/recover.ts';
 import { startTwoPhase } from './transactions/two-phase-start.ts';
 import type { FleetRunOptions } from './fleet/run-bounded.ts';
@@ -55,6 +55,7 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   ): Promise<ShardedMikroORM<D, ShardIdsOf<Shards>>> {
     const configs = shardConfigs(options);
     const transactions = transactionConfig(options.transactionMode, options.twoPhaseCommit, [...configs.keys()]);
+    withLogTableSkipped(configs, transactions);
     const fleet = await Fleet.open<D>(configs, options.connect ?? true);
     // The choosers were typed against the fleet's own shard ids and entities; the routing code passes it exactly those.
     const routing = { shardChooser: options.shardChooser, idChooser: options.idChooser, queryChooser: options.queryChooser } as Routing;

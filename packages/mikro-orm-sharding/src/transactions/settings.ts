@@ -1,4 +1,4 @@
-import type { TransactionOptions } from '@mikro-orm/core';
+import type { IDatabaseDriver, Options, TransactionOptions } from '@mikro-orm/core';
 import type { ShardId } from '../choosers.ts';
 import { describe, ShardingError } from '../errors/errors.ts';
 
@@ -104,4 +104,18 @@ export function transactionConfig(mode: unknown, twoPhase: unknown, shardIds: re
     throw ShardingError.invalidOptions(`\`twoPhaseCommit.logTable\` must be a plain SQL table name; got ${describe(logTable)}.`, logTable);
   }
   return { mode: mode ?? 'multi', twoPhase: { coordinatorId, logShard, logTable, recoverOnInit: recoverOnInit !== false } };
+}
+
+/**
+ * The shards' MikroORM options with the coordinator log table left out of MikroORM's schema management on the log
+ * shard (`schemaGenerator.skipTables`): `orm.schema.update()` would otherwise drop it as a table no entity maps.
+ */
+export function withLogTableSkipped<D extends IDatabaseDriver>(configs: Map<ShardId, Partial<Options<D>>>, config: TransactionConfig): void {
+  const twoPhase = config.twoPhase;
+  if (!twoPhase) {
+    return;
+  }
+  const own = configs.get(twoPhase.logShard)!;
+  const generator = own.schemaGenerator ?? {};
+  configs.set(twoPhase.logShard, { ...own, schemaGenerator: { ...generator, skipTables: [...(generator.skipTables ?? []), twoPhase.logTable] } });
 }
