@@ -276,7 +276,7 @@ describe('recover()', () => {
   it("leaves the coordinator log out of MikroORM's schema management: orm.schema.update() keeps it", async () => {
     await orm.schema.update();
     const [row] = await connection('s0').execute(`select to_regclass('${logTable}') as name`);
-    expect(row.name).toBe(logTable);
+    expect(row?.name).toBe(logTable);
     expect(await orm.shard('s0').schema.getUpdateSchemaSQL()).toBe('');
   });
 
