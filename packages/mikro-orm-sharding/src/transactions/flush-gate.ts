@@ -68,10 +68,10 @@ export function unseal(fork: EntityManager): void {
 }
 
 /** Begins a transaction (or a savepoint) on a fork, telling the gate that this start is the sharded transaction's own. */
-export async function beginOn(fork: EntityManager, begin: () => Promise<void>): Promise<void> {
+export async function beginOn(fork: EntityManager, options: Parameters<EntityManager['begin']>[0]): Promise<void> {
   beginning.add(fork);
   try {
-    await begin();
+    await fork.begin(options);
   } finally {
     beginning.delete(fork);
   }

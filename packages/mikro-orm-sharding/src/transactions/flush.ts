@@ -1,5 +1,6 @@
 import type { ShardScope } from '../scope.ts';
 import { settleEach } from '../fleet/settle.ts';
+import { onShard } from '../errors/shard-failure.ts';
 import { flushed } from '../write/flush-witness.ts';
 import { ShardTransaction } from './transaction.ts';
 
@@ -13,8 +14,14 @@ export async function flushShards(scope: ShardScope, transaction: ShardTransacti
   if (transaction) {
     return transaction.flush();
   }
-  const shards = [...scope.forks.keys()];
-  if (shards.length < 2 || !scope.forks.get(shards[0]!)!.config.get('implicitTransactions')) {
+  const forks = scope.forks;
+  if (forks.size === 1) {
+    // One shard: its own flush, in MikroORM's own transaction, is the whole story (and nothing else committed).
+    const [shard, fork] = forks.entries().next().value!;
+    return onShard('flush', shard, fork.flush());
+  }
+  const shards = [...forks.keys()];
+  if (shards.length === 0 || !forks.get(shards[0]!)!.config.get('implicitTransactions')) {
     await settleEach(
       'flush',
       shards,

@@ -1,7 +1,9 @@
 import type { IsolationLevel, LogContext, Transaction } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from '../choosers.ts';
 import { ShardingError } from '../errors/errors.ts';
 import { settleEach } from '../fleet/settle.ts';
+import { onShard } from '../errors/shard-failure.ts';
 import type { ShardScope } from '../scope.ts';
 import { beginOn, flushThrough, Rendezvous } from './flush-gate.ts';
 import { commitInOrder } from './multi.ts';
@@ -87,12 +89,18 @@ export class ShardTransaction {
     if (this.#state !== 'open') {
       throw ShardingError.transactionClosed(this.#state);
     }
-    const shards = [...this.#scope.forks.keys()];
-    const meeting = this.mode === 'single' && shards.length > 1 ? new Rendezvous(shards.length) : undefined;
+    const forks = this.#scope.forks;
+    if (forks.size === 1) {
+      // The common case, one shard: no gathering of outcomes.
+      const [shard, fork] = forks.entries().next().value!;
+      return onShard(this.#settings.operation, shard, this.#flushShard(shard, fork, undefined));
+    }
+    const shards = [...forks.keys()];
+    const meeting = this.mode === 'single' ? new Rendezvous(shards.length) : undefined;
     await settleEach(
       this.#settings.operation,
       shards,
-      shard => this.#flushShard(shard, meeting),
+      shard => this.#flushShard(shard, forks.get(shard)!, meeting),
       () => false,
     );
   }
@@ -102,7 +110,9 @@ export class ShardTransaction {
     if (this.#state !== 'open') {
       throw ShardingError.transactionClosed(this.#state);
     }
-    await this.#settleBeginnings();
+    if (this.#beginning !== undefined && this.#beginning.size > 0) {
+      await this.#settleBeginnings();
+    }
     this.#state = 'committing';
     const participants = this.#participants();
     const { operation, loggerContext } = this.#settings;
@@ -136,19 +146,22 @@ export class ShardTransaction {
     if (this.#parent === undefined && this.#settings.mode === 'single') {
       checkSingle([...this.#begun.keys(), ...(this.#beginning?.keys() ?? [])], shard);
     }
-    const beginning = (this.#beginning ??= new Map());
-    const begun = this.#open(shard).finally(() => beginning.delete(shard));
-    beginning.set(shard, begun);
+    const begun = this.#open(shard);
+    (this.#beginning ??= new Map()).set(shard, begun);
     return begun;
   }
 
   async #open(shard: ShardId): Promise<void> {
-    // A nested transaction's savepoint lives in its parent's transaction on the shard, begun first if need be.
-    const ctx = this.#parent ? await this.#parent.#contextOn(shard) : undefined;
-    const fork = this.#scope.fork(shard);
-    const { isolationLevel, readOnly, loggerContext } = this.#settings;
-    await beginOn(fork, () => fork.begin({ ctx, isolationLevel, readOnly, loggerContext }));
-    this.#begun.set(shard, fork.getTransactionContext()!);
+    try {
+      // A nested transaction's savepoint lives in its parent's transaction on the shard, begun first if need be.
+      const ctx = this.#parent ? await this.#parent.#contextOn(shard) : undefined;
+      const fork = this.#scope.fork(shard);
+      const { isolationLevel, readOnly, loggerContext } = this.#settings;
+      await beginOn(fork, { ctx, isolationLevel, readOnly, loggerContext });
+      this.#begun.set(shard, fork.getTransactionContext()!);
+    } finally {
+      this.#beginning!.delete(shard);
+    }
   }
 
   async #contextOn(shard: ShardId): Promise<Transaction> {
@@ -156,8 +169,11 @@ export class ShardTransaction {
     return this.#begun.get(shard)!;
   }
 
-  async #flushShard(shard: ShardId, meeting: Rendezvous | undefined): Promise<void> {
-    const fork = this.#scope.forks.get(shard)!;
+  async #flushShard(shard: ShardId, fork: SqlEntityManager, meeting: Rendezvous | undefined): Promise<void> {
+    if (meeting === undefined && this.#begun.has(shard)) {
+      // Begun: its flush writes in the shard's transaction, with nothing to decide.
+      return fork.flush();
+    }
     try {
       await flushThrough(fork, {
         enter: dirty => (meeting ? meeting.arrive(shard, dirty).then(writers => this.#enter(shard, dirty, writers)) : this.#enter(shard, dirty, undefined)),

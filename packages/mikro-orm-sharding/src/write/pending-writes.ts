@@ -8,6 +8,8 @@ import { shardWith } from '../fleet/fleet-metadata.ts';
 import { groupInto } from '../group.ts';
 import { adoptStaged, checkManagedReferences, planWrites } from './write-plan.ts';
 
+const NOTHING_PLANNED: ReadonlyMap<object, ShardId> = new Map();
+
 /** The placing under way in this async context: a chooser's reads through `em` run inside it. */
 const placing = new AsyncLocalStorage<PendingWrites>();
 
@@ -104,7 +106,11 @@ export class PendingWrites {
    * `ShardingError` before persisting anything.
    */
   async place(checkManaged: boolean): Promise<void> {
-    if (this.#entities.size === 0 && !checkManaged) {
+    if (this.#entities.size === 0) {
+      // Nothing to place (a flush of loaded entities only): no chooser runs, so no placing context either.
+      if (checkManaged) {
+        checkManagedReferences(this.#scope, NOTHING_PLANNED);
+      }
       return;
     }
     const planned = new Map<object, ShardId>();
