@@ -16,6 +16,7 @@ export async function openSharded(ctx: SystemContext): Promise<System> {
     shardChooser: ({ entity }) => shardName(shardIndex((entity as Row).id, S)),
     idChooser: ({ id }) => [shardName(shardIndex(Number(id), S))],
     queryChooser: () => names,
+    ...(ctx.twoPhase ? { twoPhaseCommit: { coordinatorId: `msbench_${process.pid}`, logShard: names[0]! } } : {}),
   });
   await orm.schema.create();
   const em = () => orm.em.fork() as unknown as WorkloadEntityManager;
