@@ -90,8 +90,7 @@ describe('benchmark CLI (sqlite, tiny sizes)', () => {
 
   it('times transactions: phase T on every system, phase X per mode on the sharded one, each row read back', { timeout: 60_000 }, async () => {
     const lines = await bench(
-      ...['--driver', 'sqlite', '--shards', '3', '--rows', '300', '--points', '5', '--fanouts', '2', '--txs', '20'],
-      ...['--phases', 'T,X', '--systems', 'sharded,plain,handrolled', '--json', '--no-warmup'],
+      ...'--driver sqlite --shards 3 --rows 300 --points 5 --fanouts 2 --txs 20 --phases T,X --systems sharded,plain,handrolled --json --no-warmup'.split(' '),
     );
     const bySystem = new Map(lines.map(l => [l.system, l]));
     for (const system of ['sharded', 'plain', 'handrolled']) {
