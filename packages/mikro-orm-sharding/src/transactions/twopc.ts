@@ -86,9 +86,10 @@ async function prepareAll(
       }
       prepared.push(participant);
       crashPoint?.(`prepared:${prepared.length}`);
-      // The session has no transaction any more: its COMMIT is a no-op that hands the connection back to the pool.
+      // The session has no transaction any more: its COMMIT is a no-op that hands the connection back to the pool,
+      // on the side (the protocol goes on on other connections).
       fork.resetTransactionContext();
-      await connection.commit(ctx).catch(() => undefined);
+      void connection.commit(ctx).catch(() => undefined);
     }),
   );
   if (outcomes.every(outcome => outcome.status === 'fulfilled')) {
