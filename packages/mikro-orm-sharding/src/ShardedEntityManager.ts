@@ -289,7 +289,11 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     em.#transaction = new ShardTransaction(em.#scope, settingsOf(this.#orm, options, 'transaction'));
   }
 
-  /** Flushes, then commits the transaction begun with {@link begin} on every shard it touched, the mode's way. */
+  /**
+   * Flushes, then commits the transaction begun with {@link begin} on every shard it touched, the mode's way. When
+   * the commit fails, what it did not commit is rolled back; `rollback()` may still be called, as after a failed
+   * commit in MikroORM.
+   */
   async commit(): Promise<void> {
     const em = this.#context(false);
     if (em.#transactionsDisabled || em.#config().get('disableTransactions')) {
@@ -300,8 +304,8 @@ export class ShardedEntityManager<Id extends string = ShardId> {
       throw ValidationError.transactionRequired();
     }
     await em.flush();
-    em.#transaction = undefined;
     await transaction.commit();
+    em.#transaction = undefined;
   }
 
   /** Rolls back the transaction begun with {@link begin} on every shard it touched. */
@@ -311,7 +315,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
       return;
     }
     const transaction = em.#transaction;
-    if (!transaction?.open) {
+    if (!transaction) {
       throw ValidationError.transactionRequired();
     }
     em.#transaction = undefined;
