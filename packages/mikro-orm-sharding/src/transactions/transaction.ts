@@ -60,11 +60,6 @@ export class ShardTransaction {
     return this.#state === 'open' || this.#state === 'committing';
   }
 
-  /** The shards it has begun on, in order. */
-  get shards(): readonly ShardId[] {
-    return [...this.#begun.keys()];
-  }
-
   /**
    * Makes sure the transaction has begun on the shard before something runs there: undefined when it has (nothing
    * to wait for), else the beginning. Throws `TRANSACTION_SPANS_SHARDS` for a second shard of a `single` one, and
