@@ -89,6 +89,23 @@ describe('benchmark CLI (sqlite, tiny sizes)', () => {
     expect(svg).toContain('sharded');
   });
 
+  it('times transactions: phase T on every system, phase X per mode on the sharded one, each row read back', { timeout: 60_000 }, async () => {
+    const lines = await bench(
+      ...'--driver sqlite --shards 3 --rows 300 --points 5 --fanouts 2 --txs 20 --phases T,X --systems sharded,plain,handrolled --json --no-warmup'.split(' '),
+    );
+    const bySystem = new Map(lines.map(l => [l.system, l]));
+    for (const system of ['sharded', 'plain', 'handrolled']) {
+      expect(bySystem.get(system)!.T_ops_per_s, `${system} T`).toBeGreaterThan(0);
+    }
+    const sharded = bySystem.get('sharded')!;
+    for (const mode of ['single', 'multi']) {
+      expect(sharded[`X_${mode}_ops_per_s`], mode).toBeGreaterThan(0);
+      expect(sharded[`X_${mode}_p99_ms`], mode).toBeGreaterThan(0);
+    }
+    expect(sharded.tx_span).toBe(3);
+    expect(bySystem.get('plain')!.X_multi_ops_per_s).toBeUndefined();
+  });
+
   it('routes by murmurhash3_32(String(id), 0) % S exactly as the workload defines it', () => {
     for (let id = 0; id < 5000; id += 7) {
       for (const shards of [1, 4, 32]) {

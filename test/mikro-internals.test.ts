@@ -10,10 +10,12 @@ import {
   entityFromRow,
   entityHelper,
   executeLogged,
+  forgetDeletionsInParent,
   helperOf,
   isDefaultOnQuery,
   managedEntities,
   managerOf,
+  mergeIntoParent,
   mergeOrderBy,
   metaOf,
   nativeClientOf,
@@ -185,6 +187,34 @@ describe.each(['sqlite', 'postgresql'] as const)('MikroORM internals the library
     const custom = new MikroORM({ ...topology.shared, ...topology.database('internals'), entities, onQuery: sql => sql });
     expect(isDefaultOnQuery(custom.config)).toBe(false);
     await custom.close(true);
+  });
+
+  it("TransactionManager's merge: a transaction fork's entities become its parent's, the parent's own ones updated", async () => {
+    const parent = fork();
+    const loaded = await parent.findOneOrFail(Author, 1);
+    const child = parent.fork({ clear: false, cloneEventManager: true }) as unknown as Fork;
+    const created = child.create(Author, { id: 50, name: 'made in the transaction' });
+    const inChild = await child.findOneOrFail(Author, 1);
+    expect(inChild).toBe(loaded); // clear: false registers the parent's entities in the fork
+    inChild.name = 'renamed in the transaction';
+    await child.flush();
+    mergeIntoParent(child as never, parent as never);
+    expect(parent.getUnitOfWork(false).getById(Author, 50)).toBe(created);
+    expect(loaded.name).toBe('renamed in the transaction');
+    await child.nativeDelete(Author, { id: 50 });
+    await child.nativeUpdate(Author, { id: 1 }, { name: 'one' });
+  });
+
+  it("TransactionManager's deletion handler: what a transaction fork deletes leaves its parent's identity map at its flush", async () => {
+    const parent = fork();
+    parent.create(Author, { id: 51, name: 'to delete' });
+    await parent.flush();
+    const child = parent.fork({ clear: false, cloneEventManager: true }) as unknown as Fork;
+    forgetDeletionsInParent(child as never, parent as never);
+    child.remove(child.getReference(Author, 51));
+    expect(parent.getUnitOfWork(false).getById(Author, 51)).toBeDefined();
+    await child.flush();
+    expect(parent.getUnitOfWork(false).getById(Author, 51)).toBeUndefined();
   });
 
   it("getNativeClient: the driver's own client, with the API the fast path uses", async () => {

@@ -5,10 +5,14 @@ export type DriverName = 'sqlite' | 'postgresql';
 export const ALL_SYSTEMS = ['sharded', 'plain', 'handrolled', 'sqlalchemy'] as const;
 export type SystemName = (typeof ALL_SYSTEMS)[number];
 export const ALL_PHASES = ['W', 'P', 'F', 'C'] as const;
-export type PhaseName = (typeof ALL_PHASES)[number] | 'D';
 export const ALL_STRATEGIES = ['modulo', 'hash', 'jump', 'range'] as const;
 /** How the sharded system routes: the workload's own hand-written murmurhash3 % S choosers, or a `shardBy` strategy. */
 export type StrategyName = (typeof ALL_STRATEGIES)[number];
+/** Phases run only when asked for: T (one-shard transactions) and X (transactions across shards, per mode). */
+export const EXTRA_PHASES = ['T', 'X'] as const;
+export const TX_MODES = ['single', 'multi', 'twopc'] as const;
+export type TxMode = (typeof TX_MODES)[number];
+export type PhaseName = (typeof ALL_PHASES)[number] | 'D' | 'T' | `X-${TxMode}`;
 
 export interface Args {
   driver: DriverName;
@@ -25,6 +29,9 @@ export interface Args {
   scale: number[] | undefined;
   latency: number | undefined;
   deepPage: number | undefined;
+  txs: number;
+  txModes: TxMode[];
+  txSpan: number | undefined;
   chart: string | undefined;
   warmup: boolean;
   python: string;
@@ -41,7 +48,9 @@ The shared sharding workload (../shared/bench-workload.md), systems side by side
   --points N                   primary-key lookups in phase P (default 5000)
   --fanouts N                  queries in phases F and C (default 200)
   --systems LIST               sharded,plain,handrolled[,sqlalchemy] (default sharded,plain,handrolled)
-  --phases LIST                W,P,F,C (default all; W always runs, it loads the data)
+  --phases LIST                W,P,F,C,T,X (default W,P,F,C; W always runs, it loads the data; T and X run last)
+                               T: one-shard transactional units of work (find by id, change, commit)
+                               X: sharded only, transactions changing rows on --tx-span shards, per --tx-modes
   --pg-url URL                 PostgreSQL server (default postgresql://postgres@127.0.0.1:5432)
   --repeat K                   K runs on fresh databases, report the median (default 1)
   --seed N                     PRNG seed (default 42)
@@ -49,6 +58,9 @@ The shared sharding workload (../shared/bench-workload.md), systems side by side
   --scale LIST                 sharded P and F at each shard count, e.g. 1,2,4,8,16,32
   --latency MS                 PostgreSQL shards behind a loopback proxy adding MS ms per round trip
   --deep-page OFFSET           add phase D: the F query at offset OFFSET (sharded time / plain time)
+  --txs N                      transactions in phases T and X, per mode (default 1000)
+  --tx-modes LIST              modes of phase X: single,multi,twopc (default all; twopc on postgresql only)
+  --tx-span K                  rows (one per shard; all on one shard for single) each X transaction changes (default S)
   --chart FILE.svg             write a bar chart of the table
   --no-warmup                  skip the untimed warm-up run on small sizes
   --python PATH                Python with SQLAlchemy 1.4+ for the sqlalchemy system (default /usr/bin/python3)
@@ -98,6 +110,9 @@ export function parse(argv: string[]): Args | undefined {
       scale: { type: 'string' },
       latency: { type: 'string' },
       'deep-page': { type: 'string' },
+      txs: { type: 'string' },
+      'tx-modes': { type: 'string' },
+      'tx-span': { type: 'string' },
       chart: { type: 'string' },
       'no-warmup': { type: 'boolean' },
       python: { type: 'string' },
@@ -112,21 +127,35 @@ export function parse(argv: string[]): Args | undefined {
   if (driver !== 'sqlite' && driver !== 'postgresql') throw new Error(`--driver must be sqlite or postgresql`);
   if (latency !== undefined && driver !== 'postgresql') throw new Error(`--latency needs --driver postgresql`);
   const scale = values.scale === undefined ? undefined : values.scale.split(',').map(s => int('scale', s.trim(), 1, 1));
-  const phases = list('phases', values.phases ?? 'W,P,F,C', ALL_PHASES);
+  const phases = list('phases', values.phases ?? 'W,P,F,C', [...ALL_PHASES, ...EXTRA_PHASES]);
   const deepPage = values['deep-page'] === undefined ? undefined : int('deep-page', values['deep-page'], 0, 0);
   const systems = list('systems', values.systems ?? 'sharded,plain,handrolled', ALL_SYSTEMS);
   if (deepPage !== undefined && !systems.includes('sharded')) throw new Error('--deep-page measures the sharded system');
   const strategy = (values.strategy ?? 'modulo') as StrategyName;
   if (!ALL_STRATEGIES.includes(strategy)) throw new Error(`--strategy: unknown "${values.strategy}" (choose from ${ALL_STRATEGIES.join(', ')})`);
   if (strategy !== 'modulo' && !systems.includes('sharded')) throw new Error('--strategy routes the sharded system');
+  const txModes = list('tx-modes', values['tx-modes'] ?? (driver === 'postgresql' ? 'single,multi,twopc' : 'single,multi'), TX_MODES);
+  if (txModes.includes('twopc') && driver !== 'postgresql') throw new Error('--tx-modes twopc needs --driver postgresql');
+  if (phases.includes('X') && !systems.includes('sharded')) throw new Error('phase X measures the sharded system');
+  const txSpan = values['tx-span'] === undefined ? undefined : int('tx-span', values['tx-span'], 0, 1);
+  const shards = int('shards', values.shards, 4, 1);
+  if (phases.includes('X') && (txSpan ?? shards) > shards) throw new Error(`--tx-span must be at most --shards (${shards})`);
+  // Phases that change rows run after those whose answers are checked against the data as written.
+  const ordered: PhaseName[] = [
+    'W',
+    ...phases.filter((p): p is (typeof ALL_PHASES)[number] => p !== 'T' && p !== 'X'),
+    ...(deepPage !== undefined ? (['D'] as const) : []),
+    ...(phases.includes('T') ? (['T'] as const) : []),
+    ...(phases.includes('X') ? txModes.map(mode => `X-${mode}` as const) : []),
+  ];
   return {
     driver,
-    shards: int('shards', values.shards, 4, 1),
+    shards,
     rows: int('rows', values.rows, 20_000, 1),
     points: int('points', values.points, 5_000, 0),
     fanouts: int('fanouts', values.fanouts, 200, 0),
     systems,
-    phases: [...new Set<PhaseName>(['W', ...phases, ...(deepPage !== undefined ? (['D'] as const) : [])])],
+    phases: [...new Set<PhaseName>(ordered)],
     pgUrl: (values['pg-url'] ?? 'postgresql://postgres@127.0.0.1:5432').replace(/\/+$/, ''),
     repeat: int('repeat', values.repeat, 1, 1),
     seed: int('seed', values.seed, 42, 0),
@@ -134,6 +163,9 @@ export function parse(argv: string[]): Args | undefined {
     scale,
     latency,
     deepPage,
+    txs: int('txs', values.txs, 1000, 0),
+    txModes,
+    txSpan,
     chart: values.chart,
     warmup: !values['no-warmup'],
     python: values.python ?? '/usr/bin/python3',

@@ -16,7 +16,10 @@ export function describe(args: Args, shards: number): string {
 
 /** The small untimed run that warms the JIT and the drivers up before anything is measured. */
 export async function warmUp(args: Args, dbs: Databases, progress: Progress, shards: number, systems = args.systems) {
-  const work = makeWorkload({ rows: Math.min(args.rows, 2000), points: Math.min(args.points, 1000), fanouts: Math.min(args.fanouts, 50) }, args.seed + 1);
+  const work = makeWorkload(
+    { rows: Math.min(args.rows, 2000), points: Math.min(args.points, 1000), fanouts: Math.min(args.fanouts, 50), txs: Math.min(args.txs, 100) },
+    args.seed + 1,
+  );
   const phases = args.phases;
   await runOnce({ args, shards, work, truth: new Truth(work.data), run: 'warmup', systems: systems.filter(s => s !== 'sqlalchemy'), phases, progress }, dbs);
 }

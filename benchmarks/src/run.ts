@@ -1,6 +1,6 @@
 // One run: every system on fresh databases, phase by phase (W for all systems, then P for all, ...), every answer
 // checked against the in-memory truth. Returns one result (one JSON line) per system.
-import type { Args, PhaseName, SystemName } from './args.ts';
+import type { Args, PhaseName, SystemName, TxMode } from './args.ts';
 import type { Databases } from './databases.ts';
 import type { Progress } from './progress.ts';
 import { markRss, peakRssMb, round, sampleRss, timePhase, type PhaseStats } from './stats.ts';
@@ -9,7 +9,7 @@ import { openPlain } from './systems/plain.ts';
 import { openSharded } from './systems/sharded.ts';
 import { runSqlalchemy } from './systems/sqlalchemy.ts';
 import type { LookupSession, System, SystemContext } from './systems/system.ts';
-import { BATCH, Checksum, LOOKUPS_PER_FORK, PAGE, deepXs, type ItemLike, type Truth, type Workload } from './workload.ts';
+import { BATCH, Checksum, LOOKUPS_PER_FORK, PAGE, deepXs, transactionIds, type ItemLike, type Truth, type Workload } from './workload.ts';
 
 export type Result = Record<string, string | number | boolean | null>;
 
@@ -19,7 +19,18 @@ export const UNIT_KEY: Record<PhaseName, string> = {
   F: 'F_ops_per_s',
   C: 'C_ops_per_s',
   D: 'D_ops_per_s',
+  T: 'T_ops_per_s',
+  'X-single': 'X_single_ops_per_s',
+  'X-multi': 'X_multi_ops_per_s',
+  'X-twopc': 'X_twopc_ops_per_s',
 };
+
+/** The prefix of a phase's latency keys: `T_p50_ms`, `X_twopc_p99_ms`. */
+export const keyOf = (phase: PhaseName) => phase.replace('-', '_');
+
+/** Whether a system runs a phase: X is the sharded system's alone (it changes rows on several shards). */
+export const runsPhase = (system: string, phase: PhaseName) =>
+  phase === 'D' ? system === 'sharded' || system === 'plain' : !phase.startsWith('X-') || system === 'sharded';
 
 export interface RunPlan {
   args: Args;
@@ -43,12 +54,34 @@ interface Tally {
   rss: number;
   fanoutSum: Checksum;
   countSum: Checksum;
+  /** How much phases T and X raised each row's score. */
+  raised: Map<number, number>;
 }
 
 function phaseKeys(result: Result, phase: PhaseName, stats: PhaseStats): void {
   result[UNIT_KEY[phase]] = round(stats.perSecond, 1);
-  result[`${phase}_p50_ms`] = round(stats.p50Ms, 3);
-  result[`${phase}_p99_ms`] = round(stats.p99Ms, 3);
+  result[`${keyOf(phase)}_p50_ms`] = round(stats.p50Ms, 3);
+  result[`${keyOf(phase)}_p99_ms`] = round(stats.p99Ms, 3);
+}
+
+/** Phases T and X: the transactions, then a check that each changed row holds its score plus what they added. */
+async function timeTransactions(plan: RunPlan, sys: System, phase: PhaseName, tally: Tally, label: string): Promise<PhaseStats> {
+  const { work, progress } = plan;
+  const mode = phase === 'T' ? undefined : (phase.slice(2) as TxMode);
+  const span = phase === 'T' ? 1 : (plan.args.txSpan ?? plan.shards);
+  const groups = transactionIds(work, plan.shards, span, mode === 'single', phase === 'T' ? 0x7a : 0x7b + (mode?.length ?? 0));
+  progress.start(label, groups.length);
+  const stats = await timePhase(groups.length, groups.length, i => sys.transaction(groups[i]!, mode), progress.tick);
+  groups.flat().forEach(id => tally.raised.set(id, (tally.raised.get(id) ?? 0) + 1));
+  const session = sys.session();
+  for (const [id, raised] of [...tally.raised].slice(0, 200)) {
+    const item = await session.findById(id);
+    if (item?.score !== work.data[id]!.score + raised) {
+      throw new Error(`${sys.name} ${phase}: row ${id} has score ${item?.score}, expected ${work.data[id]!.score + raised}`);
+    }
+  }
+  if (mode !== undefined) tally.result.tx_span = span;
+  return stats;
 }
 
 function baseResult(plan: RunPlan, system: string, databases: number): Result {
@@ -118,6 +151,8 @@ async function runPhase(plan: RunPlan, sys: System, phase: PhaseName, tally: Tal
     const sum = phase === 'F' ? tally.fanoutSum : new Checksum();
     checkFanouts(plan, `${sys.name} ${phase}`, answers, xs, offset, sum);
     if (phase === 'D') tally.result.D_answers_checksum = sum.hex();
+  } else if (phase === 'T' || phase.startsWith('X-')) {
+    stats = await timeTransactions(plan, sys, phase, tally, label);
   } else {
     const counts: number[] = new Array(work.countXs.length);
     progress.start(label, counts.length);
@@ -139,14 +174,20 @@ export async function runOnce(plan: RunPlan, dbs: Databases): Promise<Result[]> 
   try {
     for (const name of order) {
       plan.progress.start(`opening ${name} (${plan.shards} shards)`, 1);
-      const sys = await OPENERS[name]({ dbs, shards: plan.shards, strategy: plan.args.strategy, rows: plan.work.rows });
+      const sys = await OPENERS[name]({
+        dbs,
+        shards: plan.shards,
+        strategy: plan.args.strategy,
+        rows: plan.work.rows,
+        twoPhase: plan.phases.includes('X-twopc'),
+      });
       opened.push(sys);
-      const tally = { result: baseResult(plan, sys.name, sys.databases), rss: 0, fanoutSum: new Checksum(), countSum: new Checksum() };
+      const tally = { result: baseResult(plan, sys.name, sys.databases), rss: 0, fanoutSum: new Checksum(), countSum: new Checksum(), raised: new Map() };
       tallies.set(sys, tally);
     }
     for (const phase of plan.phases) {
       for (const sys of opened) {
-        if (phase === 'D' && sys.name !== 'sharded' && sys.name !== 'plain') continue;
+        if (!runsPhase(sys.name, phase)) continue;
         await runPhase(plan, sys, phase, tallies.get(sys)!);
       }
     }
@@ -167,7 +208,7 @@ export async function runOnce(plan: RunPlan, dbs: Databases): Promise<Result[]> 
 
 async function runPython(plan: RunPlan): Promise<Result> {
   plan.progress.start(`${plan.run === 'warmup' ? 'warm-up' : `run ${Number(plan.run) + 1}`} · sqlalchemy (python, all phases)`, 1);
-  const phases = plan.phases.filter(p => p !== 'D');
+  const phases = plan.phases.filter(p => p === 'W' || p === 'P' || p === 'F' || p === 'C');
   const out = await runSqlalchemy(plan.args.python, plan.args.driver, plan.shards, plan.work, phases);
   const result = baseResult(plan, 'sqlalchemy', plan.shards);
   delete result.deep_offset;

@@ -1,7 +1,7 @@
 // Medians over runs, side-by-side ratios, and the plain-text tables printed without --json.
 import type { PhaseName } from './args.ts';
 import type { Result } from './run.ts';
-import { UNIT_KEY } from './run.ts';
+import { keyOf, UNIT_KEY } from './run.ts';
 import { median } from './stats.ts';
 
 export const UNIT_LABEL: Record<PhaseName, string> = {
@@ -10,6 +10,10 @@ export const UNIT_LABEL: Record<PhaseName, string> = {
   F: 'queries/s',
   C: 'counts/s',
   D: 'queries/s',
+  T: 'tx/s',
+  'X-single': 'tx/s',
+  'X-multi': 'tx/s',
+  'X-twopc': 'tx/s',
 };
 export const PHASE_LABEL: Record<PhaseName, string> = {
   W: 'W insert',
@@ -17,6 +21,10 @@ export const PHASE_LABEL: Record<PhaseName, string> = {
   F: 'F top-20 fan-out',
   C: 'C count',
   D: 'D deep page',
+  T: 'T one-shard transaction',
+  'X-single': 'X single (one shard)',
+  'X-multi': 'X multi',
+  'X-twopc': 'X twopc',
 };
 
 /** Per system, the median of every numeric key over the runs (other keys from the first run). */
@@ -93,14 +101,23 @@ export function compareTable(runs: readonly Result[][], phases: readonly PhaseNa
     ...available.map(r => fmt(r[UNIT_KEY[phase]])),
     ...(hasSharded ? others.map(o => ratioCell(runs, 'sharded', o, phase)) : []),
   ]);
-  const lat = phases.map(phase => [`${phase} p50 / p99 ms`, '', ...available.map(r => `${fmt(r[`${phase}_p50_ms`], 3)} / ${fmt(r[`${phase}_p99_ms`], 3)}`)]);
+  const lat = phases.map(phase => [
+    `${phase} p50 / p99 ms`,
+    '',
+    ...available.map(r => `${fmt(r[`${keyOf(phase)}_p50_ms`], 3)} / ${fmt(r[`${keyOf(phase)}_p99_ms`], 3)}`),
+  ]);
   const rss = ['peak RSS MB', '', ...available.map(r => fmt(r.peak_rss_mb, 0))];
   const notes: string[] = [];
   for (const r of meds) if (r.available === false) notes.push(`${r.system}: unavailable (${r.reason})`);
   if (runs.length > 1) notes.push(`Ratios: median of the ${runs.length} per-run ratios (min-max over runs).`);
   if (phases.includes('D')) notes.push('D ratio is a TIME ratio: sharded time per query / plain time per query (lower is better).');
-  const checked = phases.filter(p => p !== 'W' && p !== 'P');
+  if (phases.some(p => p.startsWith('X-'))) {
+    const span = available.find(r => r.tx_span !== undefined)?.tx_span;
+    notes.push(`X: each transaction changes ${span} rows, one per shard (all on one shard in mode single); sharded only.`);
+  }
+  const checked = phases.filter(p => p !== 'W' && p !== 'P' && p !== 'T' && !p.startsWith('X-'));
   if (checked.length)
     notes.push(`${checked.join(', ')} answers checked against the data for every system, and equal across systems; every P lookup found its row.`);
+  if (phases.includes('T') || phases.some(p => p.startsWith('X-'))) notes.push('T and X: every row they changed was read back with its new score.');
   return [title, '', renderTable(head, [...rows, ...lat.map(l => l.concat(others.map(() => ''))), rss]), ...(notes.length ? ['', ...notes] : [])].join('\n');
 }

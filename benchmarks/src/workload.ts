@@ -83,6 +83,8 @@ export interface Sizes {
   rows: number;
   points: number;
   fanouts: number;
+  /** Transactions of phase T, and of phase X per mode. */
+  txs?: number;
 }
 
 /** Everything random in one run, drawn once so every system gets exactly the same work. */
@@ -105,6 +107,29 @@ export function makeWorkload(sizes: Sizes, seed: number): Workload {
   const fanoutXs = Array.from({ length: sizes.fanouts }, () => int(SCORE_RANGE));
   const countXs = Array.from({ length: sizes.fanouts }, () => int(SCORE_RANGE));
   return { ...sizes, seed, data, pointIds, fanoutXs, countXs };
+}
+
+/**
+ * The rows each transaction of phase T or X changes: `span` ids on `span` distinct shards of `shards`, or, with
+ * `oneShard`, `span` distinct ids on one shard (drawn at random). `salt` draws different ids for different phases.
+ */
+export function transactionIds(work: Workload, shards: number, span: number, oneShard: boolean, salt: number): number[][] {
+  const rnd = prng(work.seed ^ salt);
+  const int = (n: number) => Math.floor(rnd() * n);
+  return Array.from({ length: work.txs ?? 0 }, () => {
+    const first = int(work.rows);
+    const ids = [first];
+    const shardsTaken = new Set([shardIndex(first, shards)]);
+    for (let tries = 0; ids.length < span && tries < 100_000; tries++) {
+      const id = int(work.rows);
+      const shard = shardIndex(id, shards);
+      if (oneShard ? shard === shardIndex(first, shards) && !ids.includes(id) : !shardsTaken.has(shard)) {
+        ids.push(id);
+        shardsTaken.add(shard);
+      }
+    }
+    return ids;
+  });
 }
 
 /** `count` X values drawn so that `score >= X` holds at least `need` rows (a deep page that is really there). */

@@ -21,7 +21,8 @@ export async function disagreement(pair: Pair, query: Query, driver: 'sqlite' | 
   }
   // A fleet that prunes by the key may send such a query to the one shard that can hold its rows, which answers it
   // exactly, as one database does: then the answer must agree instead.
-  if (query.refusal && !('error' in sharded) && !pair.prunes) {
+  // A lookup by primary key is never merged: each candidate shard answers it as one database does.
+  if (query.refusal && !('error' in sharded) && !pair.prunes && !byPrimaryKey(query)) {
     // (An error MikroORM raises first, an empty findOne condition, must still be MikroORM's: compared below.)
     return `answered, but must be refused with ${query.refusal}: ${show(sharded)}`;
   }
@@ -172,4 +173,12 @@ export function json(value: unknown): string {
     }
     return v === undefined ? '<undefined>' : v;
   });
+}
+
+/** `findOne` by the primary key alone (`{ id: 19 }`): the id chooser's shards answer it one after another, unmerged. */
+function byPrimaryKey(query: Query): boolean {
+  const where = query.where as Record<string, unknown> | undefined;
+  return (
+    query.op === 'findOne' && where !== null && typeof where === 'object' && Object.keys(where).length === 1 && ['number', 'string'].includes(typeof where.id)
+  );
 }

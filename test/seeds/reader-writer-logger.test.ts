@@ -116,14 +116,27 @@ describe('reader, writer and logger (seed 003)', () => {
     expect(await rawCount(orm, 'logger', 'log_entry')).toBe(1);
   });
 
-  it('keeps the log line when the writer fails: the logger commits on its own', async () => {
+  it('keeps the log line when the writer fails: the logger commits on its own unit of work', async () => {
+    const logsBefore = await rawCount(orm, 'logger', 'log_entry');
+    // One flush writing both databases is all or nothing (the fleet's transaction mode): the log line goes too.
+    const together = orm.em.fork();
+    together.create(Group, { name: 'Test Case 2', description: 'a duplicate' });
+    together.create(LogEntry, { message: 'rolled back with the duplicate' });
+    const failed = await together.flush().catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(UniqueConstraintViolationException);
+    expect(shardFailureOf(failed)).toMatchObject({ operation: 'flush', shard: 'main', done: [] });
+    expect(await rawCount(orm, 'logger', 'log_entry')).toBe(logsBefore);
+
+    // The seed's logger commits on its own: its own unit of work, as its own session in SQLAlchemy.
+    const logger = orm.em.fork();
+    logger.create(LogEntry, { message: 'tried to add a duplicate group' });
+    await logger.flush();
     const em = orm.em.fork();
     em.create(Group, { name: 'Test Case 2', description: 'a duplicate' });
-    em.create(LogEntry, { message: 'tried to add a duplicate group' });
     const error = await em.flush().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UniqueConstraintViolationException);
     expect(error).toBeInstanceOf(DriverException);
-    expect(shardFailureOf(error)).toMatchObject({ operation: 'flush', shard: 'main', done: ['logger'] });
+    expect(shardFailureOf(error)).toMatchObject({ operation: 'flush', shard: 'main', done: [] });
     expect(await rawCount(orm, 'main', 'groups')).toBe(2);
     const [line] = await rawQuery(orm, 'logger', 'select message from log_entry order by id desc limit 1');
     expect(line!.message).toBe('tried to add a duplicate group');

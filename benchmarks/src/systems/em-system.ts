@@ -1,6 +1,7 @@
 // The phases as one entity manager API runs them: plain MikroORM and the sharded entity manager take the very same
 // calls (that is the library's promise), so one definition serves both systems.
 import type { EntityClass } from '@mikro-orm/core';
+import type { TxMode } from '../args.ts';
 import type { ItemLike, Row } from '../workload.ts';
 import type { System } from './system.ts';
 
@@ -11,6 +12,7 @@ export interface WorkloadEntityManager {
   findOne(entityName: EntityClass<ItemLike>, id: number): Promise<ItemLike | null>;
   find(entityName: EntityClass<ItemLike>, where: object, options: object): Promise<ItemLike[]>;
   count(entityName: EntityClass<ItemLike>, where: object): Promise<number>;
+  transactional<T>(cb: (em: WorkloadEntityManager) => Promise<T>, options?: { mode?: TxMode }): Promise<T>;
 }
 
 export function entityManagerSystem(
@@ -38,6 +40,17 @@ export function entityManagerSystem(
     },
     count(x) {
       return fork().count(Item, { score: { $gte: x } });
+    },
+    async transaction(ids, mode) {
+      await fork().transactional(
+        async em => {
+          for (const id of ids) {
+            const item = await em.findOne(Item, id);
+            item!.score += 1;
+          }
+        },
+        mode === undefined ? undefined : { mode },
+      );
     },
     close,
   };

@@ -44,6 +44,17 @@ export async function openHandrolled(ctx: SystemContext): Promise<System> {
       all.sort((a, b) => b.score - a.score);
       return all.slice(offset, offset + limit);
     },
+    async transaction(ids) {
+      // By hand, a transaction can only be one shard's.
+      const shard = shardIndex(ids[0]!, S);
+      if (ids.some(id => shardIndex(id, S) !== shard)) throw new Error('handrolled: a transaction across shards');
+      await orms[shard]!.em.fork().transactional(async em => {
+        for (const id of ids) {
+          const item = await em.findOne(Item, id);
+          item!.score += 1;
+        }
+      });
+    },
     async count(x) {
       let total = 0;
       for (const orm of orms) total += await orm.em.fork().count(Item, { score: { $gte: x } });

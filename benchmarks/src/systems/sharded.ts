@@ -16,6 +16,7 @@ export async function openSharded(ctx: SystemContext): Promise<System> {
     entities: [Item],
     shards: Object.fromEntries(names.map((name, i) => [name, targets[i]!])),
     ...routing(ctx.strategy, names, ctx.rows),
+    ...(ctx.twoPhase ? { twoPhaseCommit: { coordinatorId: `msbench_${process.pid}`, logShard: names[0]! } } : {}),
   });
   await orm.schema.create();
   const em = () => orm.em.fork() as unknown as WorkloadEntityManager;

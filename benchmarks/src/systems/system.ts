@@ -1,5 +1,5 @@
 // What every in-process system under test offers the phase runner.
-import type { StrategyName } from '../args.ts';
+import type { StrategyName, TxMode } from '../args.ts';
 import type { Databases } from '../databases.ts';
 import type { ItemLike, Row } from '../workload.ts';
 
@@ -20,6 +20,11 @@ export interface System {
   topPage(x: number, offset: number, limit: number): Promise<ItemLike[]>;
   /** How many rows have `score >= x`, over all the system's data. */
   count(x: number): Promise<number>;
+  /**
+   * One transactional unit of work (phases T and X): a fresh fork, each row found by id and its score raised by 1,
+   * committed. `mode` (sharded only) is the transaction mode; without it, the system's default.
+   */
+  transaction(ids: readonly number[], mode?: TxMode): Promise<void>;
   /** Closes the ORMs and drops the databases. */
   close(): Promise<void>;
 }
@@ -32,4 +37,6 @@ export interface SystemContext {
   strategy: StrategyName;
   /** Rows written in phase W (ids 0 ... rows - 1): where the range strategy cuts. */
   rows: number;
+  /** The sharded system commits in two phases in this run (PostgreSQL, phase X in mode twopc). */
+  twoPhase?: boolean;
 }

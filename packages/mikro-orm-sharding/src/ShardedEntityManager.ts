@@ -48,7 +48,7 @@ import { ShardingError } from './errors/errors.ts';
 import { onlyCandidate, shardInIdentityMaps } from './read/lookup.ts';
 import * as reads from './read/read-path.ts';
 import { ShardedRequestContext } from './fleet/request-context.ts';
-import type { ShardScope } from './scope.ts';
+import { onReadyFork, type ShardScope } from './scope.ts';
 import { metadataOf } from './fleet/fleet-metadata.ts';
 import { groupInto } from './group.ts';
 import { entitiesOf } from './write/entities-of.ts';
@@ -60,12 +60,19 @@ import { repositoryFor, type ShardedRepository } from './repository.ts';
 import * as routed from './write/routed-writes.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import { settleEach } from './fleet/settle.ts';
-import { flushed } from './write/flush-witness.ts';
 import { onShard } from './errors/shard-failure.ts';
 import { labelOf } from './write/write-plan.ts';
 import type { ShardErrorOption } from './read/partial.ts';
 import { refuseReadOnlyFlush } from './routing/read-only.ts';
 import { readOn } from './routing/read-your-writes.ts';
+import { forgetDeletionsInParent, mergeIntoParent } from './mikro-internals.ts';
+import { ShardTransaction } from './transactions/transaction.ts';
+import { flushShards } from './transactions/flush.ts';
+import { planOf } from './transactions/propagation.ts';
+import { runTransaction } from './transactions/run.ts';
+import { settingsOf } from './transactions/start.ts';
+import { transactionEntityManager } from './transactions/context.ts';
+import type { ShardedTransactionOptions } from './transactions/settings.ts';
 
 /** Targets one shard explicitly. Precedence: this option, then the entity's remembered shard, then the choosers. */
 export interface ShardOption<Id extends string = ShardId> {
@@ -89,6 +96,10 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   #filters: ShardFilters | undefined;
   #repositories: Map<EntityMetadata, object> | undefined;
   #pinned: ShardId | undefined;
+  /** The transaction this entity manager is in (begun with `begin()`, or made by `transactional()`). */
+  #transaction: ShardTransaction | undefined;
+  /** A `transactional()` callback's entity manager with `ignoreNestedTransactions`, or one run outside any transaction. */
+  #transactionsDisabled = false;
 
   /** @internal Use `orm.em.fork()`. */
   constructor(orm: ShardedMikroORM, global: boolean, makeFork: (shard: ShardId) => SqlEntityManager, filters?: ShardFilters, pinned?: ShardId) {
@@ -103,6 +114,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
       em: this,
       forks: this.#forks,
       fork: (shard, source) => self.#fork(shard, source),
+      ready: shard => self.#transaction?.ready(shard),
       stagingFork: entityName => self.#pending.stagingFork(entityName),
       get placePending() {
         // A chooser reading through `em` while entities are being placed must not place them again (forever).
@@ -167,9 +179,26 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     return new ShardedEntityManager<Id>(this.#orm, false, makeFork, parent.#filters?.copy(), shard ?? parent.#pinned);
   }
 
-  /** This entity manager's own fork for one shard: plain MikroORM, for anything the sharded surface lacks. */
+  /**
+   * This entity manager's own fork for one shard: plain MikroORM, for anything the sharded surface lacks. Inside a
+   * transaction it is in the shard's transaction once the transaction has touched the shard: use {@link enlist}.
+   */
   on(shard: Id): SqlEntityManager {
     return this.#context().#fork(shard, 'em.on()');
+  }
+
+  /**
+   * {@link on}, inside this entity manager's transaction on that shard (begun there now if the transaction had not
+   * touched it yet). Outside a transaction it is `on(shard)`.
+   */
+  async enlist(shard: Id): Promise<SqlEntityManager> {
+    const em = this.#context();
+    const fork = em.#fork(shard, 'em.enlist()');
+    const ready = em.#transaction?.ready(shard);
+    if (ready) {
+      await ready;
+    }
+    return fork;
   }
 
   /** The shard an entity lives on (written to, created with `{ shard }`, or loaded from); undefined while new. */
@@ -230,7 +259,8 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   /**
    * Decides and validates the shard of everything to be written (throwing a {@link ShardingError} before any
    * write if a chooser fails, names an unknown shard, or a reference crosses shards), then flushes every shard
-   * fork in parallel. Not atomic across shards: see docs/limitations.md.
+   * fork in parallel. Inside a transaction the writes are part of it; outside one, a flush that writes several
+   * shards commits as the fleet's `transactionMode` says (see docs/transactions.md).
    */
   async flush(): Promise<void> {
     const em = this.#context();
@@ -239,14 +269,95 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     }
     await em.#pending.place(true);
     refuseReadOnlyFlush(em.#scope);
-    const shards = [...em.#forks.keys()];
-    await settleEach(
-      'flush',
-      shards,
-      shard => flushed(em.#forks.get(shard)!),
-      wrote => wrote,
-    );
+    await flushShards(em.#scope, em.#transaction);
     em.#pending.flushed();
+  }
+
+  /**
+   * Runs `cb` in a transaction, as MikroORM's `em.transactional()`: `cb` gets a fork of this entity manager (with its
+   * entities, unless `clear`), which is flushed after it; the transaction then commits and the fork's entities
+   * become this entity manager's, and `cb`'s result is returned. A throw rolls back on every shard and is rethrown.
+   * The transaction begins on a shard when it first touches it, with `isolationLevel` and `readOnly`; a nested call
+   * opens savepoints. `mode` says how it commits across shards (the fleet's `transactionMode` by default), and
+   * `propagation` works as in MikroORM (`NESTED` by default).
+   */
+  async transactional<T>(cb: (em: ShardedEntityManager<Id>) => T | Promise<T>, options: ShardedTransactionOptions = {}): Promise<T> {
+    const em = this.#context(false);
+    if (em.#transactionsDisabled || em.#config().get('disableTransactions')) {
+      return cb(em as ShardedEntityManager<Id>);
+    }
+    const outer = em.#transaction?.active ? em.#transaction : undefined;
+    const plan = planOf(options.propagation, outer !== undefined);
+    if (plan === 'join') {
+      return cb(em as ShardedEntityManager<Id>);
+    }
+    // Checked before anything runs: a mode the fleet cannot do throws here.
+    const settings = plan === 'none' ? undefined : settingsOf(this.#orm, plan === 'nested' ? { ...options, mode: outer!.mode } : options, 'transaction');
+    if (plan === 'nested' && options.mode !== undefined && options.mode !== outer!.mode) {
+      throw ShardingError.invalidOptions(`a nested transaction runs in its outer transaction's mode ('${outer!.mode}'), not '${options.mode}'.`, options.mode);
+    }
+    const { child, inherited } = em.#transactionFork(options);
+    if (settings) {
+      child.#transaction = new ShardTransaction(child.#scope, settings, plan === 'nested' ? outer : undefined);
+    } else {
+      child.#transactionsDisabled = true;
+    }
+    const result = await runTransaction(child as ShardedEntityManager<Id>, child.#transaction, cb);
+    em.#absorb(child, inherited);
+    return result;
+  }
+
+  /**
+   * Starts a transaction bound to this entity manager, as MikroORM's `em.begin()`: it begins on each shard when
+   * this entity manager first touches it. End it with {@link commit} or {@link rollback}.
+   */
+  async begin(options: Omit<ShardedTransactionOptions, 'propagation' | 'clear' | 'flushMode' | 'ignoreNestedTransactions'> = {}): Promise<void> {
+    const em = this.#context(false);
+    if (em.#transactionsDisabled || em.#config().get('disableTransactions')) {
+      return;
+    }
+    if (em.#transaction?.active) {
+      throw ShardingError.invalidOptions('this entity manager is in a transaction already; commit or roll it back first, or use transactional() to nest one.');
+    }
+    em.#transaction = new ShardTransaction(em.#scope, settingsOf(this.#orm, options, 'transaction'));
+  }
+
+  /**
+   * Flushes, then commits the transaction begun with {@link begin} on every shard it touched, the mode's way. When
+   * the commit fails, what it did not commit is rolled back; `rollback()` may still be called, as after a failed
+   * commit in MikroORM.
+   */
+  async commit(): Promise<void> {
+    const em = this.#context(false);
+    if (em.#transactionsDisabled || em.#config().get('disableTransactions')) {
+      return em.flush();
+    }
+    const transaction = em.#transaction;
+    if (!transaction?.open) {
+      throw ValidationError.transactionRequired();
+    }
+    await em.flush();
+    await transaction.commit();
+    em.#transaction = undefined;
+  }
+
+  /** Rolls back the transaction begun with {@link begin} on every shard it touched. */
+  async rollback(): Promise<void> {
+    const em = this.#context(false);
+    if (em.#transactionsDisabled || em.#config().get('disableTransactions')) {
+      return;
+    }
+    const transaction = em.#transaction;
+    if (!transaction) {
+      throw ValidationError.transactionRequired();
+    }
+    em.#transaction = undefined;
+    await transaction.rollback();
+  }
+
+  /** Whether this entity manager is in a transaction (which may not have touched any shard yet). */
+  isInTransaction(): boolean {
+    return this.#context(false).#transaction?.active === true;
   }
 
   /** Drops pending entities and clears every shard fork's identity map. */
@@ -390,9 +501,16 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     const em = this.#context();
     const { shard, ...rest } = options;
     const target = em.#shardFor('refresh', entity, shard);
-    const fork = em.#fork(target, 'the { shard } option');
-    const read = readOn(em.#scope, target, helper(entity).__meta.class, rest);
-    return onShard('refresh', target, fork.refresh(entity, read as never)) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null>;
+    return onShard(
+      'refresh',
+      target,
+      onReadyFork(
+        em.#scope,
+        target,
+        fork => fork.refresh(entity, readOn(em.#scope, target, helper(entity).__meta.class, rest) as never),
+        'the { shard } option',
+      ),
+    ) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null>;
   }
 
   /** `refresh`, throwing MikroORM's `NotFoundError` (or your `failHandler`'s error) when the row is gone. */
@@ -409,9 +527,16 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     const em = this.#context();
     const { shard, ...rest } = options;
     const target = em.#shardFor('refresh', entity, shard);
-    const fork = em.#fork(target, 'the { shard } option');
-    const read = readOn(em.#scope, target, helper(entity).__meta.class, rest);
-    return onShard('refresh', target, fork.refreshOrFail(entity, read as never)) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>>;
+    return onShard(
+      'refresh',
+      target,
+      onReadyFork(
+        em.#scope,
+        target,
+        fork => fork.refreshOrFail(entity, readOn(em.#scope, target, helper(entity).__meta.class, rest) as never),
+        'the { shard } option',
+      ),
+    ) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>>;
   }
 
   /**
@@ -500,7 +625,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     await settleEach('populate', [...byShard.keys()], shard => {
       const group = byShard.get(shard)!;
       const read = readOn(em.#scope, shard, helper(group[0]!).__meta.class, options as { connectionType?: unknown; flushMode?: unknown });
-      return em.#fork(shard).populate(group, populate as never, read as never);
+      return onReadyFork(em.#scope, shard, fork => fork.populate(group, populate as never, read as never));
     });
     return entities as unknown as Populated;
   }
@@ -681,6 +806,57 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     throw ShardingError.unsupported('countBy()', 'use em.on(shard).countBy() on each shard and add the counts up');
   }
 
+  /**
+   * The entity manager a `transactional()` callback gets: forks of this one's shard forks (made when first used,
+   * those this one has at once), with this one's pending entities unless `clear`, as MikroORM forks for a transaction.
+   */
+  #transactionFork(options: ShardedTransactionOptions): { child: ShardedEntityManager; inherited: readonly object[] } {
+    const clear = options.clear ?? false;
+    const forkOptions = {
+      clear,
+      flushMode: options.flushMode,
+      cloneEventManager: true,
+      loggerContext: options.loggerContext,
+      signal: options.signal,
+      inflightQueryAbortStrategy: options.inflightQueryAbortStrategy,
+    };
+    const propagate = this.#propagates();
+    const makeFork = (shard: ShardId) => {
+      const parent = this.#fork(shard);
+      const fork = parent.fork(forkOptions) as SqlEntityManager;
+      if (propagate) {
+        forgetDeletionsInParent(fork, parent);
+      }
+      return fork;
+    };
+    const child = new ShardedEntityManager(this.#orm, false, makeFork, this.#filters?.copy());
+    child.#transactionsDisabled = options.ignoreNestedTransactions === true;
+    if (clear) {
+      return { child, inherited: [] };
+    }
+    this.#forks.forEach((_, shard) => child.#fork(shard));
+    return { child, inherited: child.#pending.inherit(this.#pending) };
+  }
+
+  /** After a `transactional()` callback's success: its entities become this entity manager's, as in MikroORM. */
+  #absorb(child: ShardedEntityManager, inherited: readonly object[]): void {
+    if (!this.#propagates()) {
+      return;
+    }
+    child.#forks.forEach((fork, shard) => mergeIntoParent(fork, this.#fork(shard)));
+    inherited.forEach(entity => this.#pending.delete(entity));
+  }
+
+  /** Whether a transaction's entities go back to this entity manager: not to the global one, unless it allows a global context. */
+  #propagates(): boolean {
+    return !this.#global || this.#config().get('allowGlobalContext');
+  }
+
+  /** The configuration MikroORM-wide settings are read from: the first shard's (shards share them). */
+  #config() {
+    return this.#orm.shard(this.#orm.shardIds[0]!).config;
+  }
+
   /** The shard of an entity for an operation on it: `{ shard }` (which must agree with a known shard), else its own. */
   #shardFor(operation: string, entity: object, shard: Id | undefined): ShardId {
     const known = this.shardOf(entity);
@@ -740,11 +916,11 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     if (!this.#global) {
       return this;
     }
-    const scoped = ShardedRequestContext.getEntityManager(this.#orm);
+    const scoped = transactionEntityManager(this.#orm) ?? ShardedRequestContext.getEntityManager(this.#orm);
     if (scoped) {
       return scoped;
     }
-    if (validate && !this.#orm.shard(this.#orm.shardIds[0]!).config.get('allowGlobalContext')) {
+    if (validate && !this.#config().get('allowGlobalContext')) {
       throw ValidationError.cannotUseGlobalContext();
     }
     return this;

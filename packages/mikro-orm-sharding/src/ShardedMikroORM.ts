@@ -14,6 +14,10 @@ import { ShardKeys } from './routing/shard-by.ts';
 import { resolveBinds } from './routing/binds.ts';
 import { guardReadOnlyShards } from './routing/read-only.ts';
 import { witnessWrites } from './routing/read-your-writes.ts';
+import { transactionConfig, withLogTableSkipped, type TransactionConfig } from './transactions/settings.ts';
+import { recover, type RecoveryReport } from './transactions/recover.ts';
+import { startTwoPhase } from './transactions/two-phase-start.ts';
+import type { FleetRunOptions } from './fleet/run-bounded.ts';
 
 /**
  * The choosers and binds in force (`idChooser`/`queryChooser` are `undefined` when defaulted, `shardChooser` when
@@ -45,15 +49,17 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   readonly #routing: Routing;
   readonly #faults: FaultPolicy;
   #shardKeys: ShardKeys = ShardKeys.none;
+  readonly #transactions: TransactionConfig;
   #em: ShardedEntityManager | undefined;
   #schema: ShardedSchema | undefined;
   #migrator: ShardedMigrator | undefined;
 
   /** Use {@link ShardedMikroORM.init}. */
-  private constructor(fleet: Fleet<D>, routing: Routing, faults: FaultPolicy) {
+  private constructor(fleet: Fleet<D>, routing: Routing, faults: FaultPolicy, transactions: TransactionConfig) {
     this.#fleet = fleet;
     this.#routing = routing;
     this.#faults = faults;
+    this.#transactions = transactions;
   }
 
   /**
@@ -64,6 +70,8 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
     options: ShardedMikroORMOptions<D, Shards, Entities>,
   ): Promise<ShardedMikroORM<D, ShardIdsOf<Shards>>> {
     const configs = shardConfigs(options);
+    const transactions = transactionConfig(options.transactionMode, options.twoPhaseCommit, [...configs.keys()]);
+    withLogTableSkipped(configs, transactions);
     const faults = {
       onShardError: checkOnShardError(options.onShardError, 'init()') ?? 'fail',
       health: new FleetHealth(breakerSettings(options.circuitBreaker)),
@@ -82,12 +90,15 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
         binds,
         readYourWrites,
       } as Routing;
-      const orm = new ShardedMikroORM(fleet, routing, faults);
+      const orm = new ShardedMikroORM(fleet, routing, faults, transactions);
       // Declarations are checked against the entities' metadata, which exists once the shards are initialised.
       orm.#shardKeys = ShardKeys.resolve(orm, options);
+      if (transactions.twoPhase) {
+        await startTwoPhase(orm, options.connect ?? true);
+      }
       return orm as ShardedMikroORM<D, ShardIdsOf<Shards>>;
     } catch (error) {
-      await fleet.close(true);
+      await fleet.close(true).catch(() => undefined);
       throw error;
     }
   }
@@ -129,6 +140,20 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   /** @internal The shard registry: ids, lookup, opening and closing. */
   get fleet(): Fleet<D> {
     return this.#fleet;
+  }
+
+  /** @internal The transaction mode and two-phase commit settings of `init()`. */
+  get transactionConfig(): TransactionConfig {
+    return this.#transactions;
+  }
+
+  /**
+   * Resolves every transaction this fleet's two-phase commit left prepared (after a crash, or a shard that failed
+   * to commit): commits those whose commit decision is in the coordinator log, rolls back the others. Safe to run
+   * from several processes at once; `init()` runs it. Without `twoPhaseCommit` there is nothing to do.
+   */
+  recover(options: Pick<FleetRunOptions, 'concurrency'> = {}): Promise<RecoveryReport> {
+    return recover(this as ShardedMikroORM, options);
   }
 
   /** The choosers in force. */

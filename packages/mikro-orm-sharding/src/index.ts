@@ -43,6 +43,8 @@ export { ShardedMigrator, type CreateFleetMigrationOptions, type CreatedMigratio
 export { ShardedMigrationError } from './migrations/errors.ts';
 export type { FleetMigrationStatus, MigrationDrift, ShardMigrationReport, ShardMigrationState } from './migrations/report.ts';
 export type { FleetRunOptions } from './fleet/run-bounded.ts';
+export type { ShardedTransactionOptions, TransactionMode, TwoPhaseCommitOptions } from './transactions/settings.ts';
+export type { RecoveryReport } from './transactions/recover.ts';
 export { shardConfigsForCli, type ShardCliConfigs } from './migrations/cli-config.ts';
 export {
   compareShardSchemas,

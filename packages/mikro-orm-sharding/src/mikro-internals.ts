@@ -2,6 +2,7 @@ import {
   Configuration,
   helper,
   QueryHelper,
+  TransactionManager,
   type AbortQueryOptions,
   type Dictionary,
   type EntityData,
@@ -151,4 +152,30 @@ export function withPoolCreatedHook<T extends object>(driverOptions: T, hook: (p
     return before;
   };
   return { ...driverOptions, onPoolCreated };
+}
+
+/** The parts of MikroORM's `TransactionManager` that `em.transactional()` uses around the callback (both `private`). */
+interface TransactionManagerInternals {
+  mergeEntitiesToParent(fork: EntityManager, parent: EntityManager): void;
+  registerDeletionHandler(fork: EntityManager, parent: EntityManager): void;
+}
+
+function transactionManager(em: EntityManager): TransactionManagerInternals {
+  return new TransactionManager(em) as unknown as TransactionManagerInternals;
+}
+
+/**
+ * What a transaction's fork loaded, created and changed becomes the entity manager's it was forked from, as after
+ * MikroORM's `em.transactional()` commits (`TransactionManager.mergeEntitiesToParent`, `private`).
+ */
+export function mergeIntoParent(fork: EntityManager, parent: EntityManager): void {
+  transactionManager(parent).mergeEntitiesToParent(fork, parent);
+}
+
+/**
+ * Entities a transaction's fork deletes leave the parent's identity map when the fork flushes the deletion, as in
+ * MikroORM's `em.transactional()` (`TransactionManager.registerDeletionHandler`, `private`).
+ */
+export function forgetDeletionsInParent(fork: EntityManager, parent: EntityManager): void {
+  transactionManager(parent).registerDeletionHandler(fork, parent);
 }

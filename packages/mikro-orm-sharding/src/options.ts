@@ -10,6 +10,7 @@ import type { CircuitBreakerOptions } from './fleet/circuit-breaker.ts';
 import type { OnShardError } from './read/partial.ts';
 import type { ShardByOptions } from './routing/shard-by.ts';
 import { checkBindOptions, deriveShardEntities } from './routing/binds.ts';
+import type { TransactionMode, TwoPhaseCommitOptions } from './transactions/settings.ts';
 
 /**
  * MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool,
@@ -176,6 +177,24 @@ export interface ShardedMikroORMOptions<
    * @default { failureThreshold: 5, coolDownMs: 5_000, halfOpenProbes: 1 }
    */
   readonly circuitBreaker?: CircuitBreakerOptions | boolean;
+  /**
+   * How a transaction that touches several shards commits (`em.transactional()`, `em.begin()`), and so does a
+   * `flush()` outside one that writes several shards: `'single'` (one shard only), `'multi'` (one transaction per
+   * shard, committed in turn) or `'twopc'` (two-phase commit, PostgreSQL; needs `twoPhaseCommit`). A transaction's
+   * own `{ mode }` overrides it. See docs/transactions.md.
+   * @default 'multi'
+   */
+  readonly transactionMode?: TransactionMode;
+  /**
+   * Two-phase commit's coordinator log and name. Needed for mode `'twopc'`; every shard must be PostgreSQL with
+   * `max_prepared_transactions` above 0. `init()` creates the log table and resolves transactions left in doubt.
+   *
+   * @example
+   * ```ts
+   * twoPhaseCommit: { coordinatorId: 'billing', logShard: 's0' }
+   * ```
+   */
+  readonly twoPhaseCommit?: TwoPhaseCommitOptions<NoInfer<ShardIdsOf<Shards>>>;
 }
 
 /** Identity function that gives a sharding config its type, like MikroORM's `defineConfig`. */
@@ -205,6 +224,8 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
     binds,
     defaultBind,
     readYourWrites,
+    transactionMode,
+    twoPhaseCommit,
     ...shared
   } = options;
   // First of all: every error from here on may echo options, and must mask their passwords.

@@ -25,7 +25,11 @@ export type ShardingErrorCode =
   | 'SHARD_KEY_MISMATCH'
   | 'SHARD_KEY_CHANGED'
   | 'CROSS_BIND_RELATION'
-  | 'READ_ONLY_SHARD';
+  | 'READ_ONLY_SHARD'
+  | 'TRANSACTION_SPANS_SHARDS'
+  | 'TRANSACTION_CLOSED'
+  | 'TWO_PHASE_UNAVAILABLE'
+  | 'TRANSACTION_IN_DOUBT';
 
 /** What a {@link ShardingError} is about; every field is optional because not every error has all of them. */
 export interface ShardingErrorDetails {
@@ -300,6 +304,44 @@ export class ShardingError extends Error {
 
   static unsupported(operation: string, instead: string): ShardingError {
     return new ShardingError('UNSUPPORTED_OPERATION', `${operation} is not supported by the sharded entity manager: ${instead}.`);
+  }
+
+  /** A `single` transaction asked to touch a second shard; thrown before that shard is asked anything. */
+  static transactionSpansShards(first: ShardId, second: ShardId): ShardingError {
+    return new ShardingError(
+      'TRANSACTION_SPANS_SHARDS',
+      `A 'single' transaction is on shard ${quote(first)} and was asked to touch shard ${quote(second)} too. ` +
+        `Route its work to one shard (\`{ shard }\`, or choosers that name one), or use mode 'multi' or 'twopc'. Nothing was written on ${quote(second)}.`,
+      { shard: second, value: second },
+    );
+  }
+
+  /** Work on an entity manager whose transaction has ended (committed or rolled back), or is committing. */
+  static transactionClosed(state: string): ShardingError {
+    return new ShardingError(
+      'TRANSACTION_CLOSED',
+      `This entity manager's transaction is ${state}: it cannot read or write any more. ` +
+        'Use the entity manager only inside the transactional() callback that gave it, or fork a new one.',
+    );
+  }
+
+  /** Two-phase commit asked of a fleet or shard that cannot take part in it. */
+  static twoPhaseUnavailable(reason: string, shard?: ShardId, cause?: unknown): ShardingError {
+    return new ShardingError('TWO_PHASE_UNAVAILABLE', `Two-phase commit is not available: ${reason}`, { shard, value: shard, cause });
+  }
+
+  /**
+   * A two-phase commit whose decision could not be confirmed on the coordinator log: every shard is prepared, and
+   * the transaction is committed if and only if the decision reached the log. `recover()` finds out and finishes it.
+   */
+  static transactionInDoubt(txid: string, logShard: ShardId, shards: readonly ShardId[], cause: unknown): ShardingError {
+    return new ShardingError(
+      'TRANSACTION_IN_DOUBT',
+      `Transaction ${quote(txid)} is prepared on ${listOf(shards)}, but writing its commit decision to the coordinator log on shard ${quote(logShard)} failed: ${messageOf(cause)}. ` +
+        'It is committed if the decision reached the log, and rolled back otherwise: `orm.recover()` (also run by init) finds out and finishes it on every shard. ' +
+        'Until then its rows stay locked. Do not retry it blindly.',
+      { shard: logShard, value: txid, cause },
+    );
   }
 }
 

@@ -63,7 +63,10 @@ export function recordFailure(failure: ShardFailure, writes: boolean): unknown {
     return unavailable ? { shard: entry.shard, error: unavailable } : entry;
   });
   const error = failed[0]!.error;
-  if (typeof error !== 'object' || error === null || failures.has(error)) {
+  // A refusal of this library (a transaction touching a second shard, say) is not a shard's failure; an unreachable
+  // shard is, though it arrives as a ShardingError.
+  const refusal = error instanceof ShardingError && error.code !== 'SHARD_UNAVAILABLE';
+  if (typeof error !== 'object' || error === null || failures.has(error) || refusal) {
     return error;
   }
   const record = Object.freeze({ ...failure, failed: Object.freeze(failed) });

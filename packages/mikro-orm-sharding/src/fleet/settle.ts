@@ -14,7 +14,7 @@ export async function settleEach<T>(
   task: (id: ShardId) => Promise<T>,
   committed?: (value: T, id: ShardId) => boolean,
 ): Promise<T[]> {
-  const results = await Promise.allSettled(ids.map(id => task(id)));
+  const results = await Promise.allSettled(ids.map(id => attempt(task, id)));
   if (results.some(result => result.status === 'rejected')) {
     const done: ShardId[] = [];
     const failed: { shard: ShardId; error: unknown }[] = [];
@@ -28,6 +28,15 @@ export async function settleEach<T>(
     throw recordFailure({ operation, shard: failed[0]!.shard, done, failed }, committed !== undefined);
   }
   return results.map(result => (result as PromiseFulfilledResult<T>).value);
+}
+
+/** A task's promise; one that throws instead of rejecting must not leave the tasks started before it unobserved. */
+function attempt<T>(task: (id: ShardId) => Promise<T>, id: ShardId): Promise<T> {
+  try {
+    return task(id);
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /**

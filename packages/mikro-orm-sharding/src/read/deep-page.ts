@@ -4,7 +4,7 @@ import { compiledQuery } from './compile.ts';
 import { runCompiled } from './execute.ts';
 import { comparatorOf, mergeSorted, pagePositions, type SortKey } from './merge.ts';
 import { orderTerms, rowSortKeys, type KeyDialect } from './order-by.ts';
-import type { ShardScope } from '../scope.ts';
+import { onReadyFork, type ShardScope } from '../scope.ts';
 import { settleEach } from '../fleet/settle.ts';
 import { readOn } from '../routing/read-your-writes.ts';
 import { dialectOf, materialize, runOnShards } from './shard-rows.ts';
@@ -60,11 +60,12 @@ export async function findDeepPage<T extends object>(
   );
   const { skip, take } = pagePositions(keyLists, comparatorOf(valueKeys), offset, limit);
   const pageShards = shards.filter((_, i) => take[i]! > 0);
-  const lists = await settleEach('find', pageShards, shard => {
-    const i = shards.indexOf(shard);
-    const fork = scope.fork(shard);
-    const compiled = compiledQuery(fork, meta, 'select', { where, orderBy: total, limit: take[i], offset: skip[i] }, dialectOf(fork));
-    return runCompiled(fork, compiled, 'all', readOn(scope, shard, meta.class, options)) as Promise<Dictionary[]>;
-  });
+  const lists = await settleEach('find', pageShards, shard =>
+    onReadyFork(scope, shard, fork => {
+      const i = shards.indexOf(shard);
+      const compiled = compiledQuery(fork, meta, 'select', { where, orderBy: total, limit: take[i], offset: skip[i] }, dialectOf(fork));
+      return runCompiled(fork, compiled, 'all', readOn(scope, shard, meta.class, options)) as Promise<Dictionary[]>;
+    }),
+  );
   return materialize(scope, meta.class, meta, mergeSorted(lists, comparatorOf(keys), 0, limit), pageShards, options, where);
 }

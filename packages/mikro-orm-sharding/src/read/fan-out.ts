@@ -12,7 +12,7 @@ import { compiledQuery } from './compile.ts';
 import { DEEP_OFFSET, findDeepPage } from './deep-page.ts';
 import { runCompiled } from './execute.ts';
 import { hasPopulate, materialize, runOnShards, unfiltered } from './shard-rows.ts';
-import type { ShardScope } from '../scope.ts';
+import { onReadyFork, type ShardScope } from '../scope.ts';
 import { settleEach } from '../fleet/settle.ts';
 import { readOn } from '../routing/read-your-writes.ts';
 
@@ -105,7 +105,9 @@ export async function fanOutCount<T extends object>(
     );
     return sumCounts(counts.map(row => row?.count as number | string | undefined));
   }
-  const counts = await settleEach('count', shards, shard => scope.fork(shard).count(entityName, where as never, readOn(scope, shard, meta.class, options)));
+  const counts = await settleEach('count', shards, shard =>
+    onReadyFork(scope, shard, fork => fork.count(entityName, where as never, readOn(scope, shard, meta.class, options))),
+  );
   return sumCounts(counts);
 }
 
@@ -130,10 +132,8 @@ async function findEntities<T extends object>(
     return findBehindKeys(scope, entityName, meta, where, options, shards, plan, merge);
   }
   const shardOptions = { ...options, orderBy: plan.orderBy, limit: pushDownLimit(plan.window.offset, plan.window.limit), offset: undefined } as AnyFindOptions;
-  const lists = await settleEach(
-    'find',
-    shards,
-    shard => scope.fork(shard).find(entityName, where as never, readOn(scope, shard, meta.class, shardOptions)) as Promise<T[]>,
+  const lists = await settleEach('find', shards, shard =>
+    onReadyFork(scope, shard, fork => fork.find(entityName, where as never, readOn(scope, shard, meta.class, shardOptions)) as Promise<T[]>),
   );
   return merge(lists).map(item => item.row);
 }
@@ -156,7 +156,9 @@ async function refusedByMikroOrm<T extends object>(
   shards: readonly ShardId[],
 ): Promise<T[]> {
   const answers = await Promise.allSettled(
-    shards.map(shard => scope.fork(shard).find(entityName, where as never, readOn(scope, shard, meta.class, options)) as Promise<T[]>),
+    shards.map(async shard =>
+      onReadyFork(scope, shard, fork => fork.find(entityName, where as never, readOn(scope, shard, meta.class, options)) as Promise<T[]>),
+    ),
   );
   const refused = answers.find(answer => answer.status === 'rejected');
   if (refused) {

@@ -5,7 +5,7 @@ import { groupInto } from '../group.ts';
 import { pushDownLimit, type Merged } from './merge.ts';
 import type { MergePlan } from './merge-plan.ts';
 import { keyLoadPaths, type OrderTerm } from './order-by.ts';
-import type { ShardScope } from '../scope.ts';
+import { onReadyFork, type ShardScope } from '../scope.ts';
 import { settleEach } from '../fleet/settle.ts';
 import { readOn } from '../routing/read-your-writes.ts';
 
@@ -66,12 +66,13 @@ export async function findBehindKeys<T extends object>(
     limit: pushDownLimit(plan.window.offset, plan.window.limit),
     offset: undefined,
   } as AnyFindOptions;
-  const lists = await settleEach('find', shards, async shard => {
-    const fork = scope.fork(shard);
-    // The probe fork holds nothing to flush: this fork writes what it holds first, as its own find would.
-    await fork.tryFlush(entityName, { flushMode: options.flushMode });
-    return fork.fork({ keepTransactionContext: true }).find(entityName, where as never, readOn(scope, shard, meta.class, probeOptions)) as Promise<T[]>;
-  });
+  const lists = await settleEach('find', shards, shard =>
+    onReadyFork(scope, shard, async fork => {
+      // The probe fork holds nothing to flush: this fork writes what it holds first, as its own find would.
+      await fork.tryFlush(entityName, { flushMode: options.flushMode });
+      return fork.fork({ keepTransactionContext: true }).find(entityName, where as never, readOn(scope, shard, meta.class, probeOptions)) as Promise<T[]>;
+    }),
+  );
   const page = merge(lists);
   const wanted = new Map<ShardId, T[]>();
   for (const { source, row } of page) {
@@ -79,12 +80,12 @@ export async function findBehindKeys<T extends object>(
   }
   const pageOptions = { ...options, orderBy: plan.orderBy, limit: undefined, offset: undefined } as AnyFindOptions;
   const pageShards = [...wanted.keys()];
-  const loaded = await settleEach('find', pageShards, async shard => {
-    const found = (await scope
-      .fork(shard)
-      .find(entityName, onlyThese(meta, where, wanted.get(shard)!) as never, readOn(scope, shard, meta.class, pageOptions))) as T[];
-    return new Map(found.map(entity => [helper(entity).getSerializedPrimaryKey(), entity]));
-  });
+  const loaded = await settleEach('find', pageShards, shard =>
+    onReadyFork(scope, shard, async fork => {
+      const found = (await fork.find(entityName, onlyThese(meta, where, wanted.get(shard)!) as never, readOn(scope, shard, meta.class, pageOptions))) as T[];
+      return new Map(found.map(entity => [helper(entity).getSerializedPrimaryKey(), entity]));
+    }),
+  );
   const byShard = new Map(pageShards.map((shard, i) => [shard, loaded[i]!]));
   return page.flatMap(({ source, row }) => byShard.get(shards[source]!)?.get(helper(row).getSerializedPrimaryKey()) ?? []);
 }

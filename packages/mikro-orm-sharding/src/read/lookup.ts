@@ -3,7 +3,7 @@ import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { MaybePromise, ShardId } from '../choosers.ts';
 import { ShardingError } from '../errors/errors.ts';
 import { shardsOfId } from '../routing/resolve.ts';
-import type { ShardScope } from '../scope.ts';
+import { onReadyFork, type ShardScope } from '../scope.ts';
 import { shardsKnowing } from '../fleet/fleet-metadata.ts';
 import { entityHelper } from '../mikro-internals.ts';
 import { onShard } from '../errors/shard-failure.ts';
@@ -83,7 +83,11 @@ export function findInCandidates<T>(
 ): Promise<T | null> {
   const inMap = shardInIdentityMaps(scope, entityName, pk);
   if (inMap !== undefined) {
-    return onShard('findOne', inMap, find(scope.fork(inMap), inMap));
+    return onShard(
+      'findOne',
+      inMap,
+      onReadyFork(scope, inMap, fork => find(fork, inMap)),
+    );
   }
   const candidates = idCandidates(scope, entityName, pk);
   return candidates instanceof Promise ? candidates.then(list => searchInOrder(scope, list, find)) : searchInOrder(scope, candidates, find);
@@ -96,11 +100,19 @@ function searchInOrder<T>(
   find: (fork: SqlEntityManager, shard: ShardId) => Promise<T | null>,
 ): Promise<T | null> {
   if (shards.length === 1) {
-    return onShard('findOne', shards[0]!, find(scope.fork(shards[0]!), shards[0]!));
+    return onShard(
+      'findOne',
+      shards[0]!,
+      onReadyFork(scope, shards[0]!, fork => find(fork, shards[0]!)),
+    );
   }
   return (async () => {
     for (const shard of shards) {
-      const found = await onShard('findOne', shard, find(scope.fork(shard), shard));
+      const found = await onShard(
+        'findOne',
+        shard,
+        onReadyFork(scope, shard, fork => find(fork, shard)),
+      );
       if (found) {
         return found;
       }

@@ -10,7 +10,7 @@ import { onShard } from '../errors/shard-failure.ts';
 import { findInCandidates, primaryKeyOf } from './lookup.ts';
 import { checkEntityOnShard } from '../route.ts';
 import { shardsOfQuery } from '../routing/resolve.ts';
-import type { ShardScope } from '../scope.ts';
+import { onReadyFork, type ShardScope } from '../scope.ts';
 import { readPartially, type OnShardError } from './partial.ts';
 import { isReadOnly } from '../routing/read-only.ts';
 import { markWritten, readOn } from '../routing/read-your-writes.ts';
@@ -31,7 +31,11 @@ export async function find<T extends object>(
 ): Promise<T[]> {
   const shards = await shardsToRead(scope, 'find', entityName, where, options, shard);
   if (shards.length === 1) {
-    return onShard('find', shards[0]!, scope.fork(shards[0]!).find(entityName, where as never, readOn(scope, shards[0]!, entityName, options)) as Promise<T[]>);
+    return onShard(
+      'find',
+      shards[0]!,
+      onReadyFork(scope, shards[0]!, fork => fork.find(entityName, where as never, readOn(scope, shards[0]!, entityName, options)) as Promise<T[]>),
+    );
   }
   return readPartially(scope.orm.faults, 'find', onShardError, shards, living => fanOutFind(scope, entityName, where, options, living));
 }
@@ -55,8 +59,16 @@ export function findOne<T extends object>(
   }
   const known = shard ?? (Utils.isEntity(where, true) ? scope.shardOf(where as object) : undefined);
   if (known !== undefined) {
-    const fork = scope.fork(known, 'the { shard } option');
-    return onShard('findOne', known, fork.findOne(entityName, where as never, readOn(scope, known, entityName, options)) as Promise<T | null>);
+    return onShard(
+      'findOne',
+      known,
+      onReadyFork(
+        scope,
+        known,
+        fork => fork.findOne(entityName, where as never, readOn(scope, known, entityName, options)) as Promise<T | null>,
+        'the { shard } option',
+      ),
+    );
   }
   const pk = primaryKeyOf(scope.meta(entityName), where);
   if (pk !== undefined) {
@@ -78,13 +90,16 @@ async function findOneByQuery<T extends object>(
 ): Promise<T | null> {
   const shards = await readShards(scope, 'findOne', entityName, where, options, undefined);
   if (shards.length === 1) {
-    const fork = scope.fork(shards[0]!);
-    return onShard('findOne', shards[0]!, fork.findOne(entityName, where as never, readOn(scope, shards[0]!, entityName, options)) as Promise<T | null>);
+    return onShard(
+      'findOne',
+      shards[0]!,
+      onReadyFork(scope, shards[0]!, fork => fork.findOne(entityName, where as never, readOn(scope, shards[0]!, entityName, options)) as Promise<T | null>),
+    );
   }
   const refusing = await shardRefusingEmpty(scope, entityName, where, options, shards);
   if (refusing !== undefined) {
     // MikroORM refuses an empty condition with its own error, as one database would; no shard failed.
-    return scope.fork(refusing).findOne(entityName, where as never, options) as Promise<T | null>;
+    return onReadyFork(scope, refusing, fork => fork.findOne(entityName, where as never, options) as Promise<T | null>);
   }
   const [first] = await fanOutFind(scope, entityName, where, { ...options, limit: 1 } as Find, shards);
   return first ?? null;
@@ -125,11 +140,14 @@ export async function findAndCount<T extends object>(
 ): Promise<[T[], number]> {
   const shards = await shardsToRead(scope, 'findAndCount', entityName, where, options, shard);
   if (shards.length === 1) {
-    const fork = scope.fork(shards[0]!);
     return onShard(
       'findAndCount',
       shards[0]!,
-      fork.findAndCount(entityName, where as never, readOn(scope, shards[0]!, entityName, options)) as Promise<[T[], number]>,
+      onReadyFork(
+        scope,
+        shards[0]!,
+        fork => fork.findAndCount(entityName, where as never, readOn(scope, shards[0]!, entityName, options)) as Promise<[T[], number]>,
+      ),
     );
   }
   const { filters, schema, flushMode, connectionType, logging, loggerContext, signal, inflightQueryAbortStrategy } = options;
@@ -150,7 +168,11 @@ export async function count<T extends object>(
 ): Promise<number> {
   const shards = await shardsToRead(scope, 'count', entityName, where, options, shard);
   if (shards.length === 1) {
-    return onShard('count', shards[0]!, scope.fork(shards[0]!).count(entityName, where as never, readOn(scope, shards[0]!, entityName, options)));
+    return onShard(
+      'count',
+      shards[0]!,
+      onReadyFork(scope, shards[0]!, fork => fork.count(entityName, where as never, readOn(scope, shards[0]!, entityName, options))),
+    );
   }
   return readPartially(scope.orm.faults, 'count', onShardError, shards, living => fanOutCount(scope, entityName, where, options, living));
 }
@@ -176,7 +198,7 @@ export async function nativeWrite<T extends object>(
   const affected = await settleEach(
     operation,
     shards,
-    id => write(scope.fork(id)),
+    id => onReadyFork(scope, id, write),
     rows => rows > 0,
   );
   markWritten(

@@ -35,6 +35,10 @@ export async function runOnShards<R>(
   const byDialect = new Map<string, CompiledQuery>();
   return settleEach(operation, shards, async shard => {
     const fork = scope.fork(shard);
+    const ready = scope.ready(shard);
+    if (ready) {
+      await ready;
+    }
     await autoFlush(fork, entityName, options.flushMode);
     const dialect = dialectOf(fork);
     let compiled = byDialect.get(dialect);
@@ -69,6 +73,10 @@ export async function materialize<T extends object>(
   });
   await settleEach('find', [...perShard.keys()], async shard => {
     const fork = scope.fork(shard);
+    const ready = scope.ready(shard);
+    if (ready) {
+      await ready;
+    }
     const list = perShard.get(shard)!;
     if (hasPopulate(options.populate)) {
       const populateWhere = populateCondition(where, options.populateWhere ?? fork.config.get('populateWhere'));

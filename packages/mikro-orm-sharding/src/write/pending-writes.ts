@@ -9,6 +9,8 @@ import { groupInto } from '../group.ts';
 import { adoptStaged, checkManagedReferences, planWrites } from './write-plan.ts';
 import { checkKeyChanges } from '../routing/key-changes.ts';
 
+const NOTHING_PLANNED: ReadonlyMap<object, ShardId> = new Map();
+
 /** The placing under way in this async context: a chooser's reads through `em` run inside it. */
 const placing = new AsyncLocalStorage<PendingWrites>();
 
@@ -41,6 +43,17 @@ export class PendingWrites {
 
   delete(entity: object): void {
     this.#entities.delete(entity);
+  }
+
+  /**
+   * Takes over what another entity manager's next flush would write: a transaction forked from it writes those
+   * entities too, as MikroORM's transaction fork does with its parent's. Returns them.
+   */
+  inherit(from: PendingWrites): readonly object[] {
+    const entities = [...from.#entities];
+    entities.forEach(entity => this.#entities.add(entity));
+    this.#placed.push(...from.#placed);
+    return entities;
   }
 
   /** Forgets pending entities and the shards decided for unflushed ones (the shard forks are being cleared too). */
@@ -94,7 +107,14 @@ export class PendingWrites {
    * `ShardingError` before persisting anything.
    */
   async place(checkManaged: boolean): Promise<void> {
-    if (this.#entities.size === 0 && !checkManaged) {
+    if (this.#entities.size === 0) {
+      // Nothing to place (a flush of loaded entities only): no chooser runs, so no placing context either.
+      if (checkManaged) {
+        checkManagedReferences(this.#scope, NOTHING_PLANNED);
+        if (this.#scope.orm.shardKeys.size > 0) {
+          await checkKeyChanges(this.#scope);
+        }
+      }
       return;
     }
     const planned = new Map<object, ShardId>();

@@ -17,7 +17,7 @@ import { shardsKnowing } from '../fleet/fleet-metadata.ts';
 import { groupInto } from '../group.ts';
 import { shardInIdentityMaps } from '../read/lookup.ts';
 import { PendingWrites } from './pending-writes.ts';
-import type { ShardScope } from '../scope.ts';
+import { onReadyFork, type ShardScope } from '../scope.ts';
 import { checkEntityOnShard, checkShard } from '../route.ts';
 import { settleEach } from '../fleet/settle.ts';
 import { onShard } from '../errors/shard-failure.ts';
@@ -57,7 +57,7 @@ export async function insertMany<T extends object>(
   markWritten(scope, shards);
   const written =
     rows.length === 1
-      ? [await scope.fork(shards[0]!).insert(entityName, rows[0] as never, options)]
+      ? [await onReadyFork(scope, shards[0]!, fork => fork.insert(entityName, rows[0] as never, options))]
       : await writeGroups(
           scope,
           'insertMany',
@@ -86,7 +86,7 @@ export async function upsertMany<T extends object>(
   const shards = await routeRows(scope, entityName as EntityName<object>, rows, shard, operation);
   markWritten(scope, shards);
   if (operation === 'upsert') {
-    return [await scope.fork(shards[0]!).upsert(entityName, rows[0] as never, options)];
+    return [await onReadyFork(scope, shards[0]!, fork => fork.upsert(entityName, rows[0] as never, options))];
   }
   return writeGroups(
     scope,
@@ -271,9 +271,11 @@ async function writeGroups<T>(
   shards.forEach((shard, i) => groupInto(groups, shard, i));
   const ids = [...groups.keys()];
   const run = (shard: ShardId) =>
-    write(
-      scope.fork(shard),
-      groups.get(shard)!.map(i => rows[i]!),
+    onReadyFork(scope, shard, fork =>
+      write(
+        fork,
+        groups.get(shard)!.map(i => rows[i]!),
+      ),
     );
   const answers = ids.length === 1 ? [await onShard(operation, ids[0]!, run(ids[0]!))] : await settleEach(operation, ids, run, () => true);
   const inOrder: (T | undefined)[] = new Array(rows.length);

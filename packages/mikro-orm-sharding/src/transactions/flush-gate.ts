@@ -1,0 +1,109 @@
+import type { EntityManager, EventSubscriber, FlushEventArgs, TransactionEventArgs, UnitOfWork } from '@mikro-orm/core';
+import type { ShardId } from '../choosers.ts';
+import { ShardingError } from '../errors/errors.ts';
+
+/**
+ * What a sharded transaction decides for one shard's fork while MikroORM flushes it. MikroORM computes the change
+ * sets and fires `onFlush` before it opens a transaction of its own, so that is where a shard's transaction can
+ * begin lazily, only when the flush writes something.
+ */
+export interface FlushGate {
+  /** Called at `onFlush`: MikroORM knows whether this flush writes, and has written nothing yet. */
+  enter(dirty: boolean): Promise<void> | undefined;
+  /**
+   * Called when MikroORM is about to open its own (implicit) transaction for the flush: the gate did not begin the
+   * shard's transaction, so writing now would commit outside it. Throw to stop the flush.
+   */
+  implicitStart(): void;
+}
+
+const gates = new WeakMap<EntityManager, FlushGate>();
+
+/** Forks whose shard has prepared its part of a two-phase commit: what they flush now would commit on its own. */
+const sealed = new WeakSet<EntityManager>();
+
+const subscriber: EventSubscriber = {
+  onFlush({ em, uow }: FlushEventArgs): Promise<void> | undefined {
+    if (sealed.has(em) && hasChanges(uow)) {
+      throw ShardingError.transactionClosed('prepared for two-phase commit (its shard has voted)');
+    }
+    return gates.get(em)?.enter(hasChanges(uow));
+  },
+  beforeTransactionStart({ em, transaction }: TransactionEventArgs): void {
+    // A savepoint (`transaction` set) or a begin the gate itself asked for is none of its business.
+    if (transaction === undefined && !beginning.has(em)) {
+      gates.get(em)?.implicitStart();
+    }
+  },
+};
+
+/** Entity managers whose transaction the sharded transaction is beginning right now (see {@link beginOn}). */
+const beginning = new WeakSet<EntityManager>();
+
+/** Whether a flush has something to write (the test MikroORM makes before it opens a transaction). */
+function hasChanges(uow: UnitOfWork): boolean {
+  return uow.getChangeSets().length > 0 || uow.getCollectionUpdates().length > 0 || uow.getExtraUpdates().size > 0;
+}
+
+/** Flushes one shard's fork through a gate. */
+export async function flushThrough(fork: EntityManager, gate: FlushGate): Promise<void> {
+  // On the fork's own event manager (a transaction's forks clone theirs); a no-op once registered.
+  fork.getEventManager().registerSubscriber(subscriber);
+  gates.set(fork, gate);
+  try {
+    await fork.flush();
+  } finally {
+    gates.delete(fork);
+  }
+}
+
+/** From PREPARE TRANSACTION until COMMIT/ROLLBACK PREPARED, a fork refuses to flush anything. */
+export function seal(fork: EntityManager): void {
+  fork.getEventManager().registerSubscriber(subscriber);
+  sealed.add(fork);
+}
+
+export function unseal(fork: EntityManager): void {
+  sealed.delete(fork);
+}
+
+/** Begins a transaction (or a savepoint) on a fork, telling the gate that this start is the sharded transaction's own. */
+export async function beginOn(fork: EntityManager, options: Parameters<EntityManager['begin']>[0]): Promise<void> {
+  beginning.add(fork);
+  try {
+    await fork.begin(options);
+  } finally {
+    beginning.delete(fork);
+  }
+}
+
+/**
+ * Holds every fork of one flush at `onFlush` until all have arrived (or failed before it), so that a `single`
+ * transaction can see every shard the flush would write before any of them writes.
+ */
+export class Rendezvous {
+  readonly #arrived = new Set<ShardId>();
+  readonly #dirty = new Set<ShardId>();
+  readonly #expected: number;
+  readonly #all: Promise<ReadonlySet<ShardId>>;
+  #release!: (dirty: ReadonlySet<ShardId>) => void;
+
+  constructor(expected: number) {
+    this.#expected = expected;
+    this.#all = new Promise(resolve => (this.#release = resolve));
+  }
+
+  /** Records one fork (again: a no-op) and resolves to the shards that write, once every fork has arrived. */
+  arrive(shard: ShardId, dirty: boolean): Promise<ReadonlySet<ShardId>> {
+    if (!this.#arrived.has(shard)) {
+      this.#arrived.add(shard);
+      if (dirty) {
+        this.#dirty.add(shard);
+      }
+      if (this.#arrived.size === this.#expected) {
+        this.#release(this.#dirty);
+      }
+    }
+    return this.#all;
+  }
+}

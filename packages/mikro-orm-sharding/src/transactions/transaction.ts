@@ -1,0 +1,213 @@
+import type { IsolationLevel, LogContext, Transaction } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import type { ShardId } from '../choosers.ts';
+import { ShardingError } from '../errors/errors.ts';
+import { settleEach } from '../fleet/settle.ts';
+import { onShard } from '../errors/shard-failure.ts';
+import type { ShardScope } from '../scope.ts';
+import { beginOn, flushThrough, Rendezvous } from './flush-gate.ts';
+import { commitInOrder } from './multi.ts';
+import type { TransactionMode } from './settings.ts';
+import { checkSingle, rollbackShard, type Participant } from './single.ts';
+import { commitTwoPhase } from './twopc.ts';
+
+/** How one sharded transaction runs on each shard it touches. */
+export interface TransactionSettings {
+  readonly mode: TransactionMode;
+  readonly isolationLevel?: IsolationLevel | `${IsolationLevel}`;
+  readonly readOnly?: boolean;
+  readonly loggerContext?: LogContext;
+  /** What a failure is reported as in `shardFailureOf(error).operation`: `'flush'` for a flush's own transaction. */
+  readonly operation: string;
+}
+
+type State = 'open' | 'committing' | 'committed' | 'rolled back';
+
+/**
+ * One sharded entity manager's transaction. It begins on a shard lazily, the first time its entity manager runs
+ * something there ({@link ready}), or when a flush writes there; a nested one (`parent`) opens a savepoint in its
+ * parent's transaction instead, beginning that one first if needed. Its commit is the mode's: `single` and `multi`
+ * commit shard after shard, `twopc` prepares every shard first. The shards' forks are the entity manager's
+ * (`scope.forks`): this class holds only what it began.
+ */
+export class ShardTransaction {
+  readonly #scope: ShardScope;
+  readonly #settings: TransactionSettings;
+  readonly #parent: ShardTransaction | undefined;
+  /** The shards begun, in the order they were, with their transaction (or savepoint). */
+  readonly #begun = new Map<ShardId, Transaction>();
+  #beginning: Map<ShardId, Promise<void>> | undefined;
+  #state: State = 'open';
+
+  constructor(scope: ShardScope, settings: TransactionSettings, parent?: ShardTransaction) {
+    this.#scope = scope;
+    this.#settings = settings;
+    this.#parent = parent;
+  }
+
+  /** The mode; a nested transaction has its outermost one's. */
+  get mode(): TransactionMode {
+    return this.#parent?.mode ?? this.#settings.mode;
+  }
+
+  /** Whether it can still read and write (not committing, committed or rolled back). */
+  get open(): boolean {
+    return this.#state === 'open';
+  }
+
+  /** Whether it has not ended yet (open or committing). */
+  get active(): boolean {
+    return this.#state === 'open' || this.#state === 'committing';
+  }
+
+  /**
+   * Makes sure the transaction has begun on the shard before something runs there: undefined when it has (nothing
+   * to wait for), else the beginning. Throws `TRANSACTION_SPANS_SHARDS` for a second shard of a `single` one, and
+   * `TRANSACTION_CLOSED` once it is over.
+   */
+  ready(shard: ShardId): Promise<void> | undefined {
+    if (this.#state !== 'open') {
+      throw ShardingError.transactionClosed(this.#state);
+    }
+    if (this.#begun.has(shard)) {
+      return undefined;
+    }
+    return this.#beginning?.get(shard) ?? this.#begin(shard);
+  }
+
+  /**
+   * Flushes every fork of the entity manager inside the transaction. A fork that writes and has not begun begins
+   * now (MikroORM tells at `onFlush`, before it writes); one with nothing to write begins nothing. In `single` mode
+   * the forks first wait for each other, so that a flush writing two shards is refused before either writes.
+   */
+  async flush(): Promise<void> {
+    if (this.#state !== 'open') {
+      throw ShardingError.transactionClosed(this.#state);
+    }
+    const forks = this.#scope.forks;
+    if (forks.size === 1) {
+      // The common case, one shard: no gathering of outcomes.
+      const [shard, fork] = forks.entries().next().value!;
+      return onShard(this.#settings.operation, shard, this.#flushShard(shard, fork, undefined));
+    }
+    const shards = [...forks.keys()];
+    const meeting = this.mode === 'single' ? new Rendezvous(shards.length) : undefined;
+    await settleEach(
+      this.#settings.operation,
+      shards,
+      shard => this.#flushShard(shard, forks.get(shard)!, meeting),
+      () => false,
+    );
+  }
+
+  /** Commits on every shard it began, the mode's way; a nested transaction releases its savepoints. */
+  async commit(): Promise<void> {
+    if (this.#state !== 'open') {
+      throw ShardingError.transactionClosed(this.#state);
+    }
+    if (this.#beginning !== undefined && this.#beginning.size > 0) {
+      await this.#settleBeginnings();
+    }
+    this.#state = 'committing';
+    const participants = this.#participants();
+    const { operation, loggerContext } = this.#settings;
+    try {
+      const twoPhase = this.#scope.orm.transactionConfig.twoPhase;
+      if (this.#parent === undefined && this.mode === 'twopc' && twoPhase) {
+        await commitTwoPhase(this.#scope.orm, twoPhase, operation, participants, loggerContext);
+      } else {
+        await commitInOrder(operation, participants, loggerContext);
+      }
+      this.#state = 'committed';
+    } catch (error) {
+      // Each mode has rolled back whatever it did not commit.
+      this.#state = 'rolled back';
+      throw error;
+    }
+  }
+
+  /** Rolls back on every shard it began (a nested one: to its savepoints); a no-op once over. */
+  async rollback(): Promise<void> {
+    if (this.#state === 'committed' || this.#state === 'rolled back') {
+      return;
+    }
+    this.#state = 'rolled back';
+    await this.#settleBeginnings();
+    const participants = new Map(this.#participants().map(participant => [participant.shard, participant]));
+    await settleEach('rollback', [...participants.keys()], shard => rollbackShard(participants.get(shard)!));
+  }
+
+  #begin(shard: ShardId): Promise<void> {
+    if (this.#parent === undefined && this.#settings.mode === 'single') {
+      checkSingle([...this.#begun.keys(), ...(this.#beginning?.keys() ?? [])], shard);
+    }
+    const begun = this.#open(shard);
+    (this.#beginning ??= new Map()).set(shard, begun);
+    return begun;
+  }
+
+  async #open(shard: ShardId): Promise<void> {
+    try {
+      // A nested transaction's savepoint lives in its parent's transaction on the shard, begun first if need be.
+      const ctx = this.#parent ? await this.#parent.#contextOn(shard) : undefined;
+      const fork = this.#scope.fork(shard);
+      const { isolationLevel, readOnly, loggerContext } = this.#settings;
+      await beginOn(fork, { ctx, isolationLevel, readOnly, loggerContext });
+      this.#begun.set(shard, fork.getTransactionContext()!);
+    } finally {
+      this.#beginning!.delete(shard);
+    }
+  }
+
+  async #contextOn(shard: ShardId): Promise<Transaction> {
+    await this.ready(shard);
+    return this.#begun.get(shard)!;
+  }
+
+  async #flushShard(shard: ShardId, fork: SqlEntityManager, meeting: Rendezvous | undefined): Promise<void> {
+    if (meeting === undefined && this.#begun.has(shard)) {
+      // Begun: its flush writes in the shard's transaction, with nothing to decide.
+      return fork.flush();
+    }
+    try {
+      await flushThrough(fork, {
+        enter: dirty => (meeting ? meeting.arrive(shard, dirty).then(writers => this.#enter(shard, dirty, writers)) : this.#enter(shard, dirty, undefined)),
+        implicitStart: () => {
+          throw ShardingError.unsupported(
+            `A flush to which an onFlush subscriber added changes after the sharded transaction had looked (shard ${JSON.stringify(shard)})`,
+            "register event subscribers in init()'s `subscribers` option, so that they run first. Nothing was written on that shard",
+          );
+        },
+      });
+    } finally {
+      meeting?.arrive(shard, false);
+      // MikroORM resets a fork's transaction after a flush that began without one: give back the one begun meanwhile.
+      const ctx = this.#begun.get(shard);
+      if (ctx !== undefined && fork.getTransactionContext() !== ctx) {
+        fork.setTransactionContext(ctx);
+      }
+    }
+  }
+
+  /** At a fork's `onFlush`: begins the shard if the flush writes there (and, for `single`, checks the shards written). */
+  #enter(shard: ShardId, dirty: boolean, writers: ReadonlySet<ShardId> | undefined): Promise<void> | undefined {
+    if (writers !== undefined) {
+      const touched = new Set([...this.#begun.keys(), ...writers]);
+      const [first, second] = touched;
+      if (second !== undefined) {
+        throw ShardingError.transactionSpansShards(first!, second);
+      }
+    }
+    return dirty && !this.#begun.has(shard) ? this.ready(shard) : undefined;
+  }
+
+  async #settleBeginnings(): Promise<void> {
+    if (this.#beginning !== undefined && this.#beginning.size > 0) {
+      await Promise.allSettled(this.#beginning.values());
+    }
+  }
+
+  #participants(): Participant[] {
+    return [...this.#begun].map(([shard, ctx]) => ({ shard, fork: this.#scope.forks.get(shard)!, ctx }));
+  }
+}
