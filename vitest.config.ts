@@ -7,7 +7,7 @@ const conditions = ['@mikro-orm-sharding/source', 'module', 'node', 'development
 export default defineConfig({
   ssr: { resolve: { conditions } },
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'docs/examples/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Two cores: files run in parallel forks, each on its own databases.
