@@ -44,6 +44,7 @@ describe('soak (short)', () => {
       expect(sample.rssMb).toBeGreaterThan(0);
       expect(sample.prepared).toBeGreaterThanOrEqual(0);
     }
+    expect(report.crossShardWait.count).toBe(report.operations['tx:twopc']!.count + report.operations['tx:multi']!.count);
     expect(formatSoakReport(report)).toContain('checks: OK');
   });
 

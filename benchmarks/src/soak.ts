@@ -99,6 +99,8 @@ export interface SoakReport {
   readonly peakRssMb: number;
   /** The most waiting requests any shard's pool had in a sample. */
   readonly peakWaiting: number;
+  /** How long transactions across shards waited for their turn (`crossShardConcurrency`): part of their latency. */
+  readonly crossShardWait: { readonly count: number; readonly p50Ms: number; readonly p99Ms: number };
   /** Up to five distinct error messages, with how often each occurred. */
   readonly topErrors: readonly { readonly message: string; readonly count: number }[];
   readonly checks: SoakChecks;
@@ -191,7 +193,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             return Number(row?.n ?? 0);
           }
         : undefined;
-      const load = new Load(orm, kinds, options.seed ?? 42, shards, prepared, pLimit(crossShardConcurrency));
+      const load = new Load(orm, kinds, options.seed ?? 42, shards, prepared, crossShardConcurrency);
       const samples = await load.run(clients, seconds * 1000, options.sampleMs ?? 1_000, options.onSample);
       // A transfer that failed in doubt is finished first, as a restarted application's init() would.
       await orm.recover();
@@ -214,6 +216,7 @@ class Load {
   readonly #shards: number;
   readonly #prepared: (() => Promise<number>) | undefined;
   readonly #acrossShards: StepContext['acrossShards'];
+  readonly #turnWaits: number[] = [];
   readonly #messages = new Map<string, number>();
   readonly violations: SoakViolation[] = [];
   #requests = 0;
@@ -226,7 +229,7 @@ class Load {
     seed: number,
     shards: number,
     prepared: (() => Promise<number>) | undefined,
-    acrossShards: StepContext['acrossShards'],
+    crossShardConcurrency: number,
   ) {
     this.#orm = orm;
     let bound = 0;
@@ -236,7 +239,14 @@ class Load {
     this.#random = prng(seed);
     this.#shards = shards;
     this.#prepared = prepared;
-    this.#acrossShards = acrossShards;
+    const limit = pLimit(crossShardConcurrency);
+    this.#acrossShards = run => {
+      const asked = performance.now();
+      return limit(() => {
+        this.#turnWaits.push(performance.now() - asked);
+        return run();
+      });
+    };
   }
 
   async run(clients: readonly SoakClient[], ms: number, sampleMs: number, onSample?: (sample: SoakSample) => void): Promise<SoakSample[]> {
@@ -315,6 +325,11 @@ class Load {
     return (this.#kinds.find(([limit]) => draw < limit) ?? this.#kinds.at(-1)!)[1];
   }
 
+  #waits(): SoakReport['crossShardWait'] {
+    const sorted = this.#turnWaits.toSorted((a, b) => a - b);
+    return { count: sorted.length, p50Ms: round(percentile(sorted, 0.5)), p99Ms: round(percentile(sorted, 0.99)) };
+  }
+
   report(base: Pick<SoakReport, 'shards' | 'clients' | 'seconds' | 'transactions' | 'crossShardConcurrency' | 'samples' | 'checks'>): SoakReport {
     const kinds = this.#kinds.map(([, kind]) => kind);
     const all = kinds.flatMap(kind => kind.latencies).sort((a, b) => a - b);
@@ -345,6 +360,7 @@ class Load {
       operations,
       peakRssMb: Math.max(...base.samples.map(s => s.rssMb)),
       peakWaiting: Math.max(0, ...base.samples.flatMap(s => Object.values(s.pools).map(pool => pool.waiting))),
+      crossShardWait: this.#waits(),
       topErrors: [...this.#messages]
         .sort((a, b) => b[1] - a[1])
         .slice(0, 5)
@@ -423,6 +439,11 @@ export function formatSoakReport(report: SoakReport): string {
       ([kind, s]) =>
         `${kind.padEnd(15)} ${String(s.count).padStart(6)} ${String(s.errors).padStart(8)} ${String(s.perSecond).padStart(7)} ${String(s.p50Ms).padStart(9)} ${String(s.p99Ms).padStart(8)}`,
     ),
+    ...(report.crossShardWait.count === 0
+      ? []
+      : [
+          `(the ${report.crossShardWait.count} transactions across shards waited for their turn, at most ${report.crossShardConcurrency} at once: p50 ${report.crossShardWait.p50Ms} ms, p99 ${report.crossShardWait.p99Ms} ms)`,
+        ]),
     '',
     `    t s   RSS MB   requests   pools (total/idle/waiting per shard)${report.samples[0]?.prepared === undefined ? '' : '   prepared'}`,
     ...report.samples.map(
