@@ -1,7 +1,10 @@
 import { DriverException } from '@mikro-orm/core';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { partialFailuresOf, ShardedMikroORM, ShardingError, shardFailureOf, type CircuitStateChange, type PartialFailures } from 'mikro-orm-sharding';
+// White-box: the two-phase commit's test-only hook, to stop a shard's server at a step of the protocol.
+import { setCrashPoint } from '../packages/mikro-orm-sharding/src/transactions/crash-point.ts';
+import { committedRows } from './support/committed.ts';
 import { Author, Book, entities } from './support/entities.ts';
 import { startPgInstance, type PgInstance } from './support/pg-instance.ts';
 
@@ -14,8 +17,11 @@ const COOL_DOWN_MS = 1_000;
 
 let steady: PgInstance;
 let doomed: PgInstance;
-let orm: ShardedMikroORM<PostgreSqlDriver, 's0' | 's1' | 's2'>;
+type Fleet = ShardedMikroORM<PostgreSqlDriver, 's0' | 's1' | 's2'>;
+let orm: Fleet;
 const changes: CircuitStateChange[] = [];
+/** `orm`'s query log. */
+const lines: string[] = [];
 
 const shardOf = (id: number) => `s${id % 3}` as const;
 /** The authors every shard holds before the outage: ids 1..30. */
@@ -42,6 +48,8 @@ beforeAll(async () => {
     ...fleetOptions(),
     connect: false,
     circuitBreaker: { failureThreshold: 3, coolDownMs: COOL_DOWN_MS, onStateChange: change => changes.push(change) },
+    debug: ['query'],
+    logger: (line: string) => lines.push(line),
   });
   await orm.schema.ensureDatabase();
   await orm.schema.create();
@@ -74,6 +82,17 @@ function expectUnavailable(error: unknown, shard: string): asserts error is Shar
 }
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+
+/** Starts `doomed` again if it is down, and waits for the end of the cool-down if s2's circuit in `fleet` is not closed. */
+async function backUp(fleet: Fleet): Promise<void> {
+  if (!doomed.running) {
+    await doomed.start();
+  }
+  const retryAt = fleet.shardState('s2').retryAt;
+  if (retryAt) {
+    await sleep(retryAt.getTime() - Date.now());
+  }
+}
 const ids = (authors: readonly Author[]) => authors.map(author => author.id);
 
 describe('a shard server that dies in the middle of a workload and comes back', () => {
@@ -207,14 +226,33 @@ describe('a shard server that dies in the middle of a workload and comes back', 
     }
   });
 
-  it('fails a flush that touches the dead shard by naming it; the living shard commits nothing (mode multi)', async () => {
+  it('refuses a flush or a transaction that would write to the shard whose circuit is open, before any shard writes', async () => {
+    // A whole cool-down ahead: wait for the current one to end, and let the probe fail.
+    const retryAt = orm.shardState('s2').retryAt!;
+    await sleep(retryAt.getTime() - Date.now());
+    await outcome(() => orm.em.fork().findOne(Author, 2));
+    expect(orm.shardState('s2').state).toBe('open');
+    lines.length = 0;
+
     const em = orm.em.fork();
     em.create(Author, { id: 3_000, name: 'on s0' });
     em.create(Author, { id: 3_002, name: 'on s2' });
     const flush = await outcome(() => em.flush());
     expectUnavailable(flush.error, 's2');
-    expect(shardFailureOf(flush.error)).toMatchObject({ operation: 'flush', done: [] });
-    expect(await orm.em.fork().findOne(Author, 3_000, { shard: 's0' })).toBeNull();
+    expect((flush.error as Error).message).toContain('circuit breaker is open');
+    expect(shardFailureOf(flush.error)).toMatchObject({ operation: 'flush', done: [], failed: [{ shard: 's2' }] });
+    const transaction = await outcome(() =>
+      orm.em.fork().transactional(async tx => {
+        tx.create(Author, { id: 3_003, name: 'on s0' });
+        tx.create(Author, { id: 3_004, name: 'on s1' });
+        tx.create(Author, { id: 3_008, name: 'on s2' });
+      }),
+    );
+    expectUnavailable(transaction.error, 's2');
+    expect(shardFailureOf(transaction.error)).toMatchObject({ operation: 'transaction', done: [] });
+    // Not even a BEGIN on the living shards.
+    expect(lines.filter(line => /\(shard s[01]\)/.test(line))).toEqual([]);
+    expect(await orm.em.fork().count(Author, { id: { $gte: 3_000, $lt: 3_010 } }, { onShardError: 'partial' })).toBe(0);
   });
 
   it('serves the shard again once its server is back, with the same ORM', async () => {
@@ -265,5 +303,185 @@ describe('a transaction cut off by the outage', () => {
     } finally {
       await solo.close(true);
     }
+  });
+});
+
+describe('a transaction whose shard dies under it', () => {
+  let bank: Fleet;
+  /** `bank`'s query log. */
+  const said: string[] = [];
+
+  beforeAll(async () => {
+    await backUp(orm);
+    bank = await ShardedMikroORM.init({
+      ...fleetOptions(),
+      circuitBreaker: { failureThreshold: 3, coolDownMs: COOL_DOWN_MS },
+      twoPhaseCommit: { coordinatorId: 'outage', logShard: 's0' },
+      debug: ['query'],
+      logger: (line: string) => said.push(line),
+    });
+  });
+
+  afterAll(() => bank?.close(true));
+
+  afterEach(async () => {
+    setCrashPoint(undefined);
+    await backUp(bank);
+    expect(await preparedGids()).toEqual([]);
+  });
+
+  /** The prepared transactions on both servers (one is alone on each: these are ours). */
+  async function preparedGids(): Promise<string[]> {
+    const gids: string[] = [];
+    for (const shard of ['s0', 's2'] as const) {
+      const rows: { gid: string }[] = await bank.shard(shard).em.getConnection().execute('select gid from pg_prepared_xacts order by gid');
+      gids.push(...rows.map(row => row.gid));
+    }
+    return gids;
+  }
+
+  async function loggedDecisions(fleet: Fleet, shard: 's0' | 's2'): Promise<string[]> {
+    const rows: { txid: string }[] = await fleet.shard(shard).em.getConnection().execute('select txid from mikro_orm_sharding_2pc');
+    return rows.map(row => row.txid);
+  }
+
+  /** Committed authors on the living shards (s2 cannot be asked). */
+  async function livingRows(fleet: Fleet): Promise<Record<string, number>> {
+    const all = await fleet.em.fork().count(Author, {}, { onShardError: 'partial' });
+    const s0 = await fleet.em.fork().count(Author, {}, { shard: 's0' });
+    return { s0, s1: all - s0 };
+  }
+
+  it.each(['multi', 'twopc'] as const)('%s: the next statement there fails with SHARD_UNAVAILABLE naming it, and every shard rolls back', async mode => {
+    const before = await committedRows(bank, 'author');
+    const cut = await outcome(() =>
+      bank.em.fork().transactional(
+        async tx => {
+          tx.create(Author, { id: 4_000, name: 'on s1' });
+          tx.create(Author, { id: 4_001, name: 'on s2' });
+          tx.create(Author, { id: 4_002, name: 'on s0' });
+          await tx.flush();
+          await doomed.stop('immediate');
+          await tx.findOne(Author, 5);
+        },
+        { mode },
+      ),
+    );
+    expectUnavailable(cut.error, 's2');
+    await backUp(bank);
+    expect(await committedRows(bank, 'author')).toEqual(before);
+  });
+
+  it.each(['multi', 'twopc'] as const)('%s: a commit that fails on the dead shard commits on none', async mode => {
+    const before = await committedRows(bank, 'author');
+    const cut = await outcome(() =>
+      bank.em.fork().transactional(
+        async tx => {
+          await tx.findOne(Author, 2); // s2 first: in multi mode it is the first to commit
+          tx.create(Author, { id: 4_010, name: 'on s1' });
+          tx.create(Author, { id: 4_011, name: 'on s2' });
+          tx.create(Author, { id: 4_012, name: 'on s0' });
+          await tx.flush();
+          await doomed.stop('immediate');
+        },
+        { mode },
+      ),
+    );
+    expectUnavailable(cut.error, 's2');
+    expect(shardFailureOf(cut.error)).toMatchObject({ operation: 'transaction', done: [] });
+    await backUp(bank);
+    expect(await committedRows(bank, 'author')).toEqual(before);
+    expect(await loggedDecisions(bank, 's0')).toEqual([]);
+  });
+
+  it('multi: a commit is refused before any shard commits once the circuit of a shard it wrote to is open', async () => {
+    const before = await committedRows(bank, 'author');
+    const refused = await outcome(() =>
+      bank.em.fork().transactional(async tx => {
+        tx.create(Author, { id: 4_020, name: 'on s1' });
+        tx.create(Author, { id: 4_021, name: 'on s2' });
+        tx.create(Author, { id: 4_022, name: 'on s0' });
+        await tx.flush();
+        await doomed.stop('immediate');
+        // Other requests meet the dead shard and open its circuit.
+        for (let i = 0; i < 3; i++) await outcome(() => bank.em.fork().findOne(Author, 2));
+        expect(bank.shardState('s2').state).toBe('open');
+      }),
+    );
+    expectUnavailable(refused.error, 's2');
+    expect((refused.error as Error).message).toContain('circuit breaker is open');
+    expect(shardFailureOf(refused.error)).toMatchObject({ operation: 'transaction', done: [] });
+    expect(await livingRows(bank)).toEqual({ s0: before.s0, s1: before.s1 });
+    await backUp(bank);
+    expect(await committedRows(bank, 'author')).toEqual(before);
+  });
+
+  it("twopc, the decision logged: the call returns, and recover() commits the dead shard's part once it is back", async () => {
+    const before = await committedRows(bank, 'author');
+    said.length = 0;
+    // The commit decision is in the log (on s0); s2 dies before its COMMIT PREPARED reaches it.
+    setCrashPoint(step => (step === 'logged' ? doomed.stop('immediate') : undefined));
+    await bank.em.fork().transactional(
+      async tx => {
+        tx.create(Author, { id: 4_030, name: 'on s1' });
+        tx.create(Author, { id: 4_031, name: 'on s2' });
+        tx.create(Author, { id: 4_032, name: 'on s0' });
+      },
+      { mode: 'twopc' },
+    );
+    setCrashPoint(undefined);
+    expect(said.join('\n')).toMatch(/two-phase commit [0-9a-f]{32} is committed, but COMMIT PREPARED failed on shard s2/);
+    expect(await livingRows(bank)).toEqual({ s0: before.s0! + 1, s1: before.s1! + 1 });
+    // While s2 is down, recovery cannot ask it: it keeps the decision for later.
+    const early = await bank.recover();
+    expect(early).toMatchObject({ committed: [], rolledBack: [], failed: [{ shard: 's2' }] });
+    expectUnavailable(early.failed[0]!.error, 's2');
+    const [txid, ...more] = await loggedDecisions(bank, 's0');
+    expect(more).toEqual([]);
+
+    await backUp(bank);
+    const gid = `mos:outage:${txid}:s2`;
+    expect(await preparedGids()).toEqual([gid]);
+    expect(await committedRows(bank, 'author')).toEqual({ s0: before.s0! + 1, s1: before.s1! + 1, s2: before.s2 });
+    expect(await bank.recover()).toEqual({ committed: [gid], rolledBack: [], failed: [] });
+    expect(await committedRows(bank, 'author')).toEqual({ s0: before.s0! + 1, s1: before.s1! + 1, s2: before.s2! + 1 });
+    expect(await loggedDecisions(bank, 's0')).toEqual([]);
+  });
+
+  it('twopc, the decision never logged (the log shard died): TRANSACTION_IN_DOUBT, and recover() rolls back every shard once it is back', async () => {
+    await using ledger = await ShardedMikroORM.init({
+      ...fleetOptions(),
+      circuitBreaker: false,
+      transactionMode: 'twopc',
+      twoPhaseCommit: { coordinatorId: 'outage_ledger', logShard: 's2' },
+    });
+    const before = await committedRows(ledger, 'author');
+    // Every shard has prepared; s2, which holds the log and its uncommitted decision, dies before the decision commits.
+    setCrashPoint(step => (step === 'prepared' ? doomed.stop('immediate') : undefined));
+    const doubt = await outcome(() =>
+      ledger.em.fork().transactional(async tx => {
+        tx.create(Author, { id: 4_040, name: 'on s1' });
+        tx.create(Author, { id: 4_041, name: 'on s2' });
+        tx.create(Author, { id: 4_042, name: 'on s0' });
+      }),
+    );
+    setCrashPoint(undefined);
+    expect(doubt.error).toBeInstanceOf(ShardingError);
+    expect(doubt.error).toMatchObject({ code: 'TRANSACTION_IN_DOUBT', shard: 's2' });
+    // The living shards hold their prepared parts (and their rows' locks) until recovery.
+    const living: { gid: string }[] = await ledger.shard('s0').em.getConnection().execute('select gid from pg_prepared_xacts order by gid');
+    expect(living.map(row => row.gid)).toEqual([expect.stringMatching(/^mos:outage_ledger:[0-9a-f]{32}:s0$/), expect.stringMatching(/:s1$/)]);
+    expect(await livingRows(ledger)).toEqual({ s0: before.s0, s1: before.s1 });
+    // Recovery needs the log.
+    expectUnavailable((await outcome(() => ledger.recover())).error, 's2');
+
+    await backUp(ledger);
+    const gids = await preparedGids();
+    expect(gids).toHaveLength(3);
+    const report = await ledger.recover();
+    expect(report).toEqual({ committed: [], rolledBack: expect.arrayContaining(gids), failed: [] });
+    expect(report.rolledBack).toHaveLength(3);
+    expect(await committedRows(ledger, 'author')).toEqual(before);
+    expect(await loggedDecisions(ledger, 's2')).toEqual([]);
   });
 });

@@ -11,10 +11,10 @@ import { shardFailureOf, ShardedMikroORM, type ShardedMikroORMOptions } from 'mi
 // White-box: the seal that keeps a prepared shard from flushing is internal.
 import { seal, unseal } from '../packages/mikro-orm-sharding/src/transactions/flush-gate.ts';
 import { committedRows } from './support/committed.ts';
+import { startPgInstance } from './support/pg-instance.ts';
 import { Author, Book, entities } from './support/entities.ts';
 import { shardChooser, shardOfId } from './support/fleet.ts';
 import { postgresTopology, sqliteTopology, type Topology } from './support/topology.ts';
-import { startThrowawayPostgres } from './support/throwaway-postgres.ts';
 
 /** Unique per run: prepared transaction ids are server-wide, and other test runs may share the server. */
 const coordinatorId = `test_${process.pid}_${Date.now().toString(36)}`;
@@ -308,7 +308,7 @@ describe('fleets and servers that cannot commit in two phases', () => {
   });
 
   it('a server with max_prepared_transactions = 0 is refused at init, naming the setting', { timeout: 60_000 }, async () => {
-    await using server = await startThrowawayPostgres({ max_prepared_transactions: '0' });
+    await using server = await startPgInstance({ settings: { max_prepared_transactions: 0 } });
     const thrown = await ShardedMikroORM.init({
       driver: PostgreSqlDriver,
       clientUrl: server.url,

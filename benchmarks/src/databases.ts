@@ -65,6 +65,12 @@ export class Databases {
     return names.map((name, i) => ({ clientUrl: this.#url(name, ports[i]) }));
   }
 
+  /** PostgreSQL: runs a query on the server's `postgres` database, on a pool of its own (not the systems'). */
+  async adminQuery<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+    const admin = await this.#adminOrm();
+    return admin.em.getConnection().execute<T[]>(sql, [...params]);
+  }
+
   /** Drops everything `provision` made with this label's options (call after closing its ORMs). */
   async release(options: readonly DbOptions[]): Promise<void> {
     const wanted = new Set(options.map(o => (o.dbName as string | undefined) ?? new URL(o.clientUrl!).pathname.slice(1)));

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { int } from './args.ts';
 import { formatSoakReport, runSoak } from './soak.ts';
-import { TRANSACTION_STEPS } from './soak/steps.ts';
+import { DEFAULT_TRANSACTIONS, TRANSACTION_STEPS } from './soak/steps.ts';
 
 const USAGE = `Usage: pnpm soak -- [options]
 
@@ -15,7 +15,10 @@ row was lost. Databases are created on the server and dropped after.
   --shards N         PostgreSQL shards (default 4)
   --pool N           connections per shard's pool (default 8)
   --mix R,W,F        percent of reads, writes and fan-outs; the rest are transactions (default 40,30,10)
-  --tx NAME          the transactional step: ${Object.keys(TRANSACTION_STEPS).join(', ')} (default one-shard)
+  --tx NAME[,NAME]   the transactional steps, picked alike often: ${Object.keys(TRANSACTION_STEPS).join(', ')}
+                     (default ${DEFAULT_TRANSACTIONS.join(',')}; twopc and multi move money between a client's two
+                     accounts on two shards; twopc needs max_prepared_transactions > 0 on the server)
+  --tx-concurrency N transactions across shards under way at once (default half of --pool, at least 1)
   --pg-url URL       PostgreSQL server (default postgresql://postgres@127.0.0.1:5432)
   --seed N           PRNG seed (default 42)
   --json             the report as one JSON line
@@ -35,6 +38,7 @@ async function main(): Promise<number> {
         pool: { type: 'string' },
         mix: { type: 'string' },
         tx: { type: 'string' },
+        'tx-concurrency': { type: 'string' },
         'pg-url': { type: 'string' },
         seed: { type: 'string' },
         json: { type: 'boolean' },
@@ -58,8 +62,9 @@ async function main(): Promise<number> {
       seconds: int('seconds', values.seconds, 30, 1),
       shards: int('shards', values.shards, 4, 1),
       poolMax: int('pool', values.pool, 8, 1),
+      crossShardConcurrency: values['tx-concurrency'] === undefined ? undefined : int('tx-concurrency', values['tx-concurrency'], 1, 1),
       mix: { read: read!, write: write!, fanOut: fanOut! },
-      transaction: values.tx ?? 'one-shard',
+      transactions: values.tx?.split(',').map(name => name.trim()) ?? DEFAULT_TRANSACTIONS,
       seed: int('seed', values.seed, 42, 0),
       onSample: values.json ? undefined : sample => process.stderr.write(`\r${sample.t}s  ${sample.requests} requests  RSS ${sample.rssMb} MB\x1b[K`),
     });

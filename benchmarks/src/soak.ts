@@ -4,10 +4,24 @@
 // row was lost (final counts against what the clients committed). `pnpm soak -- --help`.
 import type { Options } from '@mikro-orm/core';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import pLimit from 'p-limit';
 import { ShardedMikroORM, ShardedRequestContext } from 'mikro-orm-sharding';
 import { Databases } from './databases.ts';
 import { accountIds, ownerTag, shardName, soakRouting, SoakAccount } from './soak/model.ts';
-import { checkIsolation, fanOut, NOTHING, read, SoakClient, SoakViolation, TRANSACTION_STEPS, write, type Step, type StepContext } from './soak/steps.ts';
+import {
+  checkIsolation,
+  DEFAULT_TRANSACTIONS,
+  fanOut,
+  NOTHING,
+  read,
+  SoakClient,
+  SoakViolation,
+  TRANSACTION_STEPS,
+  TWO_PHASE_STEPS,
+  write,
+  type Step,
+  type StepContext,
+} from './soak/steps.ts';
 import { percentile, round } from './stats.ts';
 import { prng } from './workload.ts';
 
@@ -22,10 +36,21 @@ export interface SoakOptions {
   readonly seconds?: number;
   /** Connections per shard's pool: the fleet holds at most shards x this many. @default 8 */
   readonly poolMax?: number;
+  /**
+   * Transactions spanning shards (`twopc`, `multi`) under way at once; the others wait their turn. Each holds a
+   * connection on each of its shards, and `twopc` one more on the log shard while it logs: past half the pool they
+   * can take every connection and wait for each other.
+   * @default max(1, floor(poolMax / 2))
+   */
+  readonly crossShardConcurrency?: number;
   /** Percent of requests per kind; the rest are transactions. @default { read: 40, write: 30, fanOut: 10 } */
   readonly mix?: { readonly read: number; readonly write: number; readonly fanOut: number };
-  /** The transactional step, a key of TRANSACTION_STEPS. @default 'one-shard' */
-  readonly transaction?: string;
+  /**
+   * The transactional steps, keys of TRANSACTION_STEPS; transactions pick among them alike often. `twopc` configures
+   * two-phase commit on the fleet (the server needs `max_prepared_transactions` > 0).
+   * @default ['one-shard', 'twopc']
+   */
+  readonly transactions?: readonly string[];
   /** How often pools and RSS are sampled. @default 1000 */
   readonly sampleMs?: number;
   /** @default 42 */
@@ -46,6 +71,8 @@ export interface SoakSample {
   readonly rssMb: number;
   readonly requests: number;
   readonly pools: Readonly<Record<string, PoolUse>>;
+  /** With `twopc`: this run's transactions prepared on some shard and not yet committed there, on the whole server. */
+  readonly prepared?: number;
 }
 
 export interface OperationStats {
@@ -60,7 +87,8 @@ export interface SoakReport {
   readonly shards: number;
   readonly clients: number;
   readonly seconds: number;
-  readonly transaction: string;
+  readonly transactions: readonly string[];
+  readonly crossShardConcurrency: number;
   readonly requests: number;
   readonly errors: number;
   readonly perSecond: number;
@@ -71,6 +99,8 @@ export interface SoakReport {
   readonly peakRssMb: number;
   /** The most waiting requests any shard's pool had in a sample. */
   readonly peakWaiting: number;
+  /** How long transactions across shards waited for their turn (`crossShardConcurrency`): part of their latency. */
+  readonly crossShardWait: { readonly count: number; readonly p50Ms: number; readonly p99Ms: number };
   /** Up to five distinct error messages, with how often each occurred. */
   readonly topErrors: readonly { readonly message: string; readonly count: number }[];
   readonly checks: SoakChecks;
@@ -85,8 +115,10 @@ export interface SoakChecks {
   readonly phantomRows: number;
   /** Answers that were wrong in another way (another owner's row in a client's query). */
   readonly wrongAnswers: number;
-  /** Clients whose account balances do not add up to what they committed. */
+  /** Clients whose account balances do not add up to what they committed: a transfer that was not all-or-nothing. */
   readonly balanceMismatches: number;
+  /** Accounts whose balance is not what its client committed (a lost or phantom update). */
+  readonly accountMismatches: number;
   /** Items counted at the end, and committed by the clients. */
   readonly rowsInDatabase: number;
   readonly rowsCommitted: number;
@@ -95,7 +127,13 @@ export interface SoakChecks {
   readonly examples: readonly string[];
 }
 
-type Kind = 'read' | 'write' | 'fanOut' | 'transaction';
+/** A request kind (`read`, `write`, `fanOut`, or `tx:<step>` for each transactional step): its step and how it went. */
+interface Kind {
+  readonly name: string;
+  readonly step: Step;
+  readonly latencies: number[];
+  errors: number;
+}
 
 /** Runs the soak on fresh databases and drops them after, whatever happens. */
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
@@ -103,14 +141,20 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const clientCount = options.clients ?? 1_000;
   const seconds = options.seconds ?? 30;
   const mix = options.mix ?? { read: 40, write: 30, fanOut: 10 };
-  const transactionName = options.transaction ?? 'one-shard';
-  const transaction = TRANSACTION_STEPS[transactionName];
-  if (!transaction) {
-    throw new Error(`unknown transaction step "${transactionName}" (choose from ${Object.keys(TRANSACTION_STEPS).join(', ')})`);
+  const transactions = options.transactions ?? DEFAULT_TRANSACTIONS;
+  const unknown = transactions.filter(name => !Object.hasOwn(TRANSACTION_STEPS, name));
+  if (transactions.length === 0 || unknown.length > 0) {
+    const named = transactions.length === 0 ? 'no transaction step' : `unknown transaction step "${unknown.join('", "')}"`;
+    throw new Error(`${named} (choose from ${Object.keys(TRANSACTION_STEPS).join(', ')})`);
   }
   if (clientCount > 2_000) {
     throw new Error('at most 2000 clients (item ids must stay in int range)');
   }
+  // Prepared transaction ids are server-wide: this run's own coordinator, so it never resolves another's.
+  const coordinatorId = `soak_${process.pid}_${Date.now().toString(36)}`;
+  const twoPhase = transactions.some(name => TWO_PHASE_STEPS.has(name));
+  const poolMax = options.poolMax ?? 8;
+  const crossShardConcurrency = options.crossShardConcurrency ?? Math.max(1, Math.floor(poolMax / 2));
   const dbs = new Databases({ driver: 'postgresql', pgUrl: options.pgUrl });
   try {
     const provisioned = await dbs.provision('soak', shards);
@@ -118,12 +162,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       driver: PostgreSqlDriver,
       debug: false,
       allowGlobalContext: false,
-      pool: { min: 0, max: options.poolMax ?? 8 },
+      pool: { min: 0, max: poolMax },
     };
     const orm = await ShardedMikroORM.init({
       ...shared,
       ...soakRouting(shards),
       shards: Object.fromEntries(provisioned.map((db, i) => [shardName(i), { clientUrl: db.clientUrl! }])),
+      ...(twoPhase ? { twoPhaseCommit: { coordinatorId, logShard: shardName(0) } } : {}),
     });
     try {
       await orm.schema.create();
@@ -132,11 +177,28 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         SoakAccount,
         clients.flatMap(client => accountIds(client.index).map(id => ({ id, owner: ownerTag(client.index), balance: 0 }))),
       );
-      const steps: Record<Kind, Step> = { read, write, fanOut, transaction };
-      const load = new Load(orm, steps, mix, options.seed ?? 42, shards);
+      const share = (100 - mix.read - mix.write - mix.fanOut) / transactions.length;
+      const kinds: [number, string, Step][] = [
+        [mix.read, 'read', read],
+        [mix.write, 'write', write],
+        [mix.fanOut, 'fanOut', fanOut],
+        ...transactions.map((name): [number, string, Step] => [share, `tx:${name}`, TRANSACTION_STEPS[name]!]),
+      ];
+      // This run's prepared transactions, asked on a connection of its own: the fleet's pools may have a queue.
+      const prepared = twoPhase
+        ? async () => {
+            const [row] = await dbs.adminQuery<{ n: string }>('select count(*) as n from pg_prepared_xacts where starts_with(gid, ?)', [
+              `mos:${coordinatorId}:`,
+            ]);
+            return Number(row?.n ?? 0);
+          }
+        : undefined;
+      const load = new Load(orm, kinds, options.seed ?? 42, shards, prepared, crossShardConcurrency);
       const samples = await load.run(clients, seconds * 1000, options.sampleMs ?? 1_000, options.onSample);
+      // A transfer that failed in doubt is finished first, as a restarted application's init() would.
+      await orm.recover();
       const checks = await finalChecks(orm, clients, load.violations);
-      return load.report({ shards, clients: clientCount, seconds, transaction: transactionName, samples, checks });
+      return load.report({ shards, clients: clientCount, seconds, transactions, crossShardConcurrency, samples, checks });
     } finally {
       await orm.close(true);
     }
@@ -148,28 +210,43 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 /** The running load: clients, their latencies, errors and violations. */
 class Load {
   readonly #orm: ShardedMikroORM;
-  readonly #steps: Record<Kind, Step>;
-  readonly #thresholds: [number, Kind][];
+  /** Each kind with the upper bound of its draw in [0, 100). */
+  readonly #kinds: [number, Kind][] = [];
   readonly #random: () => number;
   readonly #shards: number;
-  readonly #latencies: Record<Kind, number[]> = { read: [], write: [], fanOut: [], transaction: [] };
-  readonly #errors: Record<Kind, number> = { read: 0, write: 0, fanOut: 0, transaction: 0 };
+  readonly #prepared: (() => Promise<number>) | undefined;
+  readonly #acrossShards: StepContext['acrossShards'];
+  readonly #turnWaits: number[] = [];
   readonly #messages = new Map<string, number>();
   readonly violations: SoakViolation[] = [];
   #requests = 0;
   #elapsed = 0;
 
-  constructor(orm: ShardedMikroORM, steps: Record<Kind, Step>, mix: NonNullable<SoakOptions['mix']>, seed: number, shards: number) {
+  /** `kinds`: each kind's percent of the requests and its step. */
+  constructor(
+    orm: ShardedMikroORM,
+    kinds: readonly [number, string, Step][],
+    seed: number,
+    shards: number,
+    prepared: (() => Promise<number>) | undefined,
+    crossShardConcurrency: number,
+  ) {
     this.#orm = orm;
-    this.#steps = steps;
-    this.#thresholds = [
-      [mix.read, 'read'],
-      [mix.read + mix.write, 'write'],
-      [mix.read + mix.write + mix.fanOut, 'fanOut'],
-      [100, 'transaction'],
-    ];
+    let bound = 0;
+    for (const [percent, name, step] of kinds) {
+      this.#kinds.push([(bound += percent), { name, step, latencies: [], errors: 0 }]);
+    }
     this.#random = prng(seed);
     this.#shards = shards;
+    this.#prepared = prepared;
+    const limit = pLimit(crossShardConcurrency);
+    this.#acrossShards = run => {
+      const asked = performance.now();
+      return limit(() => {
+        this.#turnWaits.push(performance.now() - asked);
+        return run();
+      });
+    };
   }
 
   async run(clients: readonly SoakClient[], ms: number, sampleMs: number, onSample?: (sample: SoakSample) => void): Promise<SoakSample[]> {
@@ -182,7 +259,9 @@ class Load {
         const pool = (await shard.em.getConnection().getNativeClient()) as { totalCount: number; idleCount: number; waitingCount: number };
         pools[id] = { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
       }
-      const taken = { t: round((performance.now() - start) / 1000, 1), rssMb: round(process.memoryUsage.rss() / 2 ** 20, 1), requests: this.#requests, pools };
+      const now = { t: round((performance.now() - start) / 1000, 1), rssMb: round(process.memoryUsage.rss() / 2 ** 20, 1), requests: this.#requests, pools };
+      const prepared = await this.#prepared?.();
+      const taken = prepared === undefined ? now : { ...now, prepared };
       samples.push(taken);
       onSample?.(taken);
     };
@@ -207,9 +286,9 @@ class Load {
       const started = performance.now();
       try {
         await ShardedRequestContext.create(this.#orm.em, () => this.#request(kind, client));
-        this.#latencies[kind].push(performance.now() - started);
+        kind.latencies.push(performance.now() - started);
       } catch (error) {
-        this.#errors[kind]++;
+        kind.errors++;
         if (error instanceof SoakViolation) {
           this.violations.push(error);
         } else {
@@ -227,16 +306,14 @@ class Load {
       throw new SoakViolation('isolation', `${client.owner}'s request has no context`);
     }
     // The global entity manager: inside the context each call acts on the request's own.
-    const ctx: StepContext = { em: this.#orm.em, client, shards: this.#shards, random: this.#random, planned: NOTHING };
+    const ctx: StepContext = { em: this.#orm.em, client, shards: this.#shards, random: this.#random, acrossShards: this.#acrossShards, planned: NOTHING };
     try {
-      await this.#steps[kind](ctx);
+      await kind.step(ctx);
     } catch (error) {
-      client.uncertainItems += ctx.planned.items.length;
-      client.uncertainBalance += Math.abs(ctx.planned.balance);
+      client.uncertain(ctx.planned);
       throw error;
     }
-    client.items.push(...ctx.planned.items);
-    client.balance += ctx.planned.balance;
+    client.committed(ctx.planned);
     if (ShardedRequestContext.getEntityManager(this.#orm) !== scoped) {
       throw new SoakViolation('isolation', `${client.owner}'s request context changed under it`);
     }
@@ -245,22 +322,26 @@ class Load {
 
   #kind(): Kind {
     const draw = this.#random() * 100;
-    return this.#thresholds.find(([limit]) => draw < limit)?.[1] ?? 'transaction';
+    return (this.#kinds.find(([limit]) => draw < limit) ?? this.#kinds.at(-1)!)[1];
   }
 
-  report(base: Pick<SoakReport, 'shards' | 'clients' | 'seconds' | 'transaction' | 'samples' | 'checks'>): SoakReport {
-    const all = Object.values(this.#latencies)
-      .flat()
-      .sort((a, b) => a - b);
+  #waits(): SoakReport['crossShardWait'] {
+    const sorted = this.#turnWaits.toSorted((a, b) => a - b);
+    return { count: sorted.length, p50Ms: round(percentile(sorted, 0.5)), p99Ms: round(percentile(sorted, 0.99)) };
+  }
+
+  report(base: Pick<SoakReport, 'shards' | 'clients' | 'seconds' | 'transactions' | 'crossShardConcurrency' | 'samples' | 'checks'>): SoakReport {
+    const kinds = this.#kinds.map(([, kind]) => kind);
+    const all = kinds.flatMap(kind => kind.latencies).sort((a, b) => a - b);
     const operations = Object.fromEntries(
-      (Object.keys(this.#latencies) as Kind[]).map(kind => {
-        const sorted = this.#latencies[kind].toSorted((a, b) => a - b);
-        const count = sorted.length + this.#errors[kind];
+      kinds.map(kind => {
+        const sorted = kind.latencies.toSorted((a, b) => a - b);
+        const count = sorted.length + kind.errors;
         return [
-          kind,
+          kind.name,
           {
             count,
-            errors: this.#errors[kind],
+            errors: kind.errors,
             perSecond: round(count / this.#elapsed, 1),
             p50Ms: round(percentile(sorted, 0.5)),
             p99Ms: round(percentile(sorted, 0.99)),
@@ -268,7 +349,7 @@ class Load {
         ];
       }),
     );
-    const errors = Object.values(this.#errors).reduce((a, b) => a + b, 0);
+    const errors = kinds.reduce((sum, kind) => sum + kind.errors, 0);
     return {
       ...base,
       requests: this.#requests,
@@ -279,6 +360,7 @@ class Load {
       operations,
       peakRssMb: Math.max(...base.samples.map(s => s.rssMb)),
       peakWaiting: Math.max(0, ...base.samples.flatMap(s => Object.values(s.pools).map(pool => pool.waiting))),
+      crossShardWait: this.#waits(),
       topErrors: [...this.#messages]
         .sort((a, b) => b[1] - a[1])
         .slice(0, 5)
@@ -288,22 +370,24 @@ class Load {
 }
 
 /** Counts every shard's rows with raw SQL and compares them with what each client committed. */
-async function finalChecks(orm: ShardedMikroORM, clients: readonly SoakClient[], violations: readonly SoakViolation[]): Promise<SoakChecks> {
+export async function finalChecks(orm: ShardedMikroORM, clients: readonly SoakClient[], violations: readonly SoakViolation[]): Promise<SoakChecks> {
   const items = new Map<string, number>();
-  const balances = new Map<string, number>();
+  /** Each account's balance, by id. */
+  const accounts = new Map<number, number>();
   for (const [, shard] of orm.shards) {
     const connection = shard.em.fork().getConnection();
     for (const row of await connection.execute<{ owner: string; n: string }[]>('select owner, count(*) as n from soak_item group by owner')) {
       items.set(row.owner, (items.get(row.owner) ?? 0) + Number(row.n));
     }
-    for (const row of await connection.execute<{ owner: string; b: string }[]>('select owner, sum(balance) as b from soak_account group by owner')) {
-      balances.set(row.owner, (balances.get(row.owner) ?? 0) + Number(row.b));
+    for (const row of await connection.execute<{ id: number; balance: number }[]>('select id, balance from soak_account')) {
+      accounts.set(Number(row.id), Number(row.balance));
     }
   }
   const examples = violations.slice(0, 5).map(violation => violation.message);
   let lostRows = violations.filter(violation => violation.kind === 'lost-row').length;
   let phantomRows = 0;
   let balanceMismatches = 0;
+  let accountMismatches = 0;
   let rowsCommitted = 0;
   for (const client of clients) {
     const found = items.get(client.owner) ?? 0;
@@ -315,11 +399,18 @@ async function finalChecks(orm: ShardedMikroORM, clients: readonly SoakClient[],
       phantomRows += found - client.items.length - client.uncertainItems;
       examples.push(`${client.owner}: ${client.items.length} items committed (${client.uncertainItems} uncertain), ${found} found`);
     }
-    const balance = balances.get(client.owner) ?? 0;
+    const balances = accountIds(client.index).map(id => accounts.get(id) ?? 0);
+    const balance = balances[0]! + balances[1]!;
     if (Math.abs(balance - client.balance) > client.uncertainBalance) {
       balanceMismatches++;
-      examples.push(`${client.owner}: balance ${balance}, committed ${client.balance} (${client.uncertainBalance} uncertain)`);
+      examples.push(`${client.owner}: balances add up to ${balance}, committed ${client.balance} (${client.uncertainBalance} uncertain)`);
     }
+    balances.forEach((found, i) => {
+      if (Math.abs(found - client.accounts[i]!) > client.uncertainAccounts[i]!) {
+        accountMismatches++;
+        examples.push(`${client.owner}: account ${i} holds ${found}, committed ${client.accounts[i]} (${client.uncertainAccounts[i]} uncertain)`);
+      }
+    });
   }
   const isolationViolations = violations.filter(violation => violation.kind === 'isolation').length;
   const wrongAnswers = violations.filter(violation => violation.kind === 'wrong-answer').length;
@@ -329,9 +420,10 @@ async function finalChecks(orm: ShardedMikroORM, clients: readonly SoakClient[],
     phantomRows,
     wrongAnswers,
     balanceMismatches,
+    accountMismatches,
     rowsInDatabase: [...items.values()].reduce((a, b) => a + b, 0),
     rowsCommitted,
-    ok: isolationViolations + lostRows + phantomRows + wrongAnswers + balanceMismatches === 0,
+    ok: isolationViolations + lostRows + phantomRows + wrongAnswers + balanceMismatches + accountMismatches === 0,
     examples: examples.slice(0, 10),
   };
 }
@@ -339,24 +431,29 @@ async function finalChecks(orm: ShardedMikroORM, clients: readonly SoakClient[],
 /** The report as text: totals, each operation, pools and RSS over time, the checks. */
 export function formatSoakReport(report: SoakReport): string {
   const lines = [
-    `soak: ${report.clients} clients on ${report.shards} PostgreSQL shards for ${report.seconds} s (transactions: ${report.transaction})`,
+    `soak: ${report.clients} clients on ${report.shards} PostgreSQL shards for ${report.seconds} s (transactions: ${report.transactions.join(', ')}; at most ${report.crossShardConcurrency} across shards at once)`,
     `requests ${report.requests} (${report.perSecond}/s), errors ${report.errors}, p50 ${report.p50Ms} ms, p99 ${report.p99Ms} ms, peak RSS ${report.peakRssMb} MB, peak pool waiting ${report.peakWaiting}`,
     '',
-    'operation     count   errors   per s    p50 ms   p99 ms',
+    'operation        count   errors   per s    p50 ms   p99 ms',
     ...Object.entries(report.operations).map(
       ([kind, s]) =>
-        `${kind.padEnd(12)} ${String(s.count).padStart(6)} ${String(s.errors).padStart(8)} ${String(s.perSecond).padStart(7)} ${String(s.p50Ms).padStart(9)} ${String(s.p99Ms).padStart(8)}`,
+        `${kind.padEnd(15)} ${String(s.count).padStart(6)} ${String(s.errors).padStart(8)} ${String(s.perSecond).padStart(7)} ${String(s.p50Ms).padStart(9)} ${String(s.p99Ms).padStart(8)}`,
     ),
+    ...(report.crossShardWait.count === 0
+      ? []
+      : [
+          `(the ${report.crossShardWait.count} transactions across shards waited for their turn, at most ${report.crossShardConcurrency} at once: p50 ${report.crossShardWait.p50Ms} ms, p99 ${report.crossShardWait.p99Ms} ms)`,
+        ]),
     '',
-    '    t s   RSS MB   requests   pools (total/idle/waiting per shard)',
+    `    t s   RSS MB   requests   pools (total/idle/waiting per shard)${report.samples[0]?.prepared === undefined ? '' : '   prepared'}`,
     ...report.samples.map(
       s =>
         `${String(s.t).padStart(7)} ${String(s.rssMb).padStart(8)} ${String(s.requests).padStart(10)}   ${Object.entries(s.pools)
           .map(([id, pool]) => `${id} ${pool.total}/${pool.idle}/${pool.waiting}`)
-          .join('  ')}`,
+          .join('  ')}${s.prepared === undefined ? '' : `   ${String(s.prepared).padStart(8)}`}`,
     ),
     '',
-    `checks: ${report.checks.ok ? 'OK' : 'FAILED'}: isolation violations ${report.checks.isolationViolations}, lost rows ${report.checks.lostRows}, phantom rows ${report.checks.phantomRows}, wrong answers ${report.checks.wrongAnswers}, balance mismatches ${report.checks.balanceMismatches}; rows ${report.checks.rowsInDatabase} in the databases, ${report.checks.rowsCommitted} committed`,
+    `checks: ${report.checks.ok ? 'OK' : 'FAILED'}: isolation violations ${report.checks.isolationViolations}, lost rows ${report.checks.lostRows}, phantom rows ${report.checks.phantomRows}, wrong answers ${report.checks.wrongAnswers}, balance mismatches ${report.checks.balanceMismatches}, account mismatches ${report.checks.accountMismatches}; rows ${report.checks.rowsInDatabase} in the databases, ${report.checks.rowsCommitted} committed`,
     ...report.checks.examples.map(example => `  ${example}`),
     ...report.topErrors.map(error => `error x${error.count}: ${error.message}`),
   ];

@@ -17,7 +17,7 @@ const BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 /** Each pg_ctl / initdb call is given this long before it is killed. */
 const COMMAND_TIMEOUT_MS = 30_000;
 
-export interface PgInstance {
+export interface PgInstance extends AsyncDisposable {
   /** The loopback port it listens on (kept across restarts). */
   readonly port: number;
   /** `postgresql://postgres@127.0.0.1:<port>`: trust auth, no password. */
@@ -30,12 +30,12 @@ export interface PgInstance {
   stop(mode?: 'immediate' | 'fast'): Promise<void>;
   /** SIGKILLs the server process (the postmaster): no shutdown at all. */
   kill(): void;
-  /** Stops it if running and removes its directory. */
+  /** Stops it if running and removes its directory (also `await using`). */
   dispose(): Promise<void>;
 }
 
 export interface PgInstanceOptions {
-  /** Server settings (`-c name=value`), over the defaults below. */
+  /** Server settings (`-c name=value`), over the defaults below, e.g. `{ max_prepared_transactions: 0 }`. */
   readonly settings?: Readonly<Record<string, string | number>>;
 }
 
@@ -113,6 +113,9 @@ export async function startPgInstance(options: PgInstanceOptions = {}): Promise<
       }
       running.delete(tracked);
       rmSync(dir, { recursive: true, force: true });
+    },
+    [Symbol.asyncDispose]() {
+      return instance.dispose();
     },
   };
   try {

@@ -1,6 +1,6 @@
 // What one request of a soak client does, and how it checks what it sees. Each step runs inside the request's own
 // context (`ShardedRequestContext.create`), on `orm.em`, which resolves to the request's entity manager there.
-import type { ShardedEntityManager } from 'mikro-orm-sharding';
+import type { ShardedEntityManager, TransactionMode } from 'mikro-orm-sharding';
 import { accountIds, accountShard, itemShard, ITEM_SPAN, ownerTag, shardName, SoakAccount, SoakItem } from './model.ts';
 
 /** One virtual client: its owner tag and what it knows it committed. */
@@ -9,16 +9,41 @@ export class SoakClient {
   readonly owner: string;
   /** Item ids committed, in commit order. */
   readonly items: number[] = [];
-  /** The committed change of the sum of its accounts' balances. */
-  balance = 0;
-  /** Items and balance of writes that failed and so may or may not have committed (an error after the commit). */
+  /** The committed balance of each of its two accounts (see `accountIds`); both open at 0. */
+  readonly accounts: [number, number] = [0, 0];
+  /**
+   * What writes that failed may or may not have committed (an error after the commit): items, and how far each
+   * account's balance, and their sum, may be off. A transfer between the two accounts moves no money in or out: when
+   * it fails, the sum stays certain, since all-or-nothing is what a transaction promises.
+   */
   uncertainItems = 0;
+  readonly uncertainAccounts: [number, number] = [0, 0];
   uncertainBalance = 0;
   #seq = 0;
 
   constructor(index: number) {
     this.index = index;
     this.owner = ownerTag(index);
+  }
+
+  /** The committed sum of its accounts' balances. */
+  get balance(): number {
+    return this.accounts[0] + this.accounts[1];
+  }
+
+  /** Adds what a request committed. */
+  committed({ items, accounts }: Committed): void {
+    this.items.push(...items);
+    this.accounts[0] += accounts[0];
+    this.accounts[1] += accounts[1];
+  }
+
+  /** Adds what a failed request may have committed. */
+  uncertain({ items, accounts }: Committed): void {
+    this.uncertainItems += items.length;
+    this.uncertainAccounts[0] += Math.abs(accounts[0]);
+    this.uncertainAccounts[1] += Math.abs(accounts[1]);
+    this.uncertainBalance += Math.abs(accounts[0] + accounts[1]);
   }
 
   /** A fresh item id of this client; with `onShard`, one that routes to that shard index. */
@@ -44,19 +69,25 @@ export interface StepContext {
   readonly shards: number;
   readonly random: () => number;
   /**
+   * Runs a transaction that spans shards once fewer than the run's limit are under way. Such a transaction holds a
+   * pooled connection on each shard it touches while it waits for the next (and `twopc` one more on the log shard):
+   * with more of them than the pools can serve, they wait for each other until the connect timeout.
+   */
+  readonly acrossShards: <T>(run: () => Promise<T>) => Promise<T>;
+  /**
    * What the step is about to commit, set before it writes: on success it is added to what the client committed; if
    * the step throws, to what it may have committed.
    */
   planned: Committed;
 }
 
-/** New item ids, and the change to the sum of the client's account balances. */
+/** New item ids, and the change to each of the client's two account balances. */
 export interface Committed {
   readonly items: readonly number[];
-  readonly balance: number;
+  readonly accounts: readonly [number, number];
 }
 
-export const NOTHING: Committed = Object.freeze({ items: [], balance: 0 });
+export const NOTHING: Committed = Object.freeze({ items: [], accounts: [0, 0] as const });
 
 /** A request saw something it must never see: another request's entity, a row it committed missing, a wrong answer. */
 export class SoakViolation extends Error {
@@ -78,7 +109,7 @@ export const write: Step = async ctx => {
   for (const id of ids) {
     em.create(SoakItem, { id, owner: client.owner, seq: id % ITEM_SPAN });
   }
-  ctx.planned = { items: ids, balance: 0 };
+  ctx.planned = { items: ids, accounts: [0, 0] };
   await em.flush();
 };
 
@@ -123,7 +154,7 @@ export const oneShardTransaction: Step = async ctx => {
   const [account] = accountIds(client.index);
   const shard = accountShard(account, shards);
   const id = client.nextItemId(shards, shard);
-  ctx.planned = { items: [id], balance: 1 };
+  ctx.planned = { items: [id], accounts: [1, 0] };
   await em.on(shardName(shard)).transactional(async tx => {
     const row = await tx.findOneOrFail(SoakAccount, account);
     row.balance += 1;
@@ -132,14 +163,46 @@ export const oneShardTransaction: Step = async ctx => {
 };
 
 /**
- * The transactional step of the soak, by name (`--tx`). Each keeps the client's invariant: its items are exactly those
- * it committed, and the sum of its two accounts' balances moves by exactly what it committed. A step that spans
- * shards (a transfer between the client's two accounts, which live on different shards, committing 0 to the sum) is
- * added here once the sharded entity manager has transactions.
+ * A transfer of 1 to 10 between the client's two accounts, which live on two different shards, through the sharded
+ * entity manager: `em.transactional(..., { mode })`. Both balances change or neither, so the sum of the client's
+ * balances never moves; the final check proves it.
+ */
+export function transfer(mode: TransactionMode): Step {
+  return async ctx => {
+    const { em, client } = ctx;
+    const amount = 1 + Math.floor(ctx.random() * 10);
+    const from = ctx.random() < 0.5 ? 0 : 1;
+    ctx.planned = { items: [], accounts: from === 0 ? [-amount, amount] : [amount, -amount] };
+    const ids = accountIds(client.index);
+    await ctx.acrossShards(() =>
+      em.transactional(
+        async tx => {
+          const [source, target] = await Promise.all([tx.findOneOrFail(SoakAccount, ids[from]), tx.findOneOrFail(SoakAccount, ids[1 - from]!)]);
+          source.balance -= amount;
+          target.balance += amount;
+        },
+        { mode },
+      ),
+    );
+  };
+}
+
+/**
+ * The transactional steps of the soak, by name (`--tx`). Each keeps the client's invariants: its items are exactly
+ * those it committed, each account's balance is what it committed, and the sum of its two accounts' balances moves
+ * only by what the one-shard step credits.
  */
 export const TRANSACTION_STEPS: Readonly<Record<string, Step>> = Object.freeze({
   'one-shard': oneShardTransaction,
+  twopc: transfer('twopc'),
+  multi: transfer('multi'),
 });
+
+/** Steps that need two-phase commit configured on the fleet. */
+export const TWO_PHASE_STEPS: ReadonlySet<string> = new Set(['twopc']);
+
+/** The default `--tx`: a one-shard transaction and a two-phase transfer across two shards, alike often. */
+export const DEFAULT_TRANSACTIONS: readonly string[] = Object.freeze(['one-shard', 'twopc']);
 
 /** Fails the request if any entity it holds, on any shard, belongs to another client. */
 export function checkIsolation(em: ShardedEntityManager, client: SoakClient, shardIds: readonly string[]): void {

@@ -37,6 +37,11 @@ export class FleetHealth {
     return this.breaker(shard).health();
   }
 
+  /** Whether a connection to the shard would be refused now (its circuit is open and cooling down), counting nothing. */
+  refusesNow(shard: ShardId): boolean {
+    return this.#breakers.get(shard)?.refusesNow() ?? false;
+  }
+
   /** The error a connection to the shard would be refused with now (its circuit is open and cooling down), if any. */
   refuseNow(shard: ShardId): ShardingError | undefined {
     return this.#breakers.get(shard)?.refuseNow();

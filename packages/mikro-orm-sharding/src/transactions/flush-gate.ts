@@ -78,23 +78,33 @@ export async function beginOn(fork: EntityManager, options: Parameters<EntityMan
 }
 
 /**
- * Holds every fork of one flush at `onFlush` until all have arrived (or failed before it), so that a `single`
- * transaction can see every shard the flush would write before any of them writes.
+ * Holds every fork of one flush at `onFlush` until all have arrived (or failed before it), so that the transaction
+ * can see every shard the flush would write before any of them writes: a `single` transaction refuses a second
+ * shard, and any transaction refuses a shard whose circuit breaker is open. `decide` runs once, when the last fork
+ * arrives, with the shards that write; what it throws, every waiting fork throws (one error object).
  */
 export class Rendezvous {
   readonly #arrived = new Set<ShardId>();
   readonly #dirty = new Set<ShardId>();
   readonly #expected: number;
-  readonly #all: Promise<ReadonlySet<ShardId>>;
+  readonly #decided: Promise<void>;
   #release!: (dirty: ReadonlySet<ShardId>) => void;
 
-  constructor(expected: number) {
+  constructor(expected: number, decide: (writers: ReadonlySet<ShardId>) => void) {
     this.#expected = expected;
-    this.#all = new Promise(resolve => (this.#release = resolve));
+    this.#decided = new Promise<ReadonlySet<ShardId>>(resolve => (this.#release = resolve)).then(decide);
+    // When every fork failed before onFlush, nobody waits for the decision: its refusal is no unhandled rejection.
+    this.#decided.catch(() => undefined);
   }
 
-  /** Records one fork (again: a no-op) and resolves to the shards that write, once every fork has arrived. */
-  arrive(shard: ShardId, dirty: boolean): Promise<ReadonlySet<ShardId>> {
+  /** Records one fork at `onFlush`; resolves once every fork has arrived and the writers were accepted. */
+  arrive(shard: ShardId, dirty: boolean): Promise<void> {
+    this.leave(shard, dirty);
+    return this.#decided;
+  }
+
+  /** Records one fork (again: a no-op); a fork that ends without reaching `onFlush` leaves as not writing. */
+  leave(shard: ShardId, dirty = false): void {
     if (!this.#arrived.has(shard)) {
       this.#arrived.add(shard);
       if (dirty) {
@@ -104,6 +114,5 @@ export class Rendezvous {
         this.#release(this.#dirty);
       }
     }
-    return this.#all;
   }
 }

@@ -1,8 +1,10 @@
 import type { ShardId } from '../choosers.ts';
+import { failedOn } from '../errors/shard-failure.ts';
 import { runBounded, type FleetRunOptions } from '../fleet/run-bounded.ts';
 import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
 import { ensureLogTable, logConnection, loggedDecisions, probeDecision } from './coordinator-log.ts';
 import { finishPart, preparedOn, type PreparedPart } from './prepared-xacts.ts';
+import type { ResolvedTwoPhase } from './settings.ts';
 
 /** What `orm.recover()` did. Prepared transactions are named by their id (`mos:<coordinatorId>:<txid>:<shard>`). */
 export interface RecoveryReport {
@@ -13,7 +15,7 @@ export interface RecoveryReport {
   /**
    * What is still in doubt: a shard that could not be asked (no `gid`), a prepared transaction its shard failed to
    * finish, or one whose coordinator is still deciding it (alive, it finishes the transaction itself). Run
-   * `recover()` again later.
+   * `recover()` again later. A shard that could not be reached has a `SHARD_UNAVAILABLE` error.
    */
   readonly failed: readonly { readonly shard: ShardId; readonly gid?: string; readonly error: unknown }[];
 }
@@ -26,12 +28,26 @@ const NOTHING: RecoveryReport = Object.freeze({ committed: [], rolledBack: [], f
  * one coordinator take turns (an advisory lock on the log shard), and a transaction whose coordinator is still
  * deciding makes the recovery wait for its decision, or skip it. Finally it deletes the log rows of transactions
  * that have nothing prepared left anywhere. Prepared transactions of other coordinators are never touched.
+ * It throws when the log shard fails (`SHARD_UNAVAILABLE` when it cannot be reached): without the log, nothing is decided.
  */
 export async function recover(orm: ShardedMikroORM, options: Pick<FleetRunOptions, 'concurrency'> = {}): Promise<RecoveryReport> {
   const config = orm.transactionConfig.twoPhase;
   if (!config) {
     return NOTHING;
   }
+  try {
+    return await resolveInDoubt(orm, config, options);
+  } catch (error) {
+    throw failedOn('recover', config.logShard, error);
+  }
+}
+
+/** A shard's error in the report: a shard that could not be reached as `SHARD_UNAVAILABLE`, recorded for `shardFailureOf`. */
+function failureOf(shard: ShardId, error: unknown): unknown {
+  return error === undefined ? undefined : failedOn('recover', shard, error);
+}
+
+async function resolveInDoubt(orm: ShardedMikroORM, config: ResolvedTwoPhase, options: Pick<FleetRunOptions, 'concurrency'>): Promise<RecoveryReport> {
   await ensureLogTable(orm, config);
   const connection = logConnection(orm, config);
   const trx = await connection.begin();
@@ -58,7 +74,7 @@ export async function recover(orm: ShardedMikroORM, options: Pick<FleetRunOption
         scan.value.forEach(part => byTransaction.set(part.txid, [...(byTransaction.get(part.txid) ?? []), part]));
       } else {
         unasked.add(scan.shard);
-        failed.push({ shard: scan.shard, error: scan.status === 'failed' ? scan.error : undefined });
+        failed.push({ shard: scan.shard, error: scan.status === 'failed' ? failureOf(scan.shard, scan.error) : undefined });
       }
     }
     const open = new Set<string>();
@@ -67,7 +83,8 @@ export async function recover(orm: ShardedMikroORM, options: Pick<FleetRunOption
       try {
         commit = logged.has(txid) || (await probeDecision(connection, config, trx, txid));
       } catch (error) {
-        parts.forEach(part => failed.push({ shard: part.shard, gid: part.gid, error }));
+        // The log shard's error: it could not tell the decision.
+        parts.forEach(part => failed.push({ shard: part.shard, gid: part.gid, error: failureOf(config.logShard, error) }));
         open.add(txid);
         continue;
       }
@@ -94,7 +111,7 @@ export async function recover(orm: ShardedMikroORM, options: Pick<FleetRunOption
             open.add(txid);
           }
         } else {
-          failed.push({ shard, gid, error: outcome.status === 'failed' ? outcome.error : undefined });
+          failed.push({ shard, gid, error: outcome.status === 'failed' ? failureOf(shard, outcome.error) : undefined });
           open.add(txid);
         }
       });

@@ -3,7 +3,7 @@ import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from '../choosers.ts';
 import { ShardingError } from '../errors/errors.ts';
 import { settleEach } from '../fleet/settle.ts';
-import { onShard } from '../errors/shard-failure.ts';
+import { onShard, recordFailure } from '../errors/shard-failure.ts';
 import type { ShardScope } from '../scope.ts';
 import { beginOn, flushThrough, Rendezvous } from './flush-gate.ts';
 import { commitInOrder } from './multi.ts';
@@ -77,8 +77,9 @@ export class ShardTransaction {
 
   /**
    * Flushes every fork of the entity manager inside the transaction. A fork that writes and has not begun begins
-   * now (MikroORM tells at `onFlush`, before it writes); one with nothing to write begins nothing. In `single` mode
-   * the forks first wait for each other, so that a flush writing two shards is refused before either writes.
+   * now (MikroORM tells at `onFlush`, before it writes); one with nothing to write begins nothing. In `single` mode,
+   * and whenever a shard's circuit breaker is open, the forks first wait for each other, so that a flush writing two
+   * shards (`single`), or writing to a shard that is refused (`SHARD_UNAVAILABLE`), fails before any shard writes.
    */
   async flush(): Promise<void> {
     if (this.#state !== 'open') {
@@ -91,7 +92,9 @@ export class ShardTransaction {
       return onShard(this.#settings.operation, shard, this.#flushShard(shard, fork, undefined));
     }
     const shards = [...forks.keys()];
-    const meeting = this.mode === 'single' ? new Rendezvous(shards.length) : undefined;
+    const { health } = this.#scope.orm.faults;
+    const meeting =
+      this.mode === 'single' || shards.some(shard => health.refusesNow(shard)) ? new Rendezvous(shards.length, writers => this.#admit(writers)) : undefined;
     await settleEach(
       this.#settings.operation,
       shards,
@@ -112,6 +115,12 @@ export class ShardTransaction {
     const participants = this.#participants();
     const { operation, loggerContext } = this.#settings;
     try {
+      const refusal = this.#parent === undefined && participants.length > 1 ? this.#refusal(participants.map(participant => participant.shard)) : undefined;
+      if (refusal !== undefined) {
+        // A shard known to be down would fail its commit after others had committed theirs (multi): commit none.
+        await Promise.allSettled(participants.map(rollbackShard));
+        throw refusal;
+      }
       const twoPhase = this.#scope.orm.transactionConfig.twoPhase;
       if (this.#parent === undefined && this.mode === 'twopc' && twoPhase) {
         await commitTwoPhase(this.#scope.orm, twoPhase, operation, participants, loggerContext);
@@ -171,7 +180,7 @@ export class ShardTransaction {
     }
     try {
       await flushThrough(fork, {
-        enter: dirty => (meeting ? meeting.arrive(shard, dirty).then(writers => this.#enter(shard, dirty, writers)) : this.#enter(shard, dirty, undefined)),
+        enter: dirty => (meeting ? meeting.arrive(shard, dirty).then(() => this.#enter(shard, dirty)) : this.#enter(shard, dirty)),
         implicitStart: () => {
           throw ShardingError.unsupported(
             `A flush to which an onFlush subscriber added changes after the sharded transaction had looked (shard ${JSON.stringify(shard)})`,
@@ -180,7 +189,7 @@ export class ShardTransaction {
         },
       });
     } finally {
-      meeting?.arrive(shard, false);
+      meeting?.leave(shard);
       // MikroORM resets a fork's transaction after a flush that began without one: give back the one begun meanwhile.
       const ctx = this.#begun.get(shard);
       if (ctx !== undefined && fork.getTransactionContext() !== ctx) {
@@ -189,16 +198,38 @@ export class ShardTransaction {
     }
   }
 
-  /** At a fork's `onFlush`: begins the shard if the flush writes there (and, for `single`, checks the shards written). */
-  #enter(shard: ShardId, dirty: boolean, writers: ReadonlySet<ShardId> | undefined): Promise<void> | undefined {
-    if (writers !== undefined) {
-      const touched = new Set([...this.#begun.keys(), ...writers]);
-      const [first, second] = touched;
+  /** At a fork's `onFlush`: begins the shard if the flush writes there. */
+  #enter(shard: ShardId, dirty: boolean): Promise<void> | undefined {
+    return dirty && !this.#begun.has(shard) ? this.ready(shard) : undefined;
+  }
+
+  /**
+   * Once every fork of a flush is at `onFlush`, before any writes: a `single` transaction may write one shard, and
+   * no transaction writes to a shard whose circuit is open (its refusal, recorded as that shard's, nothing done).
+   */
+  #admit(writers: ReadonlySet<ShardId>): void {
+    if (this.mode === 'single') {
+      const [first, second] = new Set([...this.#begun.keys(), ...writers]);
       if (second !== undefined) {
         throw ShardingError.transactionSpansShards(first!, second);
       }
     }
-    return dirty && !this.#begun.has(shard) ? this.ready(shard) : undefined;
+    const refusal = this.#refusal(writers);
+    if (refusal !== undefined) {
+      throw refusal;
+    }
+  }
+
+  /** The refusal of the first of `shards` whose circuit breaker is open, recorded as that shard's failure with nothing done. */
+  #refusal(shards: Iterable<ShardId>): unknown {
+    const { health } = this.#scope.orm.faults;
+    for (const shard of shards) {
+      const refused = health.refuseNow(shard);
+      if (refused) {
+        return recordFailure({ operation: this.#settings.operation, shard, done: [], failed: [{ shard, error: refused }] }, true);
+      }
+    }
+    return undefined;
   }
 
   async #settleBeginnings(): Promise<void> {

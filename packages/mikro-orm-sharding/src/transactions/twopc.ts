@@ -44,14 +44,20 @@ export async function commitTwoPhase(
     throw recordFailure({ operation, shard: config.logShard, done: [], failed: [{ shard: config.logShard, error }] }, true);
   }
   await prepareAll(orm, config, operation, txid, participants, decision);
-  crashPoint?.('prepared');
+  const atPrepared = crashPoint?.('prepared');
+  if (atPrepared) {
+    await atPrepared;
+  }
   try {
     await decision.commit();
   } catch (error) {
     participants.forEach(participant => unseal(participant.fork));
     throw ShardingError.transactionInDoubt(txid, config.logShard, shards, error);
   }
-  crashPoint?.('logged');
+  const atLogged = crashPoint?.('logged');
+  if (atLogged) {
+    await atLogged;
+  }
   const unfinished = await commitPreparedAll(orm, config, txid, participants);
   if (unfinished.length === 0) {
     // Only the decision is lost if this fails: recover() deletes rows whose shards hold nothing prepared.
