@@ -21,9 +21,21 @@ import {
   nativeClientOf,
   withPoolCreatedHook,
   originalDataOf,
+  adoptEntity,
+  releaseEntity,
+  restoreOriginalData,
+  rowOf,
 } from '../packages/mikro-orm-sharding/src/mikro-internals.ts';
+import { defineEntity, p } from '@mikro-orm/core';
 import { Author, entities } from './support/entities.ts';
 import { topologies, type Topology } from './support/topology.ts';
+
+const VersionedSchema = defineEntity({
+  name: 'Versioned',
+  properties: { id: p.integer().primary().autoincrement(false), version: p.integer().version() },
+});
+class Versioned extends VersionedSchema.class {}
+VersionedSchema.setClass(Versioned);
 
 const logged: LogContext[] = [];
 class Recorder extends DefaultLogger {
@@ -215,6 +227,58 @@ describe.each(['sqlite', 'postgresql'] as const)('MikroORM internals the library
     expect(parent.getUnitOfWork(false).getById(Author, 51)).toBeDefined();
     await child.flush();
     expect(parent.getUnitOfWork(false).getById(Author, 51)).toBeUndefined();
+  });
+
+  it('EntityComparator.prepareEntity: the row an insert writes, database values by property, plus the version', async () => {
+    const em = fork();
+    const author = await em.findOneOrFail(Author, 1);
+    const row = rowOf(em, author);
+    expect(row).toMatchObject({ id: 1, name: 'one', born: 1970 });
+    expect('books' in row).toBe(false); // no collections
+    // Inserted as it is, it is the same row (under another key).
+    await em.insertMany(Author, [{ ...row, id: 60 }] as never, { convertCustomTypes: false });
+    const copy = await fork().findOneOrFail(Author, 60);
+    expect([copy.name, copy.born, copy.rating]).toEqual([author.name, author.born, author.rating]);
+    await em.nativeDelete(Author, { id: 60 });
+    const versioned = new MikroORM({ ...topology.shared, ...topology.database('internals'), entities: [Versioned], connect: false } as never);
+    const entity = versioned.em.fork().create(Versioned, { id: 1, version: 7 }, { persist: false });
+    expect(rowOf(versioned.em, entity)).toEqual({ id: 1, version: 7 });
+    await versioned.close(true);
+  });
+
+  it('releasing and adopting an entity: it leaves one unit of work with its changes pending, and another flushes them', async () => {
+    const from = fork();
+    const into = fork();
+    const author = await from.findOneOrFail(Author, 2);
+    const pending = from.create(Author, { id: 61, name: 'pending' });
+    author.name = 'changed once';
+    const before = originalDataOf(author);
+    expect(releaseEntity(from, author)).toBe(true);
+    expect(releaseEntity(from, pending)).toBe(true); // it was in the persist stack
+    expect(from.getUnitOfWork(false).getById(Author, 2)).toBeUndefined();
+    expect(from.getUnitOfWork(false).getPersistStack().has(pending)).toBe(false);
+    expect(releaseEntity(from, author)).toBe(false);
+    adoptEntity(into, author);
+    expect(into.getUnitOfWork(false).getById(Author, 2)).toBe(author);
+    expect(managerOf(author)).toBe(into);
+    await from.flush(); // writes nothing of theirs
+    expect((await fork().findOneOrFail(Author, 2)).name).toBe('two');
+    await into.flush();
+    expect((await fork().findOneOrFail(Author, 2)).name).toBe('changed once');
+    // Its original data put back: the change is pending again.
+    restoreOriginalData(author, before);
+    into.getUnitOfWork().computeChangeSets();
+    expect(
+      into
+        .getUnitOfWork()
+        .getChangeSets()
+        .map(changeSet => changeSet.payload),
+    ).toEqual([{ name: 'changed once' }]);
+    into.clear();
+    // Adopted on behalf of another entity manager (a transaction's parent).
+    adoptEntity(from, author, into);
+    expect(managerOf(author)).toBe(into);
+    await fork().nativeUpdate(Author, { id: 2 }, { name: 'two' });
   });
 
   it("getNativeClient: the driver's own client, with the API the fast path uses", async () => {

@@ -3,6 +3,7 @@ import type { SqlEntityManager } from '@mikro-orm/sqlite';
 import { SqliteDriver } from '@mikro-orm/sqlite';
 import { describe, expectTypeOf, it } from 'vitest';
 import {
+  copyBroadcastRows,
   ShardedMikroORM,
   ShardedRequestContext,
   type ChosenShard,
@@ -52,6 +53,11 @@ describe('shard ids typed from the shards option', () => {
     em.create(Author, { id: 1, name: 'x' }, { shard: 's9' });
     // @ts-expect-error 's9' is not a shard
     typed.shard('s9');
+    // @ts-expect-error 's9' is not a shard
+    em.move(author, 's9');
+    expectTypeOf(em.move([author], 's1')).toEqualTypeOf<ShardedEntityManager<'s0' | 's1'>>();
+    // @ts-expect-error 's9' is not a shard
+    void copyBroadcastRows(typed, 's9');
     em.on('s1');
     void em.count(Author, {}, { shard: 's0' });
     expectTypeOf(em.shardOf(author)).toEqualTypeOf<'s0' | 's1' | undefined>();

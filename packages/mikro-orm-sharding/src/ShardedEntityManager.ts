@@ -65,7 +65,7 @@ import { labelOf } from './write/write-plan.ts';
 import type { ShardErrorOption } from './read/partial.ts';
 import { refuseReadOnlyFlush } from './routing/read-only.ts';
 import { readOn } from './routing/read-your-writes.ts';
-import { forgetDeletionsInParent, mergeIntoParent } from './mikro-internals.ts';
+import { forgetDeletionsInParent, mergeIntoParent, releaseEntity } from './mikro-internals.ts';
 import { ShardTransaction } from './transactions/transaction.ts';
 import { flushShards } from './transactions/flush.ts';
 import { planOf } from './transactions/propagation.ts';
@@ -125,6 +125,9 @@ export class ShardedEntityManager<Id extends string = ShardId> {
       decided: entity => self.#pending.decided(entity),
       get pinned() {
         return self.#pinned;
+      },
+      get transaction() {
+        return self.#transaction?.active ? self.#transaction : undefined;
       },
     };
     this.#pending = new PendingWrites(this.#scope);
@@ -267,10 +270,35 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     if (em.#pending.insideChooser()) {
       throw ShardingError.flushInsideChooser();
     }
-    await em.#pending.place(true);
-    refuseReadOnlyFlush(em.#scope);
-    await flushShards(em.#scope, em.#transaction);
-    em.#pending.flushed();
+    try {
+      await em.#pending.place(true);
+      refuseReadOnlyFlush(em.#scope);
+      await flushShards(em.#scope, em.#transaction, em.#pending.moves);
+      em.#pending.flushed();
+    } finally {
+      em.#pending.endMoves();
+    }
+  }
+
+  /**
+   * Moves entities to another shard at the next flush, as `remove()` removes them then. The flush copies each row to
+   * `shard` and deletes it where it was, with the rows that follow it through `{ parent }` (loaded or not) and its
+   * join-table rows, in one two-phase commit (PostgreSQL with `twoPhaseCommit`): all of it, or nothing. Afterwards the
+   * entities belong to `shard` (`shardOf()` says so, lookups find them there). A row another entity references, and
+   * which would leave it behind, is refused (`CROSS_SHARD_REFERENCE`); so is a move the fleet cannot make
+   * (`MOVE_NOT_POSSIBLE`, naming why). For an entity declared in `shardBy`, change its key instead: the flush moves it
+   * where the key maps. See docs/strategies.md.
+   */
+  move(entity: object | Iterable<object>, shard: Id): this {
+    const em = this.#context();
+    em.#fork(shard, 'em.move()');
+    for (const target of entitiesOf(this.#orm, entity, 'move')) {
+      if (em.shardOf(target) === undefined) {
+        throw ShardingError.unplacedEntity('move', labelOf(target));
+      }
+      em.#pending.requestMove(target, shard);
+    }
+    return this;
   }
 
   /**
@@ -840,9 +868,17 @@ export class ShardedEntityManager<Id extends string = ShardId> {
 
   /** After a `transactional()` callback's success: its entities become this entity manager's, as in MikroORM. */
   #absorb(child: ShardedEntityManager, inherited: readonly object[]): void {
+    const moved = child.#pending.takeMovedAway();
     if (!this.#propagates()) {
       return;
     }
+    // What the transaction moved leaves the forks of the shards it left, as its fork of those shards forgot it.
+    moved?.forEach((from, entity) => {
+      const fork = this.#forks.get(from);
+      if (fork !== undefined) {
+        releaseEntity(fork, entity);
+      }
+    });
     child.#forks.forEach((fork, shard) => mergeIntoParent(fork, this.#fork(shard)));
     inherited.forEach(entity => this.#pending.delete(entity));
   }

@@ -12,6 +12,7 @@ import type { ShardHealth } from './fleet/circuit-breaker.ts';
 import { checkOnShardError, type FaultPolicy } from './read/partial.ts';
 import { ShardKeys } from './routing/shard-by.ts';
 import { resolveBinds } from './routing/binds.ts';
+import { broadcastNames } from './routing/broadcast.ts';
 import { guardReadOnlyShards } from './routing/read-only.ts';
 import { witnessWrites } from './routing/read-your-writes.ts';
 import { transactionConfig, withLogTableSkipped, type TransactionConfig } from './transactions/settings.ts';
@@ -78,7 +79,8 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
     };
     const fleet = await Fleet.open<D>(withHealthGates<D>(configs, faults.health), options.connect ?? true);
     try {
-      const binds = resolveBinds(fleet, options, options.shardChooser !== undefined || options.shardBy !== undefined);
+      const broadcast = broadcastNames(options.shardBy);
+      const binds = resolveBinds(fleet, options, options.shardChooser !== undefined || options.shardBy !== undefined, broadcast);
       guardReadOnlyShards(fleet);
       // Only a fleet with replicas pays for it: reads then look up what their entity manager wrote.
       const readYourWrites = (options.readYourWrites ?? true) && witnessWrites(fleet);

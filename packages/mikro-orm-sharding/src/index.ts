@@ -17,7 +17,8 @@ export {
   type ShardMap,
   type ShardOptions,
 } from './options.ts';
-export type { ParentDeclaration, ShardByDeclaration, ShardByOptions, ShardKeyDeclaration } from './routing/shard-by.ts';
+export type { BroadcastDeclaration, ParentDeclaration, ShardByDeclaration, ShardByOptions, ShardKeyDeclaration } from './routing/shard-by.ts';
+export { copyBroadcastRows, type CopyBroadcastRowsOptions } from './broadcast/copy-rows.ts';
 export type { BucketedStrategy, KeyRange, ShardStrategy, StrategyContext } from './strategies/strategy.ts';
 export { hash, type HashOptions, type HashStrategy } from './strategies/hash.ts';
 export { jump, type JumpOptions, type JumpStrategy } from './strategies/jump.ts';

@@ -61,6 +61,14 @@ export function originalDataOf(entity: object): Dictionary | undefined {
   return (helperOf(entity) as { __originalEntityData?: Dictionary } | undefined)?.__originalEntityData;
 }
 
+/**
+ * Puts back what a managed entity was loaded with (see {@link originalDataOf}): after a flush wrote its changes in a
+ * transaction that then rolled back, so that the next flush writes them again (`__originalEntityData`).
+ */
+export function restoreOriginalData(entity: object, data: Dictionary | undefined): void {
+  (helper(entity) as unknown as { __originalEntityData?: Dictionary }).__originalEntityData = data;
+}
+
 /** Every entity an entity manager's identity map holds (`IdentityMap` is `@internal`). */
 export function managedEntities(em: EntityManager): Iterable<object> {
   return em.getUnitOfWork(false).getIdentityMap() as Iterable<object>;
@@ -178,4 +186,48 @@ export function mergeIntoParent(fork: EntityManager, parent: EntityManager): voi
  */
 export function forgetDeletionsInParent(fork: EntityManager, parent: EntityManager): void {
   transactionManager(parent).registerDeletionHandler(fork, parent);
+}
+
+/**
+ * An entity's row as MikroORM's unit of work writes it on insert: database values (custom types converted) by
+ * property, to-one relations as their keys, no collections (`EntityComparator.prepareEntity`, reached through
+ * `config.getComparator`). MikroORM leaves the version property out of this snapshot; it is added here, as it is.
+ * Written with `em.insertMany(entityName, rows, { convertCustomTypes: false })`.
+ */
+export function rowOf(em: EntityManager, entity: object): Dictionary {
+  const row = em.config.getComparator(em.getMetadata()).prepareEntity(entity) as Dictionary;
+  const version = metaOf(entity).versionProperty;
+  if (version !== undefined) {
+    row[version] = (entity as Dictionary)[version];
+  }
+  return row;
+}
+
+/**
+ * Takes an entity out of an entity manager's unit of work (identity map, persist, remove and orphan-removal stacks),
+ * leaving the entity itself as it is: its original data, so its pending changes, and its relations. MikroORM's
+ * `uow.unsetIdentity()` would also unset the relations other managed entities hold to it (`IdentityMap` is `@internal`).
+ * Resolves to whether the unit of work held it.
+ */
+export function releaseEntity(em: EntityManager, entity: object): boolean {
+  const uow = em.getUnitOfWork(false);
+  const map = uow.getIdentityMap();
+  const held = map.getByEntity(entity) === entity;
+  if (held) {
+    map.delete(entity);
+  }
+  const stacked = uow.getPersistStack().delete(entity);
+  uow.getRemoveStack().delete(entity);
+  uow.getOrphanRemoveStack().delete(entity);
+  return held || stacked;
+}
+
+/**
+ * Makes an entity managed by an entity manager, keeping its original data (so its pending changes stay pending, to
+ * be flushed there): its identity map holds it, and `__em` names it, or `manager` (the entity manager a transaction's
+ * fork was forked from, whose entity it was) (`uow.register`, `@internal`; `__em` is undocumented).
+ */
+export function adoptEntity(em: EntityManager, entity: object, manager: EntityManager = em): void {
+  (helper(entity) as unknown as { __em: EntityManager }).__em = manager;
+  em.getUnitOfWork(false).register(entity);
 }

@@ -3,6 +3,7 @@ import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import type { ShardedEntityManager } from './ShardedEntityManager.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
+import type { ShardTransaction } from './transactions/transaction.ts';
 
 /**
  * What the write and read paths need of one sharded entity manager. The facade builds it over its private state,
@@ -34,6 +35,8 @@ export interface ShardScope {
   decided(entity: object): ShardId | undefined;
   /** The shard this entity manager is pinned to (`em.fork({ shard })`, a request's `shardResolver`), if any. */
   readonly pinned: ShardId | undefined;
+  /** The transaction this entity manager is in, if any (begun or not on any shard yet). */
+  readonly transaction: ShardTransaction | undefined;
 }
 
 /**

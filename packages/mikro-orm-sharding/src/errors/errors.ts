@@ -24,6 +24,7 @@ export type ShardingErrorCode =
   | 'INVALID_SHARD_KEY'
   | 'SHARD_KEY_MISMATCH'
   | 'SHARD_KEY_CHANGED'
+  | 'MOVE_NOT_POSSIBLE'
   | 'CROSS_BIND_RELATION'
   | 'READ_ONLY_SHARD'
   | 'TRANSACTION_SPANS_SHARDS'
@@ -280,15 +281,42 @@ export class ShardingError extends Error {
   }
 
   /**
-   * A loaded entity whose declared shard key (or parent) changed to a value that maps to another shard: the row would
-   * stay where it is, and queries by the new key would not find it. Rows do not move between shards yet.
+   * A loaded entity whose declared shard key (or parent) changed to a value that maps to another shard, where the row
+   * cannot move there: `reason` says why (no two-phase commit, a transaction of another mode, an id that carries its
+   * bucket). Left where it is, queries by the new key would not find it.
    */
-  static shardKeyChanged(entity: string, key: string, value: unknown, keyShard: ShardId, shard: ShardId): ShardingError {
+  static shardKeyChanged(entity: string, key: string, value: unknown, keyShard: ShardId, shard: ShardId, reason: string): ShardingError {
     return new ShardingError(
       'SHARD_KEY_CHANGED',
-      `${entity} lives on shard ${quote(shard)}, and its shard key ${key} was changed to${detail(value) || ' a value'} that maps to shard ${quote(keyShard)}: ` +
-        `rows do not move between shards yet. Keep the key, or create the row anew (em.create with the new key) and remove this one. Nothing was written.`,
+      `${entity} lives on shard ${quote(shard)}, and its shard key ${key} was changed to${detail(value) || ' a value'} that maps to shard ${quote(keyShard)}, ` +
+        `where the row cannot move: ${reason}. Keep the key, or create the row anew with the new key and remove this one. Nothing was written.`,
       { entity, shard, value: keyShard },
+    );
+  }
+
+  /** `em.move()` of an entity that cannot move: `reason` says why. */
+  static moveNotPossible(entity: string, shard: ShardId | undefined, target: ShardId, reason: string): ShardingError {
+    const from = shard === undefined ? '' : ` from shard ${quote(shard)}`;
+    return new ShardingError('MOVE_NOT_POSSIBLE', `Cannot move ${entity}${from} to shard ${quote(target)}: ${reason}. Nothing was written.`, {
+      entity,
+      shard,
+      value: target,
+    });
+  }
+
+  /**
+   * A move would leave a reference across shards: a row that stays references a row that moves (`stays` is the row
+   * that stays, `moves` the one that moves), or a moving row references one that stays. Thrown before anything is written.
+   */
+  static moveSplitsReference(moves: string, from: ShardId, to: ShardId, stays: string, property: string, staysReferences: boolean): ShardingError {
+    const link = staysReferences ? `${stays} references it through "${property}"` : `it references ${stays} through "${property}"`;
+    const fix = staysReferences
+      ? `Move ${stays} with it (em.move(), or declare it in shardBy with { parent: '${property}' }), or unset the reference first.`
+      : `Move ${stays} with it, unset the reference first, or make ${stays.split('#')[0]} a broadcast entity.`;
+    return new ShardingError(
+      'CROSS_SHARD_REFERENCE',
+      `${moves} moves from shard ${quote(from)} to shard ${quote(to)}, but ${link}, and ${stays} stays on ${quote(from)}: the reference would cross shards. ${fix} Nothing was written.`,
+      { entity: moves, shard: from, value: to },
     );
   }
 

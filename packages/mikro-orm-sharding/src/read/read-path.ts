@@ -14,6 +14,8 @@ import { onReadyFork, type ShardScope } from '../scope.ts';
 import { readPartially, type OnShardError } from './partial.ts';
 import { isReadOnly } from '../routing/read-only.ts';
 import { markWritten, readOn } from '../routing/read-your-writes.ts';
+import { isBroadcast } from '../routing/broadcast.ts';
+import { writeOnEveryShard } from '../broadcast/writes.ts';
 
 type Find = FindOptions<any, any, any, any>;
 
@@ -190,6 +192,14 @@ export async function nativeWrite<T extends object>(
   shard: ShardId | undefined,
   write: (fork: SqlEntityManager) => Promise<number>,
 ): Promise<number> {
+  if (shard === undefined && scope.orm.shardKeys.hasBroadcast && isBroadcast(scope.orm, scope.meta(entityName))) {
+    // Every shard's copy, in one transaction; one shard's count, as one database would answer.
+    const placing = scope.placePending?.();
+    if (placing) {
+      await placing;
+    }
+    return writeOnEveryShard(scope, operation, entityName as EntityName<object>, write);
+  }
   const shards = await shardsToRead(scope, operation, entityName, where, options, shard);
   const readOnly = shards.find(id => isReadOnly(scope.orm.fleet, id));
   if (readOnly !== undefined) {

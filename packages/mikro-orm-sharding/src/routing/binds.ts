@@ -106,7 +106,7 @@ export function deriveShardEntities<D extends IDatabaseDriver>(
  * bound entity is declared on its shard, no relation joins a bound entity to one that lives elsewhere
  * (`CROSS_BIND_RELATION`), and without a shard chooser every entity is bound (`MISSING_CHOOSER`).
  */
-export function resolveBinds(fleet: Fleet, options: BindOptions, hasChooser: boolean): ResolvedBinds | undefined {
+export function resolveBinds(fleet: Fleet, options: BindOptions, hasChooser: boolean, broadcast: ReadonlySet<string> = new Set()): ResolvedBinds | undefined {
   if (options.binds === undefined && options.defaultBind === undefined) {
     return undefined;
   }
@@ -138,7 +138,8 @@ export function resolveBinds(fleet: Fleet, options: BindOptions, hasChooser: boo
         continue;
       }
       const targetShard = bindOf(resolved, prop.targetMeta);
-      if (targetShard !== shard) {
+      // A broadcast entity is on every shard: any entity may reference it.
+      if (targetShard !== shard && !broadcast.has(prop.targetMeta.className) && !broadcast.has(prop.targetMeta.root.className)) {
         throw ShardingError.crossBindRelation(meta.className, shard, prop.name, prop.targetMeta.className, targetShard);
       }
     }

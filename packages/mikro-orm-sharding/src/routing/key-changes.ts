@@ -1,22 +1,30 @@
 import { Reference, Utils, type Dictionary } from '@mikro-orm/core';
-import { ShardingError } from '../errors/errors.ts';
+import type { ShardId } from '../choosers.ts';
 import { helperOf, managedEntities, metaOf, originalDataOf } from '../mikro-internals.ts';
 import type { ShardScope } from '../scope.ts';
 import { canonicalKey } from '../strategies/canonical-key.ts';
 import { labelOf } from '../write/write-plan.ts';
-import { ownKey, shardOfOwnKey } from './place.ts';
+import { shardOfOwnKey } from './place.ts';
 import type { EntityRouting } from './shard-by.ts';
 
+/** A loaded entity whose declared shard key (or parent) now maps to another shard than the one it lives on. */
+export interface KeyChange {
+  readonly entity: object;
+  readonly route: EntityRouting;
+  readonly from: ShardId;
+  readonly to: ShardId;
+}
+
 /**
- * Refuses a flush that changed the shard key (or the parent) of a loaded entity to one that maps to another shard:
- * the row would stay where it is and queries by its new key would miss it (`SHARD_KEY_CHANGED`). A change within the
- * same shard is fine; a directory records a new key on the entity's shard. Moving the row instead needs a
- * transaction across shards, which is not there yet.
+ * The loaded entities of this entity manager whose shard key (or parent) was changed, since they were loaded or last
+ * flushed, to a value that maps to another shard: their rows must move there (or the flush be refused). A change
+ * within the same shard is no move; a directory records a new key on the entity's shard.
  */
-export async function checkKeyChanges(scope: ShardScope): Promise<void> {
+export async function keyChanges(scope: ShardScope): Promise<KeyChange[]> {
   const keys = scope.orm.shardKeys;
+  const changes: KeyChange[] = [];
   if (keys.size === 0) {
-    return;
+    return changes;
   }
   for (const [shard, fork] of scope.forks) {
     for (const entity of managedEntities(fork)) {
@@ -24,13 +32,13 @@ export async function checkKeyChanges(scope: ShardScope): Promise<void> {
       if (route === undefined || !changed(route, entity)) {
         continue;
       }
-      const label = () => labelOf(entity);
-      const keyShard = await shardOfOwnKey(scope, route, entity, shard, label);
+      const keyShard = await shardOfOwnKey(scope, route, entity, shard, () => labelOf(entity));
       if (keyShard !== undefined && keyShard !== shard) {
-        throw ShardingError.shardKeyChanged(label(), route.label, ownKey(route, entity), keyShard, shard);
+        changes.push({ entity, route, from: shard, to: keyShard });
       }
     }
   }
+  return changes;
 }
 
 /** Whether a loaded entity's key (or parent) is not what it was loaded or last flushed with. */

@@ -1,4 +1,4 @@
-import type { EntityMetadata, FilterQuery, FindOptions } from '@mikro-orm/core';
+import type { EntityMetadata, EntityName, FilterQuery, FindOptions } from '@mikro-orm/core';
 import type { MaybePromise, ShardId } from '../choosers.ts';
 import { ShardingError } from '../errors/errors.ts';
 import { shardsKnowing, shardWith } from '../fleet/fleet-metadata.ts';
@@ -11,10 +11,12 @@ import { shardsOfWhere, type ShardSet } from './prune.ts';
 import { settled } from './settled.ts';
 import type { EntityRouting } from './shard-by.ts';
 import { fixedBy, fixedReadShards, fixedShard } from './fixed-shard.ts';
+import { broadcastReadShard, isBroadcast } from './broadcast.ts';
 
 // One precedence for every routing decision: an explicit `{ shard }` (the callers' business), the entity's
 // remembered shard (the callers' too), then its bind or the pinned shard, then the hand-written chooser, then the `shardBy` declaration, then the
-// default (every shard for reads; for writes there is none). A hand-written chooser defers to the declaration by
+// default (every shard for reads; for writes there is none). A broadcast entity is on every shard: after a bind or the
+// pinned shard, one shard this entity manager uses answers for it, and the choosers are not asked. A hand-written chooser defers to the declaration by
 // answering `undefined`. These three functions are all the read and write paths call to route.
 
 /**
@@ -26,6 +28,10 @@ export function shardOfNew(scope: ShardScope, entity: object, meta: EntityMetada
   const fixed = fixedShard(scope, meta.className);
   if (fixed !== undefined) {
     return route === undefined ? fixed : settled(checkPlaced(scope, route, entity, fixed, fixedBy(scope, meta.className), label), () => fixed);
+  }
+  if (isBroadcast(scope.orm, meta)) {
+    // Written to every shard: the choosers are not asked; the copy this entity manager keeps lives on a shard it uses.
+    return broadcastReadShard(scope, meta.class as EntityName<object>);
   }
   const chooser = scope.orm.routing.shardChooser;
   if (chooser !== undefined) {
@@ -66,6 +72,9 @@ export function shardsOfId(scope: ShardScope, meta: EntityMetadata, id: unknown)
   if (fixed !== undefined) {
     return fixed;
   }
+  if (isBroadcast(scope.orm, meta)) {
+    return [broadcastReadShard(scope, meta.class as EntityName<object>)];
+  }
   const route = scope.orm.shardKeys.of(meta);
   const chooser = scope.orm.routing.idChooser;
   const name = meta.className;
@@ -91,6 +100,9 @@ export function shardsOfQuery(scope: ShardScope, meta: EntityMetadata, where: un
   const fixed = fixedReadShards(scope, meta.className);
   if (fixed !== undefined) {
     return fixed;
+  }
+  if (isBroadcast(scope.orm, meta)) {
+    return [broadcastReadShard(scope, meta.class as EntityName<object>)];
   }
   const route = scope.orm.shardKeys.of(meta);
   const chooser = scope.orm.routing.queryChooser;

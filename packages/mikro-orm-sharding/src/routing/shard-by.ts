@@ -5,6 +5,7 @@ import { shardsKnowing } from '../fleet/fleet-metadata.ts';
 import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
 import { IdGenerator } from '../strategies/ids.ts';
 import { isBucketed, type BucketedStrategy, type ShardStrategy, type StrategyContext } from '../strategies/strategy.ts';
+import { resolveBroadcast } from './broadcast.ts';
 
 /**
  * An entity sharded by one of its own properties.
@@ -43,8 +44,16 @@ export interface ParentDeclaration {
   readonly requireShardKey?: boolean;
 }
 
-/** How one entity is sharded: by a key of its own, or by following a parent. */
-export type ShardByDeclaration = ShardKeyDeclaration | ParentDeclaration;
+/**
+ * Reference data kept whole on every shard (countries, currencies): `Country: { broadcast: true }`. Writes go to
+ * every shard in one transaction; reads go to one shard; any entity on any shard may reference it.
+ */
+export interface BroadcastDeclaration {
+  readonly broadcast: true;
+}
+
+/** How one entity is sharded: by a key of its own, by following a parent, or not at all (broadcast to every shard). */
+export type ShardByDeclaration = ShardKeyDeclaration | ParentDeclaration | BroadcastDeclaration;
 
 /**
  * The `shardBy` option: entity name -> how it is sharded. From it the library derives where new entities go, which
@@ -102,9 +111,20 @@ export interface ShardByInput {
  */
 export class ShardKeys {
   readonly #routes: ReadonlyMap<string, EntityRouting>;
+  readonly #broadcast: ReadonlySet<string>;
+  /** By entity name: the routes of the entities that follow it (`{ parent }` pointing at it). */
+  readonly #followers: ReadonlyMap<string, readonly EntityRouting[]>;
 
-  private constructor(routes: ReadonlyMap<string, EntityRouting>) {
+  private constructor(routes: ReadonlyMap<string, EntityRouting>, broadcast: ReadonlySet<string> = new Set()) {
     this.#routes = routes;
+    this.#broadcast = broadcast;
+    const followers = new Map<string, EntityRouting[]>();
+    for (const route of routes.values()) {
+      if (route.parent !== undefined) {
+        followers.set(route.parent.entityName, [...(followers.get(route.parent.entityName) ?? []), route]);
+      }
+    }
+    this.#followers = followers;
   }
 
   /** No declarations: every entity is routed by the choosers alone. */
@@ -126,6 +146,7 @@ export class ShardKeys {
       );
     }
     const routes = new Map<string, EntityRouting>();
+    const broadcast = resolveBroadcast(orm, shardBy as Readonly<Record<string, unknown>>);
     const resolving = new Set<string>();
     const resolveOne = (name: string): EntityRouting => {
       const done = routes.get(name);
@@ -136,10 +157,16 @@ export class ShardKeys {
         throw ShardingError.invalidOptions(`shardBy.${name} follows a chain of parents that leads back to ${name}; one entity in the chain needs a key.`);
       }
       resolving.add(name);
-      const route = resolveDeclaration(orm, name, shardBy[name], requireShardKey, parentName => {
+      const route = resolveDeclaration(orm, name, shardBy[name] as ShardKeyDeclaration | ParentDeclaration | undefined, requireShardKey, parentName => {
         if (!Object.hasOwn(shardBy, parentName)) {
           throw ShardingError.invalidOptions(
             `shardBy.${name} follows its parent ${parentName}, which is not in shardBy: declare how ${parentName} is sharded.`,
+            parentName,
+          );
+        }
+        if (broadcast.has(parentName)) {
+          throw ShardingError.invalidOptions(
+            `shardBy.${name} follows its parent ${parentName}, which is broadcast to every shard: it cannot place ${name}. Declare ${name}'s own key instead.`,
             parentName,
           );
         }
@@ -150,26 +177,48 @@ export class ShardKeys {
       return route;
     };
     for (const name of Object.keys(shardBy)) {
-      resolveOne(name);
+      if (!broadcast.has(name)) {
+        resolveOne(name);
+      }
     }
-    return new ShardKeys(routes);
+    return new ShardKeys(routes, broadcast);
   }
 
-  /** Whether any entity is declared. */
+  /** Whether any entity is declared by a key or a parent (broadcast entities are not counted). */
   get size(): number {
     return this.#routes.size;
+  }
+
+  /** Whether any entity is declared broadcast. */
+  get hasBroadcast(): boolean {
+    return this.#broadcast.size > 0;
   }
 
   /** How an entity is routed (its own declaration, else its inheritance root's), or undefined when undeclared. */
   of(meta: EntityMetadata): EntityRouting | undefined {
     return this.#routes.get(meta.className) ?? (meta.root === meta ? undefined : this.#routes.get(meta.root.className));
   }
+
+  /** Whether an entity (or its inheritance root) is broadcast to every shard. */
+  isBroadcast(meta: EntityMetadata): boolean {
+    return this.#broadcast.size > 0 && (this.#broadcast.has(meta.className) || this.#broadcast.has(meta.root.className));
+  }
+
+  /** The names of the broadcast entities. */
+  get broadcast(): ReadonlySet<string> {
+    return this.#broadcast;
+  }
+
+  /** The routes of the entities that follow this one directly (`{ parent }` pointing at it). */
+  followersOf(entityName: string): readonly EntityRouting[] {
+    return this.#followers.get(entityName) ?? [];
+  }
 }
 
 function resolveDeclaration(
   orm: ShardedMikroORM,
   name: string,
-  declaration: ShardByDeclaration | undefined,
+  declaration: ShardKeyDeclaration | ParentDeclaration | undefined,
   requireDefault: boolean,
   resolveParent: (name: string) => EntityRouting,
 ): EntityRouting {

@@ -8,8 +8,10 @@ import { ShardingError } from '../errors/errors.ts';
  * begin lazily, only when the flush writes something.
  */
 export interface FlushGate {
-  /** Called at `onFlush`: MikroORM knows whether this flush writes, and has written nothing yet. */
-  enter(dirty: boolean): Promise<void> | undefined;
+  /** Called at `onFlush`: MikroORM knows whether this flush writes (its change sets are in `uow`), and has written nothing yet. */
+  enter(dirty: boolean, uow: UnitOfWork): Promise<void> | undefined;
+  /** Called at `afterFlush`: everything is written (in the shard's transaction), the change sets are still there. */
+  after?(uow: UnitOfWork): void;
   /**
    * Called when MikroORM is about to open its own (implicit) transaction for the flush: the gate did not begin the
    * shard's transaction, so writing now would commit outside it. Throw to stop the flush.
@@ -27,7 +29,10 @@ const subscriber: EventSubscriber = {
     if (sealed.has(em) && hasChanges(uow)) {
       throw ShardingError.transactionClosed('prepared for two-phase commit (its shard has voted)');
     }
-    return gates.get(em)?.enter(hasChanges(uow));
+    return gates.get(em)?.enter(hasChanges(uow), uow);
+  },
+  afterFlush({ em, uow }: FlushEventArgs): void {
+    gates.get(em)?.after?.(uow);
   },
   beforeTransactionStart({ em, transaction }: TransactionEventArgs): void {
     // A savepoint (`transaction` set) or a begin the gate itself asked for is none of its business.

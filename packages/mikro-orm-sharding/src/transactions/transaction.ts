@@ -10,6 +10,9 @@ import { commitInOrder } from './multi.ts';
 import type { TransactionMode } from './settings.ts';
 import { checkSingle, rollbackShard, type Participant } from './single.ts';
 import { commitTwoPhase } from './twopc.ts';
+import { settled } from '../routing/settled.ts';
+import { broadcastChangesOf, checkOneHome, replicate, writesBroadcast } from '../broadcast/changes.ts';
+import { BroadcastMeeting, NOT_REPLAYED } from '../broadcast/meeting.ts';
 
 /** How one sharded transaction runs on each shard it touches. */
 export interface TransactionSettings {
@@ -85,11 +88,14 @@ export class ShardTransaction {
     if (this.#state !== 'open') {
       throw ShardingError.transactionClosed(this.#state);
     }
+    if (this.#scope.orm.shardKeys.hasBroadcast) {
+      return this.#flushWithBroadcast();
+    }
     const forks = this.#scope.forks;
     if (forks.size === 1) {
       // The common case, one shard: no gathering of outcomes.
       const [shard, fork] = forks.entries().next().value!;
-      return onShard(this.#settings.operation, shard, this.#flushShard(shard, fork, undefined));
+      return onShard(this.#settings.operation, shard, this.#flushShard(shard, fork, undefined, undefined));
     }
     const shards = [...forks.keys()];
     const { health } = this.#scope.orm.faults;
@@ -98,9 +104,44 @@ export class ShardTransaction {
     await settleEach(
       this.#settings.operation,
       shards,
-      shard => this.#flushShard(shard, forks.get(shard)!, meeting),
+      shard => this.#flushShard(shard, forks.get(shard)!, meeting, undefined),
       () => false,
     );
+  }
+
+  /**
+   * {@link flush} for a fleet with broadcast entities: forks that write broadcast rows write first, their rows are
+   * replayed on every other shard holding the entity, then the other forks write (see {@link BroadcastMeeting}).
+   */
+  async #flushWithBroadcast(): Promise<void> {
+    const forks = this.#scope.forks;
+    const shards = [...forks.keys()];
+    const orm = this.#scope.orm;
+    const broadcast = new BroadcastMeeting(shards.length, changes => {
+      checkOneHome(changes);
+      return replicate(orm, changes, async shard => {
+        const ready = this.ready(shard);
+        if (ready) {
+          await ready;
+        }
+        return this.#scope.fork(shard);
+      });
+    });
+    const { health } = orm.faults;
+    const meeting =
+      this.mode === 'single' || shards.some(shard => health.refusesNow(shard)) ? new Rendezvous(shards.length, writers => this.#admit(writers)) : undefined;
+    const outcomes = await Promise.allSettled(shards.map(shard => this.#flushShard(shard, forks.get(shard)!, meeting, broadcast)));
+    // No fork waits for the replay when every fork wrote broadcast rows: wait for it here.
+    await broadcast.replayed();
+    if (broadcast.error !== undefined) {
+      throw broadcast.error;
+    }
+    const failed = outcomes.flatMap((outcome, i) =>
+      outcome.status === 'rejected' && outcome.reason !== NOT_REPLAYED ? [{ shard: shards[i]!, error: outcome.reason as unknown }] : [],
+    );
+    if (failed.length > 0) {
+      throw recordFailure({ operation: this.#settings.operation, shard: failed[0]!.shard, done: [], failed }, true);
+    }
   }
 
   /** Commits on every shard it began, the mode's way; a nested transaction releases its savepoints. */
@@ -173,14 +214,25 @@ export class ShardTransaction {
     return this.#begun.get(shard)!;
   }
 
-  async #flushShard(shard: ShardId, fork: SqlEntityManager, meeting: Rendezvous | undefined): Promise<void> {
-    if (meeting === undefined && this.#begun.has(shard)) {
+  async #flushShard(shard: ShardId, fork: SqlEntityManager, meeting: Rendezvous | undefined, broadcast: BroadcastMeeting | undefined): Promise<void> {
+    if (meeting === undefined && broadcast === undefined && this.#begun.has(shard)) {
       // Begun: its flush writes in the shard's transaction, with nothing to decide.
       return fork.flush();
     }
+    const orm = this.#scope.orm;
+    let home = false;
     try {
       await flushThrough(fork, {
-        enter: dirty => (meeting ? meeting.arrive(shard, dirty).then(() => this.#enter(shard, dirty)) : this.#enter(shard, dirty)),
+        enter:
+          broadcast === undefined
+            ? dirty => (meeting ? meeting.arrive(shard, dirty).then(() => this.#enter(shard, dirty)) : this.#enter(shard, dirty))
+            : (dirty, uow) =>
+                // Every fork meets the rendezvous first: a fork waiting for broadcast rows there would block it.
+                settled(meeting?.arrive(shard, dirty), () => {
+                  home = dirty && writesBroadcast(orm, uow);
+                  return settled(broadcast.arrive(shard, home), () => this.#enter(shard, dirty));
+                }) as Promise<void> | undefined,
+        after: broadcast === undefined ? undefined : uow => home && broadcast.written(shard, broadcastChangesOf(orm, fork, uow, shard)),
         implicitStart: () => {
           throw ShardingError.unsupported(
             `A flush to which an onFlush subscriber added changes after the sharded transaction had looked (shard ${JSON.stringify(shard)})`,
@@ -188,8 +240,12 @@ export class ShardTransaction {
           );
         },
       });
+    } catch (error) {
+      broadcast?.failed(shard);
+      throw error;
     } finally {
       meeting?.leave(shard);
+      broadcast?.arrive(shard, false);
       // MikroORM resets a fork's transaction after a flush that began without one: give back the one begun meanwhile.
       const ctx = this.#begun.get(shard);
       if (ctx !== undefined && fork.getTransactionContext() !== ctx) {

@@ -7,7 +7,7 @@ import { markStaging, STAGED_SCHEMA } from './shard-of.ts';
 import { shardWith } from '../fleet/fleet-metadata.ts';
 import { groupInto } from '../group.ts';
 import { adoptStaged, checkManagedReferences, planWrites } from './write-plan.ts';
-import { checkKeyChanges } from '../routing/key-changes.ts';
+import { planMoves, type MovePlan } from '../moves/plan.ts';
 
 const NOTHING_PLANNED: ReadonlyMap<object, ShardId> = new Map();
 
@@ -28,6 +28,12 @@ export class PendingWrites {
   readonly #placed: ReadonlyMap<object, ShardId>[] = [];
   readonly #staging = new Map<ShardId, SqlEntityManager>();
   readonly #stagingByEntity = new Map<EntityName<object>, SqlEntityManager>();
+  /** `em.move()` calls since the last successful flush. */
+  readonly #moveRequests = new Map<object, ShardId>();
+  /** The moves of the flush under way. */
+  #moves: MovePlan | undefined;
+  /** Entities moved by flushes of this entity manager, with the shard they left (a transaction's, for its parent). */
+  #movedAway: Map<object, ShardId> | undefined;
 
   constructor(scope: ShardScope) {
     this.#scope = scope;
@@ -53,12 +59,38 @@ export class PendingWrites {
     const entities = [...from.#entities];
     entities.forEach(entity => this.#entities.add(entity));
     this.#placed.push(...from.#placed);
+    // Moves asked of the parent are made by the transaction too; once they are, the parent's requests find the
+    // entities on their new shards already, and do nothing.
+    from.#moveRequests.forEach((shard, entity) => this.#moveRequests.set(entity, shard));
     return entities;
+  }
+
+  /** Asks for an entity to move to another shard at the next flush (`em.move()`). */
+  requestMove(entity: object, shard: ShardId): void {
+    this.#moveRequests.set(entity, shard);
+  }
+
+  /** The moves of the flush under way, once {@link place} has planned them. */
+  get moves(): MovePlan | undefined {
+    return this.#moves;
+  }
+
+  /** The flush is over (written or failed): the moves' targets no longer answer {@link decided}. */
+  endMoves(): void {
+    this.#moves = undefined;
+  }
+
+  /** Entities this entity manager's flushes moved, with the shard they left; forgotten as they are taken. */
+  takeMovedAway(): ReadonlyMap<object, ShardId> | undefined {
+    const moved = this.#movedAway;
+    this.#movedAway = undefined;
+    return moved;
   }
 
   /** Forgets pending entities and the shards decided for unflushed ones (the shard forks are being cleared too). */
   clear(): void {
     this.#entities.clear();
+    this.#moveRequests.clear();
     this.#placed.length = 0;
     this.#staging.forEach(staging => staging.clear());
   }
@@ -71,6 +103,10 @@ export class PendingWrites {
     const planned = this.#planning?.get(entity);
     if (planned !== undefined) {
       return planned;
+    }
+    const moving = this.#moves?.targets.get(entity);
+    if (moving !== undefined) {
+      return moving;
     }
     for (const placed of this.#placed) {
       const shard = placed.get(entity);
@@ -95,6 +131,16 @@ export class PendingWrites {
    * forks let go of what they made (entities, references): the shard forks hold them now.
    */
   flushed(): void {
+    const moves = this.#moves;
+    if (moves !== undefined) {
+      this.#movedAway ??= new Map();
+      for (const [entity, from] of moves.sources) {
+        if (!moves.fresh.has(entity)) {
+          this.#movedAway.set(entity, from);
+        }
+      }
+    }
+    this.#moveRequests.clear();
     this.#placed.length = 0;
     if (this.#entities.size === 0) {
       this.#staging.forEach(staging => staging.clear());
@@ -107,13 +153,18 @@ export class PendingWrites {
    * `ShardingError` before persisting anything.
    */
   async place(checkManaged: boolean): Promise<void> {
+    if (checkManaged && (this.#moveRequests.size > 0 || this.#scope.orm.shardKeys.size > 0)) {
+      // Moves first: a new entity that follows a moving one is placed where that one goes.
+      this.#moves = await planMoves(this.#scope, {
+        requests: this.#moveRequests,
+        placed: () => this.#placed.flatMap(placed => [...placed]),
+        mode: this.#scope.transaction?.mode,
+      });
+    }
     if (this.#entities.size === 0) {
       // Nothing to place (a flush of loaded entities only): no chooser runs, so no placing context either.
       if (checkManaged) {
-        checkManagedReferences(this.#scope, NOTHING_PLANNED);
-        if (this.#scope.orm.shardKeys.size > 0) {
-          await checkKeyChanges(this.#scope);
-        }
+        checkManagedReferences(this.#scope, NOTHING_PLANNED, this.#moves?.targets);
       }
       return;
     }
@@ -123,16 +174,20 @@ export class PendingWrites {
     try {
       await placing.run(this, () => planWrites(this.#scope, this.#entities, planned));
       if (checkManaged) {
-        checkManagedReferences(this.#scope, planned);
-        await checkKeyChanges(this.#scope);
+        checkManagedReferences(this.#scope, planned, this.#moves?.targets);
       }
     } finally {
       this.#planning = undefined;
       this.#placings--;
     }
-    // One pass: adopt every planned entity, and group the pending ones (the roots) by shard to persist them.
+    // One pass: adopt every planned entity, and group the pending ones (the roots) by shard to persist them. A loaded
+    // entity persisted again that moves is the move's to write.
     const roots = new Map<ShardId, object[]>();
+    const moving = this.#moves?.targets;
     for (const [entity, shard] of planned) {
+      if (moving?.has(entity)) {
+        continue;
+      }
       adoptStaged(this.#scope, entity, shard);
       if (this.#entities.has(entity)) {
         groupInto(roots, shard, entity);

@@ -24,6 +24,8 @@ import { onShard } from '../errors/shard-failure.ts';
 import { rememberShard } from './shard-of.ts';
 import { checkDeclared, chooseShard, forEachRelated, labelOf, routedBy } from './write-plan.ts';
 import { isReadOnly } from '../routing/read-only.ts';
+import { isBroadcast, onEveryShard } from '../routing/broadcast.ts';
+import { insertEverywhere, upsertEverywhere } from '../broadcast/writes.ts';
 import { markWritten } from '../routing/read-your-writes.ts';
 
 // `insert`/`insertMany` and `upsert`/`upsertMany`: rows are routed like new entities, every row is decided and
@@ -51,6 +53,9 @@ export async function insertMany<T extends object>(
 ): Promise<unknown[]> {
   if (rows.length === 0) {
     return [];
+  }
+  if (shard === undefined && scope.orm.shardKeys.hasBroadcast && isBroadcast(scope.orm, scope.meta(entityName))) {
+    return insertEverywhere(scope, entityName as EntityName<object>, rows, options);
   }
   const shards = await routeRows(scope, entityName as EntityName<object>, rows, shard, 'insert');
   const meta = scope.meta(entityName);
@@ -82,6 +87,9 @@ export async function upsertMany<T extends object>(
 ): Promise<object[]> {
   if (rows.length === 0) {
     return [];
+  }
+  if (shard === undefined && scope.orm.shardKeys.hasBroadcast && isBroadcast(scope.orm, scope.meta(entityName))) {
+    return upsertEverywhere(scope, entityName as EntityName<object>, rows, options, operation === 'upsert');
   }
   const shards = await routeRows(scope, entityName as EntityName<object>, rows, shard, operation);
   markWritten(scope, shards);
@@ -219,7 +227,7 @@ function relatedEntity(scope: ShardScope, prop: EntityProperty, value: unknown):
 function checkRelations(scope: ShardScope, meta: EntityMetadata, row: object, shard: ShardId): void {
   const check = (target: object, property: string) => {
     const targetShard = scope.shardOf(target);
-    if (targetShard !== undefined && targetShard !== shard) {
+    if (targetShard !== undefined && targetShard !== shard && !onEveryShard(scope.orm, Reference.unwrapReference(target))) {
       throw ShardingError.crossShardReference(labelOfRow(meta, row), shard, property, labelOf(Reference.unwrapReference(target)), targetShard);
     }
   };

@@ -10,6 +10,7 @@ import { explicitShard, isStaged, shardOfWrapped, STAGED_SCHEMA } from './shard-
 import { entityHelper, managedEntities, managerOf, metaOf } from '../mikro-internals.ts';
 import { fixedBy, fixedShard } from '../routing/fixed-shard.ts';
 import { isReadOnly } from '../routing/read-only.ts';
+import { onEveryShard } from '../routing/broadcast.ts';
 
 /**
  * Decides the shard of every new entity a flush will write, and checks that no reference crosses shards, before
@@ -23,6 +24,7 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
   const queue: object[] = [];
   const fleet = scope.orm.fleet;
   const declared = scope.orm.shardKeys.size > 0;
+  const broadcast = scope.orm.shardKeys.hasBroadcast;
   for (const root of roots) {
     if (!planned.has(root)) {
       // The hot path of a bulk insert: read MikroORM's helper once per entity.
@@ -67,7 +69,8 @@ export async function planWrites(scope: ShardScope, roots: Iterable<object>, pla
           }
           return;
         }
-        if (targetShard !== shard) {
+        // A broadcast row is on every shard (and relates to broadcast rows only): any shard may reference it.
+        if (targetShard !== shard && !(broadcast && onEveryShard(scope.orm, target))) {
           throw ShardingError.crossShardReference(labelOf(entity), shard, prop.name, labelOf(target), targetShard);
         }
       });
@@ -89,16 +92,19 @@ export function checkDeclared(scope: ShardScope, entity: object, shard: ShardId,
  * Checks the entities a shard's fork already manages: a relation set since they were loaded must not point at an
  * entity of another shard (MikroORM would write the foreign key as is, dangling or failing on that database).
  */
-export function checkManagedReferences(scope: ShardScope, planned: ReadonlyMap<object, ShardId>): void {
+export function checkManagedReferences(scope: ShardScope, planned: ReadonlyMap<object, ShardId>, moving?: ReadonlyMap<object, ShardId>): void {
+  const broadcast = scope.orm.shardKeys.hasBroadcast;
   for (const [shard, fork] of scope.forks) {
     for (const entity of managedEntities(fork)) {
       if (metaOf(entity).relations.length === 0) {
         continue;
       }
+      // An entity about to move is checked where it goes.
+      const own = moving?.get(entity) ?? shard;
       forEachRelated(entity, (target, prop) => {
         const targetShard = planned.get(target) ?? scope.shardOf(target);
-        if (targetShard !== undefined && targetShard !== shard) {
-          throw ShardingError.crossShardReference(labelOf(entity), shard, prop.name, labelOf(target), targetShard);
+        if (targetShard !== undefined && targetShard !== own && !(broadcast && onEveryShard(scope.orm, target))) {
+          throw ShardingError.crossShardReference(labelOf(entity), own, prop.name, labelOf(target), targetShard);
         }
       });
     }
