@@ -54,3 +54,5 @@ export {
   type ShardSchemaDifference,
   type TableSchemaDifference,
 } from './introspection/compare-schemas.ts';
+export { md5Suffix, tableSuffix, type TableSuffixOptions, type TableSuffixStrategy } from './strategies/table-suffix.ts';
+export { sharedTablesShard, tableSuffixShard, type SharedTablesShardOptions, type TableSuffixShardOptions } from './table-suffix/table-suffix-shard.ts';

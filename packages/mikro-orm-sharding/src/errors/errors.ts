@@ -72,6 +72,17 @@ export class ShardingError extends Error {
     return new ShardingError('INVALID_OPTIONS', `Invalid sharding options: ${message}`, { value });
   }
 
+  /**
+   * A table suffix that is not `[a-z0-9_]+`, or a suffixed table MikroORM cannot map: refused by `tableSuffixShard()`
+   * (or at discovery) before anything connects or writes. `entity` names the suffixed entities.
+   */
+  static invalidTableSuffix(entity: string, value: unknown, reason: string): ShardingError {
+    return new ShardingError('INVALID_OPTIONS', `Invalid sharding options: table suffix ${describe(value) || 'undefined'} for ${entity}: ${reason}`, {
+      entity,
+      value,
+    });
+  }
+
   static noShards(): ShardingError {
     return new ShardingError('NO_SHARDS', 'No shards configured: pass `shards: { s0: { dbName: ... }, ... }` with at least one shard.');
   }

@@ -11,9 +11,30 @@ import { readOn } from '../routing/read-your-writes.ts';
 
 /** The per-shard steps of the fast fan-out path, shared by ordinary and deep pages. */
 
-/** What decides a query's SQL text beyond the query: the driver's dialect and the default schema (table names). */
+/**
+ * What decides a query's SQL text beyond the query: the driver's dialect, the default schema and the table names
+ * (table-suffix shards map one entity to a table each).
+ */
 export function dialectOf(fork: SqlEntityManager): string {
-  return `${fork.getPlatform().constructor.name}\0${fork.schema ?? fork.config.get('schema') ?? ''}`;
+  return `${fork.getPlatform().constructor.name}\0${fork.schema ?? fork.config.get('schema') ?? ''}\0${tableNamesOf(fork)}`;
+}
+
+const tableNames = new WeakMap<object, number>();
+const mappings = new Map<string, number>();
+
+/** A number per distinct mapping of entities to tables, computed once per shard: metadata does not change after init. */
+function tableNamesOf(fork: SqlEntityManager): number {
+  let id = tableNames.get(fork.config);
+  if (id === undefined) {
+    const mapping = [...fork.getMetadata()]
+      .map(meta => `${meta.className}=${meta.tableName}`)
+      .sort()
+      .join(',');
+    id = mappings.get(mapping) ?? mappings.size;
+    mappings.set(mapping, id);
+    tableNames.set(fork.config, id);
+  }
+  return id;
 }
 
 type AnyFindOptions = FindOptions<any, any, any, any>;

@@ -13,6 +13,7 @@ import { commitTwoPhase } from './twopc.ts';
 import { settled } from '../routing/settled.ts';
 import { broadcastChangesOf, checkOneHome, replicate, writesBroadcast } from '../broadcast/changes.ts';
 import { BroadcastMeeting, NOT_REPLAYED } from '../broadcast/meeting.ts';
+import { databaseOf } from '../table-suffix/same-database.ts';
 
 /** How one sharded transaction runs on each shard it touches. */
 export interface TransactionSettings {
@@ -39,6 +40,8 @@ export class ShardTransaction {
   readonly #parent: ShardTransaction | undefined;
   /** The shards begun, in the order they were, with their transaction (or savepoint). */
   readonly #begun = new Map<ShardId, Transaction>();
+  /** Shards that share another begun shard's database (table-suffix shards): they run in its transaction. */
+  readonly #joined = new Set<ShardId>();
   #beginning: Map<ShardId, Promise<void>> | undefined;
   #state: State = 'open';
 
@@ -197,7 +200,12 @@ export class ShardTransaction {
   }
 
   async #open(shard: ShardId): Promise<void> {
+    // Decided before any await: a shard beginning at the same time on the same database must be seen here.
+    const host = this.#sameDatabase(shard);
     try {
+      if (host !== undefined) {
+        return await this.#join(shard, host);
+      }
       // A nested transaction's savepoint lives in its parent's transaction on the shard, begun first if need be.
       const ctx = this.#parent ? await this.#parent.#contextOn(shard) : undefined;
       const fork = this.#scope.fork(shard);
@@ -207,6 +215,28 @@ export class ShardTransaction {
     } finally {
       this.#beginning!.delete(shard);
     }
+  }
+
+  /**
+   * A begun (or beginning) shard on the same database as `shard`. Two transactions there would be two connections
+   * writing one database: on SQLite the second waits for a lock the first holds until the whole flush is done.
+   */
+  #sameDatabase(shard: ShardId): ShardId | undefined {
+    const orm = this.#scope.orm;
+    const database = databaseOf(orm.shard(shard).em);
+    if (database === undefined) {
+      return undefined;
+    }
+    return [...this.#begun.keys(), ...(this.#beginning?.keys() ?? [])].find(other => !this.#joined.has(other) && databaseOf(orm.shard(other).em) === database);
+  }
+
+  /** Runs `shard`'s fork in `host`'s transaction (its statements go over `host`'s connection, to the same database). */
+  async #join(shard: ShardId, host: ShardId): Promise<void> {
+    this.#joined.add(shard);
+    await this.#beginning?.get(host);
+    const ctx = this.#begun.get(host)!;
+    this.#scope.fork(shard).setTransactionContext(ctx);
+    this.#begun.set(shard, ctx);
   }
 
   async #contextOn(shard: ShardId): Promise<Transaction> {
@@ -294,7 +324,11 @@ export class ShardTransaction {
     }
   }
 
+  /** The shards that began a transaction of their own (not those that joined one), to commit or roll back. */
   #participants(): Participant[] {
-    return [...this.#begun].map(([shard, ctx]) => ({ shard, fork: this.#scope.forks.get(shard)!, ctx }));
+    for (const shard of this.#joined) {
+      this.#scope.forks.get(shard)?.resetTransactionContext();
+    }
+    return [...this.#begun].filter(([shard]) => !this.#joined.has(shard)).map(([shard, ctx]) => ({ shard, fork: this.#scope.forks.get(shard)!, ctx }));
   }
 }
