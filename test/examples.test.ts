@@ -66,7 +66,17 @@ async function leftOnServer(pid: number): Promise<string[]> {
 
 describe.concurrent('docs/examples: each runs with one command, prints what its README shows, and leaves nothing', () => {
   it('finds the examples', () => {
-    expect(examples).toEqual(['albums', 'flask-binds', 'game-server', 'hot-archive', 'pylons', 'reader-writer-logger', 'two-databases', 'warehouse']);
+    expect(examples).toEqual([
+      'albums',
+      'flask-binds',
+      'game-server',
+      'hot-archive',
+      'pylons',
+      'reader-writer-logger',
+      'table-suffix',
+      'two-databases',
+      'warehouse',
+    ]);
   });
 
   for (const name of examples) {
@@ -92,9 +102,9 @@ describe.concurrent('docs/examples: each runs with one command, prints what its 
     expect(list.stderr).toContain('Usage: pnpm example <name>, one of:');
     for (const name of examples) expect(list.stderr).toContain(`  ${name}\n`);
 
-    const unknown = await example(['table-suffix']);
+    const unknown = await example(['tenant-per-schema']);
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toContain('No example "table-suffix".');
+    expect(unknown.stderr).toContain('No example "tenant-per-schema".');
     expect(unknown.stdout).toBe('');
   });
 
