@@ -56,7 +56,7 @@ await em.flush(); // one transaction over every table of the file
 
 const raw = orm.shard('main').em.getConnection();
 const tables = await raw.execute<{ name: string }[]>(`select name from sqlite_master where type = 'table' order by name`);
-console.log('tables:', tables.map(table => table.name.replace(/^(table_.{6}).*$/, '$1…')).join(', '));
+console.log('tables:', tables.map((table: { name: string }) => table.name.replace(/^(table_.{6}).*$/, '$1…')).join(', '));
 for (const source of sources) {
   const [row] = await raw.execute<{ n: number }[]>(`select count(*) as n from table_${md5Suffix(source)}`);
   console.log(`table_${md5Suffix(source).slice(0, 6)}… (${source}): ${row!.n} rows`);
