@@ -54,3 +54,5 @@ export {
   type ShardSchemaDifference,
   type TableSchemaDifference,
 } from './introspection/compare-schemas.ts';
+export { reflectEntities, type ReflectEntitiesOptions, type ReflectedEntities, type ReflectedEntity } from './introspection/reflect-entities.ts';
+export type { EntityDefinition, PropertyCall, PropertyDefinition, SkippedTable } from './introspection/entity-definitions.ts';
