@@ -55,7 +55,7 @@ export interface ReflectedEntities {
  * const Customer = reflected.entity('customer');
  * ```
  */
-export async function reflectEntities(source: ShardedMikroORM | Options, options: ReflectEntitiesOptions = {}): Promise<ReflectedEntities> {
+export async function reflectEntities(source: ShardedMikroORM | Partial<Options>, options: ReflectEntitiesOptions = {}): Promise<ReflectedEntities> {
   const { orm, shard, close } = openSource(source, options);
   try {
     const schema = await introspectTables(orm);
@@ -80,7 +80,7 @@ export async function reflectEntities(source: ShardedMikroORM | Options, options
   }
 }
 
-function openSource(source: ShardedMikroORM | Options, options: ReflectEntitiesOptions): { orm: MikroORM; shard?: ShardId; close(): Promise<void> } {
+function openSource(source: ShardedMikroORM | Partial<Options>, options: ReflectEntitiesOptions): { orm: MikroORM; shard?: ShardId; close(): Promise<void> } {
   if ('shardIds' in source) {
     const shard = options.shard ?? source.shardIds[0]!;
     fleetRunTargets(source.shardIds, { shards: [shard] }, 'reflectEntities() `shard`');
