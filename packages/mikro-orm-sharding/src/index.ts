@@ -56,3 +56,4 @@ export {
 } from './introspection/compare-schemas.ts';
 export { reflectEntities, type ReflectEntitiesOptions, type ReflectedEntities, type ReflectedEntity } from './introspection/reflect-entities.ts';
 export type { EntityDefinition, PropertyCall, PropertyDefinition, SkippedTable } from './introspection/entity-definitions.ts';
+export { generateEntitySource, type GenerateEntitySourceOptions } from './introspection/entity-source.ts';

@@ -66,6 +66,7 @@ export function defineTables(
     return reason === undefined;
   });
   const mappedNames = new Set(mapped.map(table => table.name));
+  const primaryKeys = new Map(mapped.map(table => [table.name, table.getPrimaryKey()!.columnNames.join()]));
   const definitions: EntityDefinition[] = [];
   const names = new Set<string>();
   for (const table of mapped) {
@@ -80,7 +81,7 @@ export function defineTables(
       name: meta.className,
       tableName: table.name,
       ...(table.schema && table.schema !== platform.getDefaultSchemaName() ? { schema: table.schema } : {}),
-      properties: Object.values(meta.properties).map(prop => propertyOf(prop, table, naming)),
+      properties: Object.values(meta.properties).map(prop => propertyOf(prop, table, naming, primaryKeys)),
     });
   }
   return { definitions: withInverseSides(definitions, naming), skipped };
@@ -108,14 +109,15 @@ function supported(column: Column): boolean {
   return Object.entries(types).some(([name, type]) => name !== 'unknown' && name !== 'array' && name !== 'enum' && column.mappedType.constructor === type);
 }
 
-function propertyOf(prop: EntityProperty, table: DatabaseTable, naming: NamingStrategy): PropertyDefinition {
+function propertyOf(prop: EntityProperty, table: DatabaseTable, naming: NamingStrategy, primaryKeys: ReadonlyMap<string, string>): PropertyDefinition {
   const calls: PropertyCall[] = [];
   const columns = prop.fieldNames;
   if (prop.kind === ReferenceKind.MANY_TO_ONE || prop.kind === ReferenceKind.ONE_TO_ONE) {
     if (prop.kind === ReferenceKind.ONE_TO_ONE) calls.push(['owner']);
     if (columns.length > 1) calls.push(['fieldNames', ...columns]);
     else if (columns[0] !== naming.joinKeyColumnName(prop.name, prop.referencedColumnNames[0])) calls.push(['fieldName', columns[0]!]);
-    calls.push(['referencedColumnNames', ...prop.referencedColumnNames]);
+    const referenced = prop.referencedTableName.split('.').pop()!;
+    if (primaryKeys.get(referenced) !== prop.referencedColumnNames.join()) calls.push(['referencedColumnNames', ...prop.referencedColumnNames]);
     if (prop.primary) calls.push(['primary']);
     if (prop.nullable && !prop.primary) calls.push(['nullable']);
     const constraint = Object.values(table.getForeignKeys()).find(fk => fk.columnNames.join() === columns.join())?.constraintName;
