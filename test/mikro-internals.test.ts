@@ -25,7 +25,11 @@ import {
   releaseEntity,
   restoreOriginalData,
   rowOf,
+  entityDeclarationOf,
+  keepForeignKeys,
 } from '../packages/mikro-orm-sharding/src/mikro-internals.ts';
+import { introspectTables } from '../packages/mikro-orm-sharding/src/introspection/introspect.ts';
+import { SqliteDriver } from '@mikro-orm/sqlite';
 import { defineEntity, p } from '@mikro-orm/core';
 import { Author, entities } from './support/entities.ts';
 import { topologies, type Topology } from './support/topology.ts';
@@ -314,6 +318,41 @@ describe('MikroORM internals the library relies on (postgresql pools)', () => {
       expect(pools[0]!.options).not.toHaveProperty('onPoolCreated');
       expect(pools[0]!.totalCount).toBe(1);
       expect(pools[0]).toBe(await nativeClientOf(orm.em.getConnection()));
+    } finally {
+      await orm.close(true);
+    }
+  });
+});
+
+describe('MikroORM internals the library relies on (table reading)', () => {
+  it('DatabaseTable.getEntityDeclaration and setForeignKeys: a table read as entity metadata, foreign keys as relations unless dropped', async () => {
+    const orm = await MikroORM.init({ driver: SqliteDriver, dbName: ':memory:', entities: [], discovery: { warnWhenNoEntities: false } });
+    try {
+      const em = orm.em.fork();
+      await em.getConnection().execute('create table owner (id integer not null primary key, full_name varchar(20) not null)');
+      await em.getConnection().execute('create table pet (id integer not null primary key, owner_id integer null references owner (id))');
+      const schema = await introspectTables(orm);
+      const helper = em.getPlatform().getSchemaHelper() as Parameters<typeof entityDeclarationOf>[2];
+      const owner = entityDeclarationOf(schema.getTable('owner')!, orm.config.getNamingStrategy(), helper);
+      expect([owner.className, owner.properties.fullName!.type, owner.properties.fullName!.fieldNames, owner.properties.fullName!.length]).toEqual([
+        'Owner',
+        'string',
+        ['full_name'],
+        20,
+      ]);
+      const pet = schema.getTable('pet')!;
+      expect(entityDeclarationOf(pet, orm.config.getNamingStrategy(), helper).properties.owner).toMatchObject({
+        kind: 'm:1',
+        type: 'Owner',
+        fieldNames: ['owner_id'],
+        nullable: true,
+      });
+      keepForeignKeys(pet, () => false);
+      expect(entityDeclarationOf(pet, orm.config.getNamingStrategy(), helper).properties.ownerId).toMatchObject({
+        kind: 'scalar',
+        type: 'integer',
+        fieldNames: ['owner_id'],
+      });
     } finally {
       await orm.close(true);
     }

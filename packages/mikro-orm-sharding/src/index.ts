@@ -56,3 +56,6 @@ export {
 } from './introspection/compare-schemas.ts';
 export { md5Suffix, tableSuffix, type TableSuffixOptions, type TableSuffixStrategy } from './strategies/table-suffix.ts';
 export { sharedTablesShard, tableSuffixShard, type SharedTablesShardOptions, type TableSuffixShardOptions } from './table-suffix/table-suffix-shard.ts';
+export { reflectEntities, type ReflectEntitiesOptions, type ReflectedEntities, type ReflectedEntity } from './introspection/reflect-entities.ts';
+export type { EntityDefinition, PropertyCall, PropertyDefinition, SkippedTable } from './introspection/entity-definitions.ts';
+export { generateEntitySource, type GenerateEntitySourceOptions } from './introspection/entity-source.ts';

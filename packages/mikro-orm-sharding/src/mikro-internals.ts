@@ -11,9 +11,10 @@ import {
   type EntityName,
   type FilterQuery,
   type LogContext,
+  type NamingStrategy,
   type QueryOrderMap,
 } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/sql';
+import type { DatabaseTable, ForeignKey, SchemaHelper, SqlEntityManager } from '@mikro-orm/sql';
 
 /**
  * Every MikroORM internal this library relies on, and nothing else. MikroORM marks these `@internal` or `protected`
@@ -230,4 +231,19 @@ export function releaseEntity(em: EntityManager, entity: object): boolean {
 export function adoptEntity(em: EntityManager, entity: object, manager: EntityManager = em): void {
   (helper(entity) as unknown as { __em: EntityManager }).__em = manager;
   em.getUnitOfWork(false).register(entity);
+}
+
+/**
+ * MikroORM's reading of one introspected table as entity metadata: property names and types, defaults, unique
+ * columns, foreign keys as to-one relations. It is the first step of MikroORM's entity generator, which lives in
+ * `@mikro-orm/sql` (`DatabaseTable.getEntityDeclaration`; the class is `@internal`). Relations to tables that are
+ * not mapped must be dropped first ({@link keepForeignKeys}), or they name entities that do not exist.
+ */
+export function entityDeclarationOf(table: DatabaseTable, naming: NamingStrategy, schemaHelper: SchemaHelper): EntityMetadata {
+  return table.getEntityDeclaration(naming, schemaHelper, 'never');
+}
+
+/** Keeps only the foreign keys of an introspected table that `keep` accepts (`DatabaseTable.setForeignKeys`, `@internal`). */
+export function keepForeignKeys(table: DatabaseTable, keep: (fk: ForeignKey) => boolean): void {
+  table.setForeignKeys(Object.fromEntries(Object.entries(table.getForeignKeys()).filter(([, fk]) => keep(fk))));
 }

@@ -1,8 +1,9 @@
-import { DatabaseSchema, SchemaComparator, type SchemaDifference, type SqlEntityManager, type SqlSchemaGenerator } from '@mikro-orm/sql';
+import { SchemaComparator, type SchemaDifference, type SqlEntityManager, type SqlSchemaGenerator } from '@mikro-orm/sql';
 import type { ShardId } from '../choosers.ts';
 import { doneValues, fleetRunTargets, runBounded, type FleetRunOptions } from '../fleet/run-bounded.ts';
 import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
 import { throwFirstFailure } from '../fleet/settle.ts';
+import { introspectTables } from './introspect.ts';
 
 /** Options of {@link compareShardSchemas}. */
 export interface CompareShardSchemasOptions extends FleetRunOptions {
@@ -73,7 +74,7 @@ export async function compareShardSchemas(orm: ShardedMikroORM, options: Compare
   if (!ids.includes(reference)) {
     fleetRunTargets(orm.shardIds, { shards: [reference] }, 'compareShardSchemas() `reference`');
   }
-  const outcomes = await runBounded(ids, id => introspect(orm, id, options.skipTables ?? []), { concurrency });
+  const outcomes = await runBounded(ids, id => introspectTables(orm.shard(id), options.skipTables ?? []), { concurrency });
   throwFirstFailure('compareShardSchemas', outcomes);
   const schemas = new Map(ids.map((id, i) => [id, doneValues(outcomes)[i]!]));
   const target = schemas.get(reference)!;
@@ -93,23 +94,6 @@ export async function compareShardSchemas(orm: ShardedMikroORM, options: Compare
   const summary =
     differing.length === 0 ? `Every shard has the schema of "${reference}" (${ids.join(', ')}).` : differing.map(d => `${d.shard}: ${describe(d)}`).join('\n');
   return { reference, same: [reference, ...same], differing, summary };
-}
-
-async function introspect(orm: ShardedMikroORM, id: ShardId, skip: readonly (string | RegExp)[]): Promise<DatabaseSchema> {
-  const shard = orm.shard(id);
-  const em = shard.em.fork() as SqlEntityManager;
-  const { skipTables = [], skipViews = [] } = shard.config.get('schemaGenerator');
-  const migrations = shard.config.get('migrations').tableName ?? 'mikro_orm_migrations';
-  return DatabaseSchema.create(
-    em.getConnection(),
-    em.getPlatform(),
-    shard.config,
-    undefined,
-    undefined,
-    undefined,
-    [...skipTables, ...skip, migrations],
-    skipViews,
-  );
 }
 
 function differenceOf(shard: ShardId, diff: SchemaDifference, sql: string): ShardSchemaDifference {
