@@ -5,6 +5,7 @@
  * of one database commits as one, and each shard's schema generator leaves the other shards' tables alone.
  */
 import { MikroORM } from '@mikro-orm/core';
+import { Migration, Migrator } from '@mikro-orm/migrations';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { md5Suffix, sharedTablesShard, ShardedMikroORM, tableSuffix, tableSuffixShard, type ShardOptions } from 'mikro-orm-sharding';
 import { Album, Framed, Photo } from './support/photos.ts';
@@ -37,6 +38,13 @@ export function describeTableSuffix(makeTopology: () => Topology): void {
   async function countIn(table: string): Promise<number> {
     const [row] = await raw<{ n: number | string }>(`select count(*) as n from ${table}`);
     return Number(row!.n);
+  }
+  async function tables(): Promise<string[]> {
+    return (
+      topology.name === 'sqlite'
+        ? await raw<{ name: string }>(`select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name`)
+        : await raw<{ name: string }>(`select table_name as name from information_schema.tables where table_schema = 'public' order by table_name`)
+    ).map(row => row.name);
   }
   async function countAll(): Promise<number[]> {
     return Promise.all([...suffixes.map(suffix => countIn(`photo_${suffix}`)), countIn('album')]);
@@ -76,12 +84,7 @@ export function describeTableSuffix(makeTopology: () => Topology): void {
   });
 
   it('creates one table per suffix and the shared table once, in one database', async () => {
-    const tables = (
-      topology.name === 'sqlite'
-        ? await raw<{ name: string }>(`select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name`)
-        : await raw<{ name: string }>(`select table_name as name from information_schema.tables where table_schema = 'public' order by table_name`)
-    ).map(row => row.name);
-    expect(tables.filter(name => name !== 'mikro_orm_migrations')).toEqual(['album', ...suffixes.map(suffix => `photo_${suffix}`)].sort());
+    expect((await tables()).filter(name => name !== 'mikro_orm_migrations')).toEqual(['album', ...suffixes.map(suffix => `photo_${suffix}`)].sort());
     // update() on each shard sees only its own tables: nothing to drop, nothing to create.
     for (const id of orm.shardIds) {
       expect(await orm.shard(id).schema.getUpdateSchemaSQL()).toBe('');
@@ -220,5 +223,52 @@ export function describeTableSuffix(makeTopology: () => Topology): void {
       }),
     );
     expect(`${error.message} ${String((error.cause as Error | undefined)?.message)}`).toContain('Framed.album');
+  });
+
+  it('refuses orm.migrator on shards sharing the database, before any migration runs or is recorded', async () => {
+    class Probe extends Migration {
+      override name = 'Probe';
+      override up(): void {
+        this.addSql('create table probe (id integer primary key)');
+      }
+      override down(): void {
+        this.addSql('drop table probe');
+      }
+    }
+    const fleet = await ShardedMikroORM.init({
+      ...topology.shared,
+      extensions: [Migrator],
+      migrations: { migrationsList: [{ name: 'Probe', class: Probe }], snapshot: false, silent: true },
+      shards: {
+        main: sharedTablesShard(database, { entities: [Album] }),
+        ...Object.fromEntries(suffixes.map(suffix => [suffix, tableSuffixShard(database, { entities: [Photo], suffix })])),
+      },
+      shardBy: { Photo: { key: 'albumKey', strategy: tableSuffix({ shards: suffixes }) } },
+      binds: { Album: 'main' },
+    });
+    try {
+      const before = await tables();
+      const runs: [string, () => Promise<unknown>][] = [
+        ['orm.migrator.up()', () => fleet.migrator.up()],
+        ['orm.migrator.up()', () => fleet.migrator.up({ shards: [suffixes[1]!] })],
+        ['orm.migrator.down()', () => fleet.migrator.down({ shards: ['main'] })],
+        ['orm.migrator.create()', () => fleet.migrator.create({ blank: true })],
+        ['orm.migrator.pending()', () => fleet.migrator.pending()],
+        ['orm.migrator.executed()', () => fleet.migrator.executed()],
+        ['orm.migrator.status()', () => fleet.migrator.status()],
+      ];
+      for (const [operation, run] of runs) {
+        const error = await refusal(run);
+        expect(error.code).toBe('UNSUPPORTED_OPERATION');
+        expect(error.message).toContain(operation);
+        expect(error.message).toContain('orm.schema.update()');
+        expect(error.message).toContain('mikro_orm_migrations');
+      }
+      // Nothing ran: no probe table, no migrations table, no row moved.
+      expect(await tables()).toEqual(before);
+      expect(before).not.toContain('probe');
+    } finally {
+      await fleet.close(true);
+    }
   });
 }

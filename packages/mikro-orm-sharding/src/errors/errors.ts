@@ -345,6 +345,20 @@ export class ShardingError extends Error {
     return new ShardingError('UNSUPPORTED_OPERATION', `${operation} is not supported by the sharded entity manager: ${instead}.`);
   }
 
+  /**
+   * `orm.migrator` on shards that share one database (table-suffix shards): each would run the same migrations there
+   * and record them in one `mikro_orm_migrations` table. Thrown before any shard runs anything.
+   */
+  static migrationsShareDatabase(operation: string, first: ShardId, second: ShardId): ShardingError {
+    return new ShardingError(
+      'UNSUPPORTED_OPERATION',
+      `${operation} is not supported on shards ${quote(first)} and ${quote(second)}: they share one database (table-suffix shards), where ` +
+        "MikroORM's migrator would run every migration once per shard and record them all in one mikro_orm_migrations table. " +
+        "Update their tables with orm.schema.update() instead (each shard's schema generator sees only its own tables). Nothing was done.",
+      { shard: second, value: [first, second] },
+    );
+  }
+
   /** A `single` transaction asked to touch a second shard; thrown before that shard is asked anything. */
   static transactionSpansShards(first: ShardId, second: ShardId): ShardingError {
     return new ShardingError(

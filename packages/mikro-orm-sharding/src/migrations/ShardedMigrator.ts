@@ -6,6 +6,7 @@ import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
 import { ShardedMigrationError } from './errors.ts';
 import { writableShards } from '../routing/read-only.ts';
 import { migrationsSource } from './folder.ts';
+import { refuseSharedDatabases } from './shared-database.ts';
 import { fleetStatus, shardState, type FleetMigrationStatus, type ShardMigrationReport } from './report.ts';
 
 /** Options of `orm.migrator.up()` and `down()`: which shards, how many at once, and MikroORM's own `from`/`to`/`migrations`. */
@@ -84,6 +85,7 @@ export class ShardedMigrator {
       { shards: options.reference === undefined ? options.shards : [options.reference] },
       'orm.migrator.create()',
     );
+    refuseSharedDatabases(this.#orm, ids, 'orm.migrator.create()');
     const sources = this.#orm.shardIds.map(id => ({ id, ...migrationsSource(this.#orm.shard(id)) }));
     const folders = new Map<unknown, { reference: ShardId; source: string; shards: ShardId[] }>();
     for (const { id, key, label } of sources) {
@@ -151,6 +153,7 @@ export class ShardedMigrator {
     const targets = fleetRunTargets(this.#orm.shardIds, { shards, concurrency }, operation);
     // Migrations write: read-only shards are left out, and naming one is refused.
     const ids = writableShards(this.#orm.fleet, targets.ids, operation, shards !== undefined);
+    refuseSharedDatabases(this.#orm, ids, operation);
     const limit = targets.concurrency;
     ids.forEach(id => this.#migrator(id));
     const started = method === 'up' ? 'migrating' : 'reverting';
@@ -194,6 +197,7 @@ export class ShardedMigrator {
 
   async #read<T>(operation: string, options: FleetRunOptions, task: (id: ShardId) => Promise<T>): Promise<Map<ShardId, T>> {
     const { ids, concurrency } = fleetRunTargets(this.#orm.shardIds, options, operation);
+    refuseSharedDatabases(this.#orm, ids, operation);
     ids.forEach(id => this.#migrator(id));
     const outcomes = await runBounded(ids, task, { concurrency });
     const failure = outcomes.find(outcome => outcome.status === 'failed');
