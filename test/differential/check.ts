@@ -38,6 +38,11 @@ export async function disagreement(pair: Pair, query: Query, driver: 'sqlite' | 
     const refused = await answer(() => run(pair.plain.em.fork(), query, query.options), query);
     return comparable(sharded) === comparable(refused) ? undefined : `sharded: ${show(sharded)}\n  plain:   ${show(refused)}`;
   }
+  if (driver === 'postgresql' && Number(query.options.offset) < 0 && [sharded, plain].some(negativeOffsetRefused)) {
+    // PostgreSQL refuses a negative OFFSET only if its plan runs the LIMIT node: a hash join over an empty side
+    // skips it, so one database answers or refuses by its plan and statistics, and so does each shard.
+    return undefined;
+  }
   // Errors agree by class: their messages quote SQL, which the merged path writes otherwise.
   return comparable(sharded) === comparable(plain) ? undefined : `sharded: ${show(sharded)}\n  plain:   ${show(plain)}`;
 }
@@ -151,6 +156,10 @@ function serialize(entity: object, query: Query): unknown {
     object.leaves = [...object.leaves].sort((a, b) => (a as { id: number }).id - (b as { id: number }).id);
   }
   return object;
+}
+
+function negativeOffsetRefused(answer: Answer): boolean {
+  return 'error' in answer && answer.message.includes('OFFSET must not be negative');
 }
 
 function comparable(answer: Answer): string {
