@@ -10,16 +10,34 @@ export interface Participant {
   readonly ctx: Transaction;
 }
 
+/** The database a shard writes to, as `databaseOf()` keys it; undefined when it shares it with no other shard. */
+export type DatabaseKeyOf = (shard: ShardId) => string | undefined;
+
 /**
  * The `single` mode's rule, asked before a shard's transaction begins: a transaction on one shard may not touch
- * another. `touched` are the shards it has begun (or is beginning).
+ * another, unless both are on one database and so in one transaction (table-suffix shards join the first one's).
+ * `touched` are the shards it has begun (or is beginning).
  */
-export function checkSingle(touched: Iterable<ShardId>, shard: ShardId): void {
-  for (const other of touched) {
-    if (other !== shard) {
-      throw ShardingError.transactionSpansShards(other, shard);
+export function checkSingle(touched: Iterable<ShardId>, shard: ShardId, databaseOf: DatabaseKeyOf): void {
+  const span = twoTransactions([...touched, shard], databaseOf);
+  if (span !== undefined) {
+    throw ShardingError.transactionSpansShards(...span);
+  }
+}
+
+/** The first two of `shards` whose work would run in two database transactions, or undefined when it runs in one. */
+export function twoTransactions(shards: Iterable<ShardId>, databaseOf: DatabaseKeyOf): [ShardId, ShardId] | undefined {
+  let first: ShardId | undefined;
+  let database: string | undefined;
+  for (const shard of shards) {
+    if (first === undefined) {
+      first = shard;
+      database = databaseOf(shard);
+    } else if (shard !== first && (database === undefined || databaseOf(shard) !== database)) {
+      return [first, shard];
     }
   }
+  return undefined;
 }
 
 /**

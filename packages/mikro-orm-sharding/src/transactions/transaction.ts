@@ -8,7 +8,7 @@ import type { ShardScope } from '../scope.ts';
 import { beginOn, flushThrough, Rendezvous } from './flush-gate.ts';
 import { commitInOrder } from './multi.ts';
 import type { TransactionMode } from './settings.ts';
-import { checkSingle, rollbackShard, type Participant } from './single.ts';
+import { checkSingle, rollbackShard, twoTransactions, type Participant } from './single.ts';
 import { commitTwoPhase } from './twopc.ts';
 import { settled } from '../routing/settled.ts';
 import { broadcastChangesOf, checkOneHome, replicate, writesBroadcast } from '../broadcast/changes.ts';
@@ -192,7 +192,7 @@ export class ShardTransaction {
 
   #begin(shard: ShardId): Promise<void> {
     if (this.#parent === undefined && this.#settings.mode === 'single') {
-      checkSingle([...this.#begun.keys(), ...(this.#beginning?.keys() ?? [])], shard);
+      checkSingle([...this.#begun.keys(), ...(this.#beginning?.keys() ?? [])], shard, this.#databaseOf);
     }
     const begun = this.#open(shard);
     (this.#beginning ??= new Map()).set(shard, begun);
@@ -216,6 +216,9 @@ export class ShardTransaction {
       this.#beginning!.delete(shard);
     }
   }
+
+  /** Shards on one database run in one transaction (see {@link #sameDatabase}): `single` counts them as one. */
+  readonly #databaseOf = (shard: ShardId): string | undefined => databaseOf(this.#scope.orm.shard(shard).em);
 
   /**
    * A begun (or beginning) shard on the same database as `shard`. Two transactions there would be two connections
@@ -295,9 +298,9 @@ export class ShardTransaction {
    */
   #admit(writers: ReadonlySet<ShardId>): void {
     if (this.mode === 'single') {
-      const [first, second] = new Set([...this.#begun.keys(), ...writers]);
-      if (second !== undefined) {
-        throw ShardingError.transactionSpansShards(first!, second);
+      const span = twoTransactions([...this.#begun.keys(), ...writers], this.#databaseOf);
+      if (span !== undefined) {
+        throw ShardingError.transactionSpansShards(...span);
       }
     }
     const refusal = this.#refusal(writers);
