@@ -11,6 +11,7 @@ import type { OnShardError } from './read/partial.ts';
 import type { ShardByOptions } from './routing/shard-by.ts';
 import { checkBindOptions, deriveShardEntities } from './routing/binds.ts';
 import type { TransactionMode, TwoPhaseCommitOptions } from './transactions/settings.ts';
+import { withSharedOptions } from './table-suffix/shared-options.ts';
 
 /**
  * MikroORM options of one shard: anything `MikroORM.init()` takes (`dbName`, `clientUrl`, `driver`, pool,
@@ -254,7 +255,7 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
     }
     const own = shardEntry<D>(id, entry);
     // MikroORM's own option type wants a mutable `entities` array; the list is handed over as given.
-    const merged = { ...shared, ...own, contextName: id } as ShardOptions<D>;
+    const merged = { ...shared, ...withSharedOptions(own, shared), contextName: id } as ShardOptions<D>;
     const driver = merged.driver as unknown;
     if (typeof driver !== 'function' || !(driver.prototype instanceof AbstractSqlDriver)) {
       throw secondCopyError(id, driver) ?? ShardingError.unsupportedDriver(id, driver);

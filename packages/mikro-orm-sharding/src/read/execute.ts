@@ -5,6 +5,7 @@ import { isBuiltInLogger } from '../fleet/shard-logging.ts';
 import { abortDefaultsOf, executeLogged, isDefaultOnQuery, nativeClientOf } from '../mikro-internals.ts';
 import { isPgPool, isStalePlan, pgBindable, pgStatement, runOnPg, type PgPool } from './pg-statements.ts';
 import { isSqlite, runOnSqlite, sqliteBindable, type SqliteDatabase } from './sqlite-statements.ts';
+import { runsElsewhere } from '../table-suffix/transaction-owners.ts';
 
 /** `all` rows as objects, `get` the first one, `values` rows as arrays, `column` the first column's values. */
 export type Method = 'all' | 'get' | 'values' | 'column';
@@ -29,7 +30,8 @@ const natives = new WeakMap<object, Native>();
  * 22% of fan-out time, measured). Where it is safe this binds the values to a statement prepared once per SQL shape
  * instead: better-sqlite3 statements, PostgreSQL named prepared statements. It uses `execute()` whenever that could
  * differ: a custom `onQuery` (it rewrites the SQL, perhaps per call), an abort signal (MikroORM cancels the query),
- * values that would bind differently, a transaction (its connection is MikroORM's to use), or on SQLite another unit
+ * values that would bind differently, a transaction (its connection is MikroORM's to use; on SQLite, one begun on
+ * another shard's connection, which a table-suffix shard joins), or on SQLite another unit
  * of work's transaction open on the shared connection (`execute()` waits for it; a direct read would see its
  * uncommitted rows).
  */
@@ -42,7 +44,8 @@ export async function runCompiled(fork: SqlEntityManager, compiled: CompiledQuer
   try {
     const native = signal === undefined && !compiled.inline && isDefaultOnQuery(fork.config) ? await nativeOf(connection) : null;
     if (native && 'sqlite' in native) {
-      if ((ctx !== undefined || !native.sqlite.inTransaction) && sqliteBindable(compiled.params)) {
+      // A transaction's statements go to its connection: a table-suffix shard that joined another's has none of its own.
+      if ((ctx === undefined ? !native.sqlite.inTransaction : !runsElsewhere(ctx, connection)) && sqliteBindable(compiled.params)) {
         // The common case, nothing to log: the statement runs at once (better-sqlite3 is synchronous).
         return unseen(fork, options)
           ? runOnSqlite(native.sqlite, compiled, method)

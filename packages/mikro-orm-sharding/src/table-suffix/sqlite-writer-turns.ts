@@ -5,19 +5,23 @@ import { databaseOf } from './same-database.ts';
 const turns = new Map<string, { tail: Promise<void>; waiting: number }>();
 /** The release of the turn a transaction holds, by its MikroORM connection's transaction object. */
 const held = new WeakMap<object, () => void>();
-const pending = new WeakMap<object, () => void>();
 
 /**
  * Makes transactions of the MikroORMs sharing one SQLite file take turns, as one MikroORM's single connection would.
  * Each table-suffix shard has its own connection to the file; better-sqlite3 is synchronous, so a second writer
  * waiting on SQLite's lock would block the whole process while the first could never finish: instead it waits here,
- * asynchronously, from `beforeTransactionStart` until the first one's commit or rollback. Savepoints, and shards
- * that joined another shard's transaction, begin nothing and wait for nothing. Other drivers pass through.
+ * asynchronously, until the first one's commit or rollback.
+ *
+ * The turn is taken at `afterTransactionStart`, once the transaction exists: SQLite's (deferred) BEGIN locks
+ * nothing, so waiting after it is safe, and a begin that fails (or that another subscriber stops) has taken no
+ * turn that could be left held. Savepoints, and shards that joined another shard's transaction, begin nothing and
+ * wait for nothing. Other drivers pass through.
  */
 export function sqliteWriterTurns(): EventSubscriber {
   return {
-    async beforeTransactionStart(args: TransactionEventArgs): Promise<void> {
-      const file = args.transaction === undefined ? sqliteFile(args) : undefined;
+    async afterTransactionStart(args: TransactionEventArgs): Promise<void> {
+      const transaction = args.transaction;
+      const file = transaction !== undefined && transaction.savepointName === undefined ? sqliteFile(args) : undefined;
       if (file === undefined) {
         return;
       }
@@ -31,22 +35,14 @@ export function sqliteWriterTurns(): EventSubscriber {
       turn.tail = new Promise<void>(resolve => (release = resolve));
       turn.waiting++;
       const mine = turn;
-      const done = () => {
+      // Held from now on: a commit or rollback while waiting (none can come before MikroORM's begin returns) ends it.
+      held.set(transaction!, () => {
         release();
         if (--mine.waiting === 0 && turns.get(file) === mine) {
           turns.delete(file);
         }
-      };
+      });
       await previous;
-      // The transaction object exists only after the start: keyed by the fork until then.
-      pending.set(args.em, done);
-    },
-    afterTransactionStart(args: TransactionEventArgs): void {
-      const done = pending.get(args.em);
-      if (done !== undefined && args.transaction !== undefined && args.transaction.savepointName === undefined) {
-        pending.delete(args.em);
-        held.set(args.transaction, done);
-      }
     },
     afterTransactionCommit: end,
     afterTransactionRollback: end,

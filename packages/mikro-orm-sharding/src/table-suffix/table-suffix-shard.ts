@@ -2,7 +2,9 @@ import { EntitySchema, ReferenceKind, type EntityMetadata, type IDatabaseDriver,
 import { ShardingError } from '../errors/errors.ts';
 import type { EntityList, ShardOptions } from '../options.ts';
 import { traitsOf } from '../read/platform-traits.ts';
+import { composable, type ComposedKeys } from './shared-options.ts';
 import { sqliteWriterTurns } from './sqlite-writer-turns.ts';
+import { transactionOwners } from './transaction-owners.ts';
 
 /** Options of {@link tableSuffixShard}. */
 export interface TableSuffixShardOptions {
@@ -90,7 +92,8 @@ function checkOptions<O extends { readonly entities: EntityList }>(owner: string
 
 /**
  * `base` with `entities`, the rename, and a schema generator blind to every table not its own: several shards share
- * the database, and `schema.update()` would otherwise drop each other's tables.
+ * the database, and `schema.update()` would otherwise drop each other's tables. The user's `discovery`,
+ * `schemaGenerator` and `subscribers` (the base's, or `init()`'s shared ones) still apply, composed with these.
  */
 function ownTablesShard<D extends IDatabaseDriver>(
   base: ShardOptions<D>,
@@ -112,33 +115,39 @@ function ownTablesShard<D extends IDatabaseDriver>(
       base.dbName,
     );
   }
-  const own = new Set<string>();
   const names = entityNames(owner, entities);
-  const discovery = base.discovery ?? {};
-  const generator = base.schemaGenerator ?? {};
-  return {
+  const build = (user: ComposedKeys<D>): ComposedKeys<D> => {
+    const own = new Set<string>();
+    const discovery = user.discovery ?? {};
+    const generator = user.schemaGenerator ?? {};
+    return {
+      discovery: {
+        ...discovery,
+        onMetadata: async (meta, platform) => {
+          await discovery.onMetadata?.(meta, platform);
+          rename(meta, platform);
+        },
+        afterDiscovered: async (storage, platform) => {
+          checkRelations(storage, names, owner);
+          for (const meta of storage) {
+            own.add(meta.tableName.toLowerCase());
+          }
+          await discovery.afterDiscovered?.(storage, platform);
+        },
+      },
+      schemaGenerator: { ...generator, skipTables: [...(generator.skipTables ?? []), tablesOtherThan(own)] },
+      subscribers: [...(user.subscribers ?? []), transactionOwners(), sqliteWriterTurns()],
+    };
+  };
+  const options: ShardOptions<D> = {
     // Every shard's init() would create the one missing database at once, and all but one would fail.
     ensureDatabase: false,
     ...base,
     // MikroORM's option type wants a mutable list; it is handed over as given.
     entities: entities as NonNullable<ShardOptions<D>['entities']>,
-    discovery: {
-      ...discovery,
-      onMetadata: async (meta, platform) => {
-        await discovery.onMetadata?.(meta, platform);
-        rename(meta, platform);
-      },
-      afterDiscovered: async (storage, platform) => {
-        checkRelations(storage, names, owner);
-        for (const meta of storage) {
-          own.add(meta.tableName.toLowerCase());
-        }
-        await discovery.afterDiscovered?.(storage, platform);
-      },
-    },
-    schemaGenerator: { ...generator, skipTables: [...(generator.skipTables ?? []), tablesOtherThan(own)] },
-    subscribers: [...(base.subscribers ?? []), sqliteWriterTurns()],
+    ...build(base),
   };
+  return composable(options, base, build);
 }
 
 /**

@@ -1,0 +1,5 @@
+import { describe } from 'vitest';
+import { describeTableSuffixTransactions } from './table-suffix-transactions.ts';
+import { sqliteTopology } from './support/topology.ts';
+
+describe('table-suffix shards in transactions and with shared options, SQLite', () => describeTableSuffixTransactions(sqliteTopology));
