@@ -395,9 +395,6 @@ function quote(text: string): string {
 
 /** A value for a message: strings quoted, objects by their class, everything cut to length. */
 export function describe(value: unknown): string {
-  if (value === undefined) {
-    return '';
-  }
   if (typeof value === 'string') {
     return quote(value);
   }

@@ -12,7 +12,7 @@ import type { TransactionSettings } from './transaction.ts';
 export function settingsOf(orm: ShardedMikroORM, options: ShardedTransactionOptions, operation: string): TransactionSettings {
   const mode = options.mode ?? orm.transactionConfig.mode;
   if (!isTransactionMode(mode)) {
-    throw ShardingError.invalidOptions(`the transaction \`mode\` must be 'single', 'multi' or 'twopc'; got ${describe(mode) || 'undefined'}.`, mode);
+    throw ShardingError.invalidOptions(`the transaction \`mode\` must be 'single', 'multi' or 'twopc'; got ${describe(mode)}.`, mode);
   }
   if (mode === 'twopc' && !orm.transactionConfig.twoPhase) {
     throw twoPhaseUnavailable(orm);
