@@ -8,6 +8,7 @@ import { range, ShardedMikroORM, type ShardedMikroORMOptions } from 'mikro-orm-s
 import { rollbackScope } from 'mikro-orm-sharding/testing';
 import { allRows } from './support/fleet.ts';
 import { Customer, movingEntities, Note, Purchase } from './support/moving.ts';
+import { preparedCount } from './support/prepared.ts';
 import { postgresTopology, type Topology } from './support/topology.ts';
 
 /** Unique per run: prepared transaction ids are server-wide. */
@@ -47,13 +48,7 @@ async function rows(): Promise<Record<string, [number | undefined, number | unde
   return Object.fromEntries(Object.entries(all).map(([shard, counts]) => [shard, [counts.customer, counts.purchase]]));
 }
 
-async function prepared(): Promise<number> {
-  const found: unknown[] = await orm
-    .shard('s0')
-    .em.getConnection()
-    .execute('select gid from pg_prepared_xacts where starts_with(gid, ?)', [`mos:${coordinatorId}:`]);
-  return found.length;
-}
+const prepared = () => preparedCount(orm, coordinatorId);
 
 const committed = { s0: [1, 1], s1: [0, 0] };
 
