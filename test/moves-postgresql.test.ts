@@ -278,6 +278,15 @@ describe('em.move()', () => {
       expect(await counts()).toEqual({ hot: [2, 4], archive: [0, 0] });
       expect(alone.shardOf(await alone.findOneOrFail(Receipt, 1))).toBe('hot');
 
+      // A line moved without its receipt: the line holds the foreign key, so the refusal names it and its owning side.
+      const line = archive.em.fork();
+      const [first] = (await line.findOneOrFail(Receipt, 1, { populate: ['lines'] })).lines.getItems();
+      line.move(first!, 'archive');
+      const lineError = await refusal(() => line.flush());
+      expect(lineError.code).toBe('CROSS_SHARD_REFERENCE');
+      expect(lineError.message).toMatch(/^ReceiptLine#1\d on shard "archive" references Receipt#1 on shard "hot" through "receipt"/);
+      expect(await counts()).toEqual({ hot: [2, 4], archive: [0, 0] });
+
       const mover = archive.em.fork();
       const old = await mover.findOneOrFail(Receipt, 1, { populate: ['lines'] });
       mover.move([old, ...old.lines], 'archive');
