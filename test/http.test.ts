@@ -11,7 +11,8 @@ import express from 'express';
 import Fastify from 'fastify';
 import { ShardedMikroORM, ShardedRequestContext, type ShardedEntityManager } from 'mikro-orm-sharding';
 import { fastifyShardedContext } from 'mikro-orm-sharding/fastify';
-import { shardedContext, withShardedContext, type ShardedContextOptions } from 'mikro-orm-sharding/http';
+import { runInRequestContext, shardedContext, withShardedContext, type ShardedContextOptions } from 'mikro-orm-sharding/http';
+import { createTestShards } from 'mikro-orm-sharding/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topologies, type Topology } from './support/topology.ts';
 import { rawCount } from './seeds/raw.ts';
@@ -247,5 +248,28 @@ describe.each(['sqlite', 'postgresql'] as const)('request scope on %s', driver =
       // Outside a request, the global entity manager refuses context-specific work, as MikroORM's does.
       await expect(orm.em.find(Note, {})).rejects.toBeInstanceOf(ValidationError);
     });
+  });
+});
+
+describe('bad middleware options', () => {
+  it('refuse a resolver, an onError or a fleet of the wrong kind when the middleware is made, not at every request', async () => {
+    await using shards = await createTestShards({ driver: 'sqlite', count: 2 });
+    await using orm = await ShardedMikroORM.init({ ...shards.options, entities: [Note], shardChooser: () => 's0' });
+    const resolver = 's1' as unknown as () => undefined;
+    const refusals = [
+      () => shardedContext(orm, { shardResolver: resolver }),
+      () => withShardedContext(orm, () => undefined, { shardResolver: resolver }),
+      () => withShardedContext(orm, () => undefined, { onError: 500 as unknown as () => void }),
+      () => withShardedContext(orm, 'listener' as unknown as () => void),
+      () => runInRequestContext(orm, { headers: {} }, () => 1, { shardResolver: resolver }),
+      () => shardedContext({} as typeof orm),
+      () => shardedContext(orm, null as unknown as object),
+    ];
+    for (const make of refusals) {
+      expect(make).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }));
+    }
+    const fastify = Fastify();
+    await expect(fastify.register(fastifyShardedContext, { orm, shardResolver: resolver })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    await fastify.close();
   });
 });

@@ -78,6 +78,10 @@ describe('idGenerator', () => {
     expect((await refusal(() => idGenerator({ node: 0 }).next(1024))).code).toBe('INVALID_OPTIONS');
   });
 
+  it('says "got undefined" for a value left out, not "got ."', async () => {
+    expect((await refusal(() => idGenerator({} as { node: number }))).message).toContain('`node` to be a whole number from 0 to 63; got undefined.');
+  });
+
   it('are unique across processes with different node ids, and increase in each', { timeout: 60_000 }, async () => {
     const runs = await Promise.all(
       [0, 1, 2].map(async node => {

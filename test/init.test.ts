@@ -44,6 +44,7 @@ describe('ShardedMikroORM.init validates its options', () => {
   it('rejects a missing or non-SQL driver, naming the shard', async () => {
     const missing = await initError({ ...valid(), driver: undefined });
     expect([missing.code, missing.shard]).toEqual(['UNSUPPORTED_DRIVER', 'a']);
+    expect(missing.message).toContain('Shard "a" has no `driver`, which is not a MikroORM SQL driver.');
     class NotADriver {}
     const wrong = await initError({ ...valid(), shards: { a: { dbName: join(dir, 'a.db') }, b: { driver: NotADriver } } });
     expect([wrong.code, wrong.shard]).toEqual(['UNSUPPORTED_DRIVER', 'b']);

@@ -10,6 +10,7 @@ import { hash, idGenerator, range, shardFailureOf, ShardedMikroORM, type Sharded
 import { allRows } from './support/fleet.ts';
 import { Ticket } from './support/keyed.ts';
 import { Country, Customer, Label, movingEntities, Note, Purchase, PurchaseItem, Receipt, ReceiptLine, receiptEntities } from './support/moving.ts';
+import { preparedCount } from './support/prepared.ts';
 import { refusal } from './support/refusal.ts';
 import { adminQuery, postgresTopology, type Topology } from './support/topology.ts';
 
@@ -79,13 +80,7 @@ async function rows(...tables: string[]): Promise<Record<string, Record<string, 
 }
 
 /** What the shards hold for a prepared transaction of this run: none once a move is over. */
-async function prepared(): Promise<number> {
-  const found: unknown[] = await orm
-    .shard('s0')
-    .em.getConnection()
-    .execute('select gid from pg_prepared_xacts where starts_with(gid, ?)', [`mos:${coordinatorId}:`]);
-  return found.length;
-}
+const prepared = () => preparedCount(orm, coordinatorId);
 
 describe('a changed shard key', () => {
   it('moves the row, the rows that follow it (loaded or not) and its join-table rows, in one two-phase commit', async () => {
@@ -282,6 +277,15 @@ describe('em.move()', () => {
       expect(error.message).toMatch(/Receipt#1 moves from shard "hot" to shard "archive", but ReceiptLine#1\d references it through "receipt"/);
       expect(await counts()).toEqual({ hot: [2, 4], archive: [0, 0] });
       expect(alone.shardOf(await alone.findOneOrFail(Receipt, 1))).toBe('hot');
+
+      // A line moved without its receipt: the line holds the foreign key, so the refusal names it and its owning side.
+      const line = archive.em.fork();
+      const [first] = (await line.findOneOrFail(Receipt, 1, { populate: ['lines'] })).lines.getItems();
+      line.move(first!, 'archive');
+      const lineError = await refusal(() => line.flush());
+      expect(lineError.code).toBe('CROSS_SHARD_REFERENCE');
+      expect(lineError.message).toMatch(/^ReceiptLine#1\d on shard "archive" references Receipt#1 on shard "hot" through "receipt"/);
+      expect(await counts()).toEqual({ hot: [2, 4], archive: [0, 0] });
 
       const mover = archive.em.fork();
       const old = await mover.findOneOrFail(Receipt, 1, { populate: ['lines'] });

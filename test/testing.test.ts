@@ -5,8 +5,9 @@
  * > 004: "When writing tests you will need to define an extra fixture for extra connections you create. This is
  * > easily done via the pyramid_sqlalchemy.fixtures.sql_session_fixture helper."
  */
-import { existsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { ShardedMikroORM, type ShardedEntityManager } from 'mikro-orm-sharding';
 import { createTestShards, rollbackScope } from 'mikro-orm-sharding/testing';
 import { afterAll, beforeAll, describe, expect, it, test as base } from 'vitest';
@@ -62,6 +63,22 @@ describe('createTestShards', () => {
     await expect(createTestShards({ driver: 'mysql' as 'sqlite' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
     await expect(createTestShards({ driver: 'sqlite', count: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
     await expect(createTestShards({ driver: 'sqlite', ids: ['a', 'a'] })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    await expect(createTestShards(null as unknown as { driver: 'sqlite' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+  });
+
+  it('refuses a prefix or shard ids that would reach outside the temp folder, or out of the quoted database name', async () => {
+    const outside = join(tmpdir(), '..', `mos_escape_${process.pid}`);
+    for (const prefix of [`../${basename(outside)}`, 'a"; drop database postgres; --', '', 'x'.repeat(31)]) {
+      await expect(createTestShards({ driver: 'sqlite', prefix })).rejects.toMatchObject({
+        code: 'INVALID_OPTIONS',
+        message: expect.stringContaining('`prefix`'),
+      });
+    }
+    await expect(createTestShards({ driver: 'postgresql', clientUrl: PG_URL, prefix: 'a"b' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    for (const id of ['../x', 'a/b', 'a\\b', '..']) {
+      await expect(createTestShards({ driver: 'sqlite', ids: ['s0', id] })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', value: id });
+    }
+    expect(readdirSync(dirname(outside)).filter(name => name.startsWith(basename(outside)))).toEqual([]);
   });
 });
 

@@ -320,8 +320,10 @@ export class ShardedEntityManager<Id extends string = ShardId> {
       return cb(em as ShardedEntityManager<Id>);
     }
     // Checked before anything runs: a mode the fleet cannot do throws here.
-    const settings = plan === 'none' ? undefined : settingsOf(this.#orm, plan === 'nested' ? { ...options, mode: outer!.mode } : options, 'transaction');
-    if (plan === 'nested' && options.mode !== undefined && options.mode !== outer!.mode) {
+    // Nested in a transaction that never commits (rollbackScope()), it runs in its own mode, as it would outside.
+    const inMode = plan === 'nested' && !outer!.rollbackOnly;
+    const settings = plan === 'none' ? undefined : settingsOf(this.#orm, inMode ? { ...options, mode: outer!.mode } : options, 'transaction');
+    if (inMode && options.mode !== undefined && options.mode !== outer!.mode) {
       throw ShardingError.invalidOptions(`a nested transaction runs in its outer transaction's mode ('${outer!.mode}'), not '${options.mode}'.`, options.mode);
     }
     const { child, inherited } = em.#transactionFork(options);

@@ -303,7 +303,7 @@ function shardEntry<D extends IDatabaseDriver>(id: ShardId, entry: ShardOptions<
   }
   if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
     throw ShardingError.invalidOptions(
-      `shard ${describe(id)} must map to an options object (e.g. { dbName }) or a connection URL; got ${describe(entry) || 'undefined'}.`,
+      `shard ${describe(id)} must map to an options object (e.g. { dbName }) or a connection URL; got ${describe(entry)}.`,
       entry,
     );
   }

@@ -133,10 +133,11 @@ export class ShardingError extends Error {
   }
 
   static unsupportedDriver(shard: ShardId, driver: unknown): ShardingError {
-    const what = typeof driver === 'function' ? driver.name || 'an anonymous class' : describe(driver);
+    const what =
+      typeof driver === 'function' ? `driver ${driver.name || 'an anonymous class'}` : driver === undefined ? 'no `driver`' : `driver ${describe(driver)}`;
     return new ShardingError(
       'UNSUPPORTED_DRIVER',
-      `Shard ${quote(shard)} has driver ${what}, which is not a MikroORM SQL driver. Pass \`driver\` (e.g. SqliteDriver or PostgreSqlDriver) in the shared options or in the shard's own options.`,
+      `Shard ${quote(shard)} has ${what}, which is not a MikroORM SQL driver. Pass \`driver\` (e.g. SqliteDriver or PostgreSqlDriver) in the shared options or in the shard's own options.`,
       { shard, value: driver },
     );
   }
@@ -420,9 +421,6 @@ function quote(text: string): string {
 
 /** A value for a message: strings quoted, objects by their class, everything cut to length. */
 export function describe(value: unknown): string {
-  if (value === undefined) {
-    return '';
-  }
   if (typeof value === 'string') {
     return quote(value);
   }

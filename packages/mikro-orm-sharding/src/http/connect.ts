@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { enterResolved, type AnyShardedMikroORM, type ShardedContextOptions } from './request-scope.ts';
+import { checkContextOptions, enterResolved, type AnyShardedMikroORM, type ShardedContextOptions } from './request-scope.ts';
 
 /**
  * Middleware for Express 5 and other Connect-style frameworks: each request runs in its own request context
@@ -17,6 +17,7 @@ export function shardedContext<Id extends string, Request extends IncomingMessag
   orm: AnyShardedMikroORM<Id>,
   options: ShardedContextOptions<Request, NoInfer<Id>> = {},
 ): (request: Request, response: ServerResponse, next: (error?: unknown) => void) => void {
+  checkContextOptions('shardedContext()', orm, options);
   return (request, _response, next) => {
     void enterResolved(orm, request, options, next, next);
   };

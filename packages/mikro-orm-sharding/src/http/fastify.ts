@@ -1,6 +1,6 @@
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
 import type { ShardId } from '../choosers.ts';
-import { enterResolved, type AnyShardedMikroORM, type ShardedContextOptions } from './request-scope.ts';
+import { checkContextOptions, enterResolved, type AnyShardedMikroORM, type ShardedContextOptions } from './request-scope.ts';
 
 /** Options of {@link fastifyShardedContext}: the fleet, and optionally a `shardResolver` given Fastify's request. */
 export interface FastifyShardedContextOptions<Id extends string = ShardId> extends ShardedContextOptions<FastifyRequest, Id> {
@@ -21,6 +21,12 @@ export interface FastifyShardedContextOptions<Id extends string = ShardId> exten
  */
 export const fastifyShardedContext: FastifyPluginCallback<FastifyShardedContextOptions<string>> = Object.assign(
   (instance: Parameters<FastifyPluginCallback>[0], options: FastifyShardedContextOptions<string>, done: (error?: Error) => void) => {
+    try {
+      checkContextOptions('fastifyShardedContext', options?.orm, options);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
     instance.addHook('onRequest', (request, _reply, next) => {
       void enterResolved(options.orm, request, options, next, error => next(error as Error));
     });

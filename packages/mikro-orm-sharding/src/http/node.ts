@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ShardId } from '../choosers.ts';
-import { enterResolved, type AnyShardedMikroORM, type ShardedContextOptions } from './request-scope.ts';
+import { describe, ShardingError } from '../errors/errors.ts';
+import { checkContextOptions, enterResolved, type AnyShardedMikroORM, type ShardedContextOptions } from './request-scope.ts';
 
 /** Options of {@link withShardedContext}. */
 export interface NodeShardedContextOptions<
@@ -32,6 +33,10 @@ export function withShardedContext<Id extends string, Request extends IncomingMe
   listener: (request: Request, response: Response) => unknown,
   options: NodeShardedContextOptions<Request, Response, NoInfer<Id>> = {},
 ): (request: Request, response: Response) => unknown {
+  checkContextOptions('withShardedContext()', orm, options, ['onError']);
+  if (typeof listener !== 'function') {
+    throw ShardingError.invalidOptions(`withShardedContext() wraps a request listener, a function; got ${describe(listener)}.`, listener);
+  }
   const fail = options.onError ?? internalServerError;
   return (request, response) =>
     enterResolved(

@@ -1,6 +1,6 @@
 import type { IDatabaseDriver } from '@mikro-orm/core';
 import type { ChosenShard, MaybePromise, ShardId } from '../choosers.ts';
-import { ShardingError } from '../errors/errors.ts';
+import { describe, ShardingError } from '../errors/errors.ts';
 import { ShardedRequestContext } from '../fleet/request-context.ts';
 import { ShardedEntityManager } from '../ShardedEntityManager.ts';
 import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
@@ -25,6 +25,25 @@ export interface ShardedContextOptions<Request, Id extends string = ShardId> {
 
 /** A fleet of any driver, with its typed shard ids. */
 export type AnyShardedMikroORM<Id extends string = ShardId> = ShardedMikroORM<IDatabaseDriver, Id>;
+
+/**
+ * Checks a middleware's fleet and options when the middleware is made, so that a mistake fails at startup with
+ * `INVALID_OPTIONS` instead of failing every request with a `TypeError`.
+ */
+export function checkContextOptions(owner: string, orm: unknown, options: unknown, functions: readonly string[] = []): void {
+  if (!((orm as { em?: unknown } | null | undefined)?.em instanceof ShardedEntityManager)) {
+    throw ShardingError.invalidOptions(`${owner} needs the fleet, a ShardedMikroORM (from ShardedMikroORM.init()); got ${describe(orm)}.`, orm);
+  }
+  if (options === null || typeof options !== 'object') {
+    throw ShardingError.invalidOptions(`${owner} takes an options object ({ shardResolver }); got ${describe(options)}.`, options);
+  }
+  for (const name of ['shardResolver', ...functions]) {
+    const value = (options as Record<string, unknown>)[name];
+    if (value !== undefined && typeof value !== 'function') {
+      throw ShardingError.invalidOptions(`\`${name}\` of ${owner} must be a function; got ${describe(value)}.`, value);
+    }
+  }
+}
 
 /**
  * The shard `shardResolver` pins a request to (undefined: none), checked; a promise when the resolver is async.
@@ -73,6 +92,7 @@ export function runInRequestContext<Request, Id extends string, T>(
   next: () => T,
   options: ShardedContextOptions<Request, NoInfer<Id>> = {},
 ): T | Promise<T> {
+  checkContextOptions('runInRequestContext()', orm, options);
   return enterResolved(orm, request, options, next, error => {
     throw error;
   });

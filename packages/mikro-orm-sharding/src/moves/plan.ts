@@ -264,5 +264,5 @@ function addFollowers(
 
 function keyText(value: unknown): string {
   const text = describe(value);
-  return text === '' || text.startsWith('(') ? '' : ` ${text}`;
+  return value === undefined || text.startsWith('(') ? '' : ` ${text}`;
 }

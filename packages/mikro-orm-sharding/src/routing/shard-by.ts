@@ -230,7 +230,7 @@ function resolveDeclaration(
   const meta = orm.shard(home).getMetadata().getByClassName(name) as EntityMetadata;
   const knowing = shardsKnowing(orm, meta.class);
   if (declaration === null || typeof declaration !== 'object') {
-    throw ShardingError.invalidOptions(`${owner} must be { key, strategy } or { parent }; got ${describe(declaration) || 'undefined'}.`, declaration);
+    throw ShardingError.invalidOptions(`${owner} must be { key, strategy } or { parent }; got ${describe(declaration)}.`, declaration);
   }
   const { ids, requireShardKey = requireDefault } = declaration;
   if (typeof requireShardKey !== 'boolean') {
@@ -316,7 +316,7 @@ function checkStrategy(owner: string, strategy: unknown): asserts strategy is Sh
   const candidate = strategy as Partial<ShardStrategy> | null | undefined;
   if (candidate === null || typeof candidate !== 'object' || typeof candidate.shardFor !== 'function' || typeof candidate.kind !== 'string') {
     throw ShardingError.invalidOptions(
-      `${owner}.strategy must be a strategy ({ kind, shardFor(key) }, e.g. hash({ shards })); got ${describe(strategy) || 'undefined'}.`,
+      `${owner}.strategy must be a strategy ({ kind, shardFor(key) }, e.g. hash({ shards })); got ${describe(strategy)}.`,
       strategy,
     );
   }

@@ -74,7 +74,7 @@ export function directory(options: DirectoryOptions): DirectoryStrategy {
   checkShardList('directory()', options.shards);
   const { shard: home, shards, name = 'default', cacheSize = 10_000 } = options;
   if (typeof home !== 'string' || home === '') {
-    throw ShardingError.invalidOptions(`directory() needs \`shard\`: the shard that keeps the directory table; got ${describe(home) || 'undefined'}.`, home);
+    throw ShardingError.invalidOptions(`directory() needs \`shard\`: the shard that keeps the directory table; got ${describe(home)}.`, home);
   }
   if (!Number.isInteger(cacheSize) || cacheSize < 1) {
     throw ShardingError.invalidOptions(`directory() needs \`cacheSize\` to be a whole number >= 1; got ${describe(cacheSize)}.`, cacheSize);

@@ -173,7 +173,7 @@ function kindOf(value: unknown): Kind | undefined {
 function checkRanges(ranges: readonly RangeEntry[]): Kind {
   if (!Array.isArray(ranges) || ranges.length === 0) {
     throw ShardingError.invalidOptions(
-      `range() takes a non-empty list of ranges: range([{ shard: 'archive' }, { shard: 'hot', from: new Date('2025-01-01') }]); got ${describe(ranges) || 'undefined'}.`,
+      `range() takes a non-empty list of ranges: range([{ shard: 'archive' }, { shard: 'hot', from: new Date('2025-01-01') }]); got ${describe(ranges)}.`,
       ranges,
     );
   }
@@ -181,7 +181,7 @@ function checkRanges(ranges: readonly RangeEntry[]): Kind {
   let previous: number | bigint | string | undefined;
   ranges.forEach((entry, i) => {
     if (entry === null || typeof entry !== 'object' || typeof entry.shard !== 'string' || entry.shard === '') {
-      throw ShardingError.invalidOptions(`range() entry ${i} must be { shard, from }, with a shard id; got ${describe(entry) || 'undefined'}.`, entry);
+      throw ShardingError.invalidOptions(`range() entry ${i} must be { shard, from }, with a shard id; got ${describe(entry)}.`, entry);
     }
     if (entry.from === undefined) {
       if (i > 0) {

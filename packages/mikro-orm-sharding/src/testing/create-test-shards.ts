@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MikroORM } from '@mikro-orm/core';
 import type { ShardId } from '../choosers.ts';
-import { ShardingError } from '../errors/errors.ts';
+import { describe, ShardingError } from '../errors/errors.ts';
 import type { ShardOptions } from '../options.ts';
 
 /** Options of {@link createTestShards}. */
@@ -24,6 +24,7 @@ export interface CreateTestShardsOptions {
   readonly clientUrl?: string;
   /**
    * The start of the temp folder's or the databases' names; the rest is unique per call (process, time, counter).
+   * Letters, digits, `_` and `-`, at most 30 characters.
    * @default 'mos_test'
    */
   readonly prefix?: string;
@@ -40,6 +41,7 @@ export interface TestShards extends AsyncDisposable {
 }
 
 let made = 0;
+const PREFIX = /^[A-Za-z0-9_-]{1,30}$/;
 
 /**
  * Makes fresh, empty shards for a test and says how to remove them: temp SQLite files, or PostgreSQL databases with
@@ -53,8 +55,16 @@ let made = 0;
  * ```
  */
 export async function createTestShards(options: CreateTestShardsOptions): Promise<TestShards> {
+  if (options === null || typeof options !== 'object') {
+    throw ShardingError.invalidOptions("createTestShards() takes an options object: createTestShards({ driver: 'sqlite', count: 2 }).", options);
+  }
   const ids = shardIdsOf(options);
-  const name = `${options.prefix ?? 'mos_test'}_${process.pid}_${Date.now().toString(36)}_${made++}`;
+  const prefix = options.prefix ?? 'mos_test';
+  // The prefix becomes a folder name and a quoted SQL identifier: nothing that leaves the temp folder or the quotes.
+  if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
+    throw ShardingError.invalidOptions(`\`prefix\` of createTestShards() must be 1 to 30 letters, digits, '_' or '-'; got ${describe(prefix)}.`, prefix);
+  }
+  const name = `${prefix}_${process.pid}_${Date.now().toString(36)}_${made++}`;
   if (options.driver === 'sqlite') {
     const { SqliteDriver } = await import('@mikro-orm/sqlite');
     const dir = mkdtempSync(join(tmpdir(), `${name}-`));
@@ -94,6 +104,14 @@ function shardIdsOf(options: CreateTestShardsOptions): ShardId[] {
   if (options.ids !== undefined) {
     if (!Array.isArray(options.ids) || options.ids.length === 0 || new Set(options.ids).size !== options.ids.length) {
       throw ShardingError.invalidOptions(`\`ids\` of createTestShards() must be distinct shard ids; got ${JSON.stringify(options.ids)}.`, options.ids);
+    }
+    // A SQLite shard's file is named after its id: an id must not reach outside the temp folder.
+    const unsafe = options.ids.find(id => typeof id !== 'string' || id === '' || /[/\\]|^\.\.?$/.test(id));
+    if (unsafe !== undefined) {
+      throw ShardingError.invalidOptions(
+        `\`ids\` of createTestShards() name files: ${describe(unsafe)} is not a shard id for one (no '/', '\\', '.' or '..').`,
+        unsafe,
+      );
     }
     return [...options.ids];
   }

@@ -77,7 +77,7 @@ export function isTransactionMode(mode: unknown): mode is TransactionMode {
 /** Checks `transactionMode` and `twoPhaseCommit` of the init options. Throws `INVALID_OPTIONS`. */
 export function transactionConfig(mode: unknown, twoPhase: unknown, shardIds: readonly ShardId[]): TransactionConfig {
   if (mode !== undefined && !isTransactionMode(mode)) {
-    throw ShardingError.invalidOptions(`\`transactionMode\` must be 'single', 'multi' or 'twopc'; got ${describe(mode) || 'undefined'}.`, mode);
+    throw ShardingError.invalidOptions(`\`transactionMode\` must be 'single', 'multi' or 'twopc'; got ${describe(mode)}.`, mode);
   }
   if (twoPhase === undefined) {
     if (mode === 'twopc') {
@@ -93,12 +93,12 @@ export function transactionConfig(mode: unknown, twoPhase: unknown, shardIds: re
   const { coordinatorId, logShard, logTable = 'mikro_orm_sharding_2pc', recoverOnInit = true } = twoPhase as Partial<TwoPhaseCommitOptions>;
   if (typeof coordinatorId !== 'string' || !NAME.test(coordinatorId)) {
     throw ShardingError.invalidOptions(
-      `\`twoPhaseCommit.coordinatorId\` must be 1 to 40 letters, digits, '_', '-' or '.'; got ${describe(coordinatorId) || 'undefined'}.`,
+      `\`twoPhaseCommit.coordinatorId\` must be 1 to 40 letters, digits, '_', '-' or '.'; got ${describe(coordinatorId)}.`,
       coordinatorId,
     );
   }
   if (typeof logShard !== 'string' || !shardIds.includes(logShard)) {
-    throw ShardingError.invalidOptions(`\`twoPhaseCommit.logShard\` must be one of the shards; got ${describe(logShard) || 'undefined'}.`, logShard);
+    throw ShardingError.invalidOptions(`\`twoPhaseCommit.logShard\` must be one of the shards; got ${describe(logShard)}.`, logShard);
   }
   if (typeof logTable !== 'string' || !TABLE.test(logTable)) {
     throw ShardingError.invalidOptions(`\`twoPhaseCommit.logTable\` must be a plain SQL table name; got ${describe(logTable)}.`, logTable);

@@ -6,19 +6,26 @@ import { isTransactionMode, type ShardedTransactionOptions } from './settings.ts
 import type { TransactionSettings } from './transaction.ts';
 
 /**
+ * Marks the options of a transaction that is never committed (`rollbackScope()`): a transaction nested in it runs
+ * as it would outside it, in its own mode (`{ mode }`, else the fleet's), and a flush in it may move rows.
+ */
+export const ROLLBACK_ONLY: unique symbol = Symbol('mikro-orm-sharding.rollbackOnly');
+
+/**
  * The settings of a transaction about to begin, checked before anything runs: the mode (the call's, else the
  * fleet's), and for `twopc` that the fleet can do it.
  */
 export function settingsOf(orm: ShardedMikroORM, options: ShardedTransactionOptions, operation: string): TransactionSettings {
   const mode = options.mode ?? orm.transactionConfig.mode;
   if (!isTransactionMode(mode)) {
-    throw ShardingError.invalidOptions(`the transaction \`mode\` must be 'single', 'multi' or 'twopc'; got ${describe(mode) || 'undefined'}.`, mode);
+    throw ShardingError.invalidOptions(`the transaction \`mode\` must be 'single', 'multi' or 'twopc'; got ${describe(mode)}.`, mode);
   }
   if (mode === 'twopc' && !orm.transactionConfig.twoPhase) {
     throw twoPhaseUnavailable(orm);
   }
   const { isolationLevel, readOnly, loggerContext } = options;
-  return { mode, isolationLevel, readOnly, loggerContext, operation };
+  const rollbackOnly = (options as { [ROLLBACK_ONLY]?: boolean })[ROLLBACK_ONLY] === true;
+  return { mode, isolationLevel, readOnly, loggerContext, operation, rollbackOnly };
 }
 
 /** Why a fleet cannot commit in two phases: a shard that is not PostgreSQL, or no `twoPhaseCommit` in init. */

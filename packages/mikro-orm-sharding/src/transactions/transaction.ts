@@ -23,6 +23,8 @@ export interface TransactionSettings {
   readonly loggerContext?: LogContext;
   /** What a failure is reported as in `shardFailureOf(error).operation`: `'flush'` for a flush's own transaction. */
   readonly operation: string;
+  /** Never committed (`rollbackScope()`): what nests in it runs as outside any transaction. */
+  readonly rollbackOnly?: boolean;
 }
 
 type State = 'open' | 'committing' | 'committed' | 'rolled back';
@@ -51,9 +53,22 @@ export class ShardTransaction {
     this.#parent = parent;
   }
 
-  /** The mode; a nested transaction has its outermost one's. */
+  /** The mode; a nested transaction has its outermost one's, unless that one never commits. */
   get mode(): TransactionMode {
-    return this.#parent?.mode ?? this.#settings.mode;
+    return this.#parent !== undefined && !this.#parent.rollbackOnly ? this.#parent.mode : this.#settings.mode;
+  }
+
+  /**
+   * Whether it is never committed (`rollbackScope()`): a transaction nested in it may have any mode, and runs in its
+   * own, and a flush in it may move rows (they are rolled back with the rest).
+   */
+  get rollbackOnly(): boolean {
+    return this.#settings.rollbackOnly === true;
+  }
+
+  /** The mode that decides how its writes commit: none for one that never commits. */
+  get commitMode(): TransactionMode | undefined {
+    return this.rollbackOnly ? undefined : this.mode;
   }
 
   /** Whether it can still read and write (not committing, committed or rolled back). */
@@ -191,7 +206,7 @@ export class ShardTransaction {
   }
 
   #begin(shard: ShardId): Promise<void> {
-    if (this.#parent === undefined && this.#settings.mode === 'single') {
+    if ((this.#parent === undefined || this.#parent.rollbackOnly) && this.#settings.mode === 'single') {
       checkSingle([...this.#begun.keys(), ...(this.#beginning?.keys() ?? [])], shard, this.#databaseOf);
     }
     const begun = this.#open(shard);

@@ -158,7 +158,7 @@ export class PendingWrites {
       this.#moves = await planMoves(this.#scope, {
         requests: this.#moveRequests,
         placed: () => this.#placed.flatMap(placed => [...placed]),
-        mode: this.#scope.transaction?.mode,
+        mode: this.#scope.transaction?.commitMode,
       });
     }
     if (this.#entities.size === 0) {

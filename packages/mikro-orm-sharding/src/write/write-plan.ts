@@ -104,6 +104,11 @@ export function checkManagedReferences(scope: ShardScope, planned: ReadonlyMap<o
       forEachRelated(entity, (target, prop) => {
         const targetShard = planned.get(target) ?? scope.shardOf(target);
         if (targetShard !== undefined && targetShard !== own && !(broadcast && onEveryShard(scope.orm, target))) {
+          // Seen from a loaded collection, the row that holds the foreign key is the item: name it, and its owning
+          // side, so that the advice (route or move the item) points at the row that has to change.
+          if (prop.kind === ReferenceKind.ONE_TO_MANY && prop.mappedBy) {
+            throw ShardingError.crossShardReference(labelOf(target), targetShard, prop.mappedBy, labelOf(entity), own);
+          }
           throw ShardingError.crossShardReference(labelOf(entity), own, prop.name, labelOf(target), targetShard);
         }
       });
