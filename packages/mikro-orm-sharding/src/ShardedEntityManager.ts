@@ -795,7 +795,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   getMetadata(): MetadataStorage;
   getMetadata<Entity extends object>(entityName: EntityName<Entity>): EntityMetadata<Entity>;
   getMetadata<Entity extends object>(entityName?: EntityName<Entity>): MetadataStorage | EntityMetadata<Entity> {
-    return entityName === undefined ? this.#orm.shard(this.#orm.shardIds[0]!).getMetadata() : this.#scope.meta(entityName);
+    return entityName === undefined ? this.#orm.fleet.defaultMetadata : this.#scope.meta(entityName);
   }
 
   /** Not available across shards: a query builder, a stream or a cursor runs on one database. Use `em.on(shard)`. */
@@ -892,7 +892,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
 
   /** The configuration MikroORM-wide settings are read from: the first shard's (shards share them). */
   #config() {
-    return this.#orm.shard(this.#orm.shardIds[0]!).config;
+    return this.#orm.fleet.config;
   }
 
   /** The shard of an entity for an operation on it: `{ shard }` (which must agree with a known shard), else its own. */

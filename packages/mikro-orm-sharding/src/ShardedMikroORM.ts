@@ -1,13 +1,26 @@
 import type { IDatabaseDriver, MikroORM } from '@mikro-orm/core';
 import type { IdChooserArgs, MaybePromise, QueryChooserArgs, ShardChooserArgs, ShardId } from './choosers.ts';
-import { shardConfigs, type EntityList, type ShardedMikroORMOptions, type ShardIdsOf, type ShardMap } from './options.ts';
+import {
+  shardConfig,
+  shardConfigs,
+  sharedOptionsOf,
+  type ShardOptions,
+  type EntityList,
+  type ShardedMikroORMOptions,
+  type ShardIdsOf,
+  type ShardMap,
+} from './options.ts';
 import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
 import { ShardingError } from './errors/errors.ts';
 import { Fleet } from './fleet/fleet.ts';
 import { breakerSettings, FleetHealth } from './fleet/health.ts';
-import { withHealthGates } from './fleet/pool-gate.ts';
+import { withHealthGates, withPoolGate } from './fleet/pool-gate.ts';
+import { registrySettings } from './fleet/registry-settings.ts';
+import { forgetShardKnowledge } from './fleet/fleet-metadata.ts';
+import { withConnectionDefaults } from './fleet/connection-defaults.ts';
+import { withShardLoggers } from './fleet/shard-logging.ts';
 import type { ShardHealth } from './fleet/circuit-breaker.ts';
 import { checkOnShardError, type FaultPolicy } from './read/partial.ts';
 import { ShardKeys } from './routing/shard-by.ts';
@@ -54,6 +67,7 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
   #em: ShardedEntityManager | undefined;
   #schema: ShardedSchema | undefined;
   #migrator: ShardedMigrator | undefined;
+  #shared: object = {};
 
   /** Use {@link ShardedMikroORM.init}. */
   private constructor(fleet: Fleet<D>, routing: Routing, faults: FaultPolicy, transactions: TransactionConfig) {
@@ -77,7 +91,18 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
       onShardError: checkOnShardError(options.onShardError, 'init()') ?? 'fail',
       health: new FleetHealth(breakerSettings(options.circuitBreaker)),
     };
-    const fleet = await Fleet.open<D>(withHealthGates<D>(configs, faults.health), options.connect ?? true);
+    const registry = registrySettings(options);
+    const shared = sharedOptionsOf<D>(options as ShardedMikroORMOptions<D, object, EntityList>);
+    const fleet = await Fleet.open<D>(
+      withHealthGates<D>(configs, faults.health),
+      options.connect ?? registry.maxOpenShards === Infinity,
+      registry,
+      // Never connected: only discovers the shared entities when there is no shard yet (MikroORM wants a database name).
+      withShardLoggers(
+        withConnectionDefaults<D>({ ...shared, dbName: shared.dbName ?? 'mikro-orm-sharding', contextName: 'mikro-orm-sharding:fleet' }),
+        'fleet',
+      ),
+    );
     try {
       const broadcast = broadcastNames(options.shardBy);
       const binds = resolveBinds(fleet, options, options.shardChooser !== undefined || options.shardBy !== undefined, broadcast);
@@ -93,6 +118,7 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
         readYourWrites,
       } as Routing;
       const orm = new ShardedMikroORM(fleet, routing, faults, transactions);
+      orm.#shared = shared;
       // Declarations are checked against the entities' metadata, which exists once the shards are initialised.
       orm.#shardKeys = ShardKeys.resolve(orm, options);
       if (transactions.twoPhase) {
@@ -103,6 +129,32 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
       await fleet.close(true).catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * Registers a shard at runtime: `options` are its own options over the shared ones (entities included), or a
+   * connection URL, validated as `init()` validates `shards`. It opens (connects) on first use. Throws
+   * `DUPLICATE_SHARD` for an id that is registered, and `SHARD_INIT_FAILED` when its entities cannot be discovered;
+   * nothing is registered then. See docs/registry.md.
+   */
+  async addShard(id: string, options: ShardOptions<D> | string = {}): Promise<void> {
+    const config = shardConfig<D>(id, options, this.#shared);
+    if (this.#fleet.has(id)) {
+      throw ShardingError.duplicateShard(id);
+    }
+    await this.#fleet.add(id, withPoolGate<D>(config, this.#faults.health.breaker(id)));
+    forgetShardKnowledge(this as ShardedMikroORM);
+  }
+
+  /**
+   * Unregisters a shard: from now on using it throws `SHARD_REMOVED`; waits for its queries, transactions and
+   * leases in flight, then closes it. Throws `UNKNOWN_SHARD` for an id that is not registered. Its rows stay in its
+   * database.
+   */
+  async removeShard(id: Id): Promise<void> {
+    await this.#fleet.remove(id);
+    this.#faults.health.forget(id);
+    forgetShardKnowledge(this as ShardedMikroORM);
   }
 
   /**
@@ -129,7 +181,7 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
     return this.#migrator;
   }
 
-  /** The shard ids, in the order of the `shards` option. */
+  /** The registered shard ids: those of the `shards` option, in order, then those added (`addShard()`), live. */
   get shardIds(): readonly Id[] {
     return this.#fleet.ids as readonly Id[];
   }
@@ -189,18 +241,31 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
     return this.#shardKeys;
   }
 
-  /** One shard's MikroORM instance. Throws `UNKNOWN_SHARD` for an id that is not configured. */
+  /**
+   * One shard's MikroORM instance, opened now if it is not open (it connects on its first query, as MikroORM does).
+   * With `maxOpenShards` it may be closed once idle: use it right away, or hold it with {@link leaseShard}. Throws
+   * `UNKNOWN_SHARD` for an id that is not registered, `SHARD_REMOVED` for a removed one.
+   */
   shard(id: Id): MikroORM<D> {
     return this.#fleet.get(id);
   }
 
-  /** Whether every shard's database connection is up. */
-  async isConnected(): Promise<boolean> {
-    const states = await Promise.all([...this.#fleet.open.values()].map(orm => orm.isConnected()));
-    return states.every(Boolean);
+  /**
+   * A shard's MikroORM, held open until `release()` (never closed for `maxOpenShards` meanwhile); supports
+   * `using`. For work spanning several calls on one shard's own MikroORM.
+   */
+  async leaseShard(id: Id): Promise<{ readonly orm: MikroORM<D>; release(): void; [Symbol.dispose](): void }> {
+    const lease = await this.#fleet.lease(id, 'orm.leaseShard()');
+    return { ...lease, [Symbol.dispose]: lease.release };
   }
 
-  /** Closes every shard's connections; a failure on one shard does not keep the others open. */
+  /** Whether some shard is open and every open shard's database connection is up. */
+  async isConnected(): Promise<boolean> {
+    const states = await Promise.all([...this.#fleet.open.values()].map(orm => orm.isConnected()));
+    return states.length > 0 && states.every(Boolean);
+  }
+
+  /** Closes every open shard's connections; a failure on one shard does not keep the others open. */
   async close(force = false): Promise<void> {
     await this.#fleet.close(force);
   }

@@ -1,5 +1,10 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   Configuration,
+  MikroORM,
+  type IDatabaseDriver,
+  type MetadataStorage,
+  type Options,
   helper,
   QueryHelper,
   TransactionManager,
@@ -246,4 +251,162 @@ export function entityDeclarationOf(table: DatabaseTable, naming: NamingStrategy
 /** Keeps only the foreign keys of an introspected table that `keep` accepts (`DatabaseTable.setForeignKeys`, `@internal`). */
 export function keepForeignKeys(table: DatabaseTable, keep: (fk: ForeignKey) => boolean): void {
   table.setForeignKeys(Object.fromEntries(Object.entries(table.getForeignKeys()).filter(([, fk]) => keep(fk))));
+}
+
+/** What the registry hears from one shard's connections (see {@link watchConnections}). */
+export interface ConnectionWatch {
+  /** Runs once per connect, after MikroORM connected and before any query waiting for the connection goes on. */
+  connected(): Promise<void> | void;
+  /** A query or a top-level transaction started (+1) or ended (-1) on the shard. */
+  busy(delta: 1 | -1): void;
+  /** A promise to wait for before a query or transaction starts (a close in progress); undefined to go on. */
+  gate(): Promise<void> | undefined;
+}
+
+type WatchedConnection = {
+  connect(options?: unknown): Promise<void>;
+  close(force?: boolean): Promise<void>;
+  execute(...args: unknown[]): Promise<unknown>;
+  begin(options?: { ctx?: unknown }): Promise<object>;
+  commit(ctx: object, ...rest: unknown[]): Promise<void>;
+  rollback(ctx: object, ...rest: unknown[]): Promise<void>;
+  options: Record<string, unknown>;
+};
+
+/**
+ * Wraps the primary and replica connections of one MikroORM instance (instance methods of MikroORM's
+ * `AbstractSqlConnection`: `connect`, `close`, `execute`, `begin`, `commit`, `rollback`, and the protected
+ * `options`) so that the shard registry sees every query and transaction, whoever runs it (the sharded entity
+ * manager, `em.on()`, `orm.shard(id)`, the schema tools): a shard with one in flight is never closed. Concurrent
+ * connects share one (MikroORM's `ensureConnection()` would open two clients), and `close()` keeps the connection's
+ * own options (MikroORM's clears them, so a replica would reconnect to the primary).
+ */
+export function watchConnections(orm: { readonly driver: object }, watch: ConnectionWatch): void {
+  const driver = orm.driver as { connection: WatchedConnection; replicas?: WatchedConnection[] };
+  watchConnection(driver.connection, watch, false);
+  for (const replica of driver.replicas ?? []) {
+    watchConnection(replica, watch, true);
+  }
+}
+
+/** The watched connections, and how to mark work on them busy. */
+const watched = new WeakMap<object, <T>(run: () => Promise<T>) => Promise<T>>();
+
+/**
+ * Runs `run` with the connection's shard marked busy (never closed meanwhile), after any close in progress: for
+ * work that reaches the driver's own client (the prepared-statement fast path) rather than `execute()`.
+ */
+export function whileBusy<T>(connection: object, run: () => Promise<T>): Promise<T> {
+  const busy = watched.get(connection);
+  return busy ? busy(run) : run();
+}
+
+function watchConnection(connection: WatchedConnection, watch: ConnectionWatch, replica: boolean): void {
+  const { connect, close, execute, begin, commit, rollback } = connection;
+  const live = new WeakSet<object>();
+  let connecting: Promise<void> | undefined;
+  const ended = (ctx: object) => {
+    if (live.delete(ctx)) {
+      watch.busy(-1);
+    }
+  };
+  connection.connect = function (options?: unknown) {
+    if (preparing.getStore()) {
+      // The open hook's own tools reconnecting (schema.ensureDatabase() does): not a new open.
+      return connect.call(this, options);
+    }
+    // MikroORM's own `onConnect()` (ensureDatabase, ensureIndexes) queries inside `connect()`, as the hook may.
+    connecting ??= preparing
+      .run(true, async () => {
+        await connect.call(this, options);
+        await watch.connected();
+      })
+      .finally(() => {
+        connecting = undefined;
+      });
+    return connecting;
+  };
+  // A replica's own options (its `clientUrl`) are only in `options`; the primary reads the configuration, which
+  // MikroORM's schema tools change on purpose (`dbName` while creating a database).
+  connection.close = !replica
+    ? close
+    : async function (this: WatchedConnection, force?: boolean) {
+        const own = { ...this.options };
+        try {
+          await close.call(this, force);
+        } finally {
+          Object.assign(this.options, own);
+        }
+      };
+  const ready = async () => {
+    const gate = watch.gate();
+    if (gate) await gate;
+    if (connecting && !preparing.getStore()) await connecting;
+  };
+  const busy = async <T>(run: () => Promise<T>): Promise<T> => {
+    // Busy at once, before anything is awaited: the shard must not be picked for closing from here on.
+    watch.busy(1);
+    try {
+      await ready();
+      return await run();
+    } finally {
+      watch.busy(-1);
+    }
+  };
+  watched.set(connection, busy);
+  connection.execute = function (...args: unknown[]) {
+    return busy(() => execute.apply(this, args));
+  };
+  connection.begin = async function (options?: { ctx?: unknown }) {
+    if (options?.ctx !== undefined) {
+      return begin.call(this, options);
+    }
+    watch.busy(1);
+    try {
+      await ready();
+      const ctx = await begin.call(this, options);
+      live.add(ctx);
+      return ctx;
+    } catch (error) {
+      watch.busy(-1);
+      throw error;
+    }
+  };
+  connection.commit = async function (ctx: object, ...rest: unknown[]) {
+    try {
+      return await commit.call(this, ctx, ...rest);
+    } finally {
+      ended(ctx);
+    }
+  };
+  connection.rollback = async function (ctx: object, ...rest: unknown[]) {
+    try {
+      return await rollback.call(this, ctx, ...rest);
+    } finally {
+      ended(ctx);
+    }
+  };
+}
+
+/** Set while a shard connects, so that the queries of the connect itself do not wait for it. */
+const preparing = new AsyncLocalStorage<true>();
+
+/**
+ * A MikroORM instance built synchronously on metadata another instance discovered (same driver, entities and
+ * discovery options): MikroORM's constructor discovers nothing (`entities: []`), and its public `afterDiscovered`
+ * hook fills the empty storage with the discovered entities' metadata, which the instances then share (as they
+ * already share the entity classes). `extensions` are the ones the first instance's `MikroORM.init()` loaded.
+ */
+export function ormWithMetadata<D extends IDatabaseDriver>(options: Options<D>, metadata: MetadataStorage, extensions: Options['extensions']): MikroORM<D> {
+  const discovery = {
+    ...options.discovery,
+    warnWhenNoEntities: false,
+    skipSyncDiscovery: false,
+    afterDiscovered: (storage: MetadataStorage) => {
+      for (const meta of metadata) {
+        storage.set(meta.class, meta);
+      }
+    },
+  };
+  return new MikroORM<D>({ ...options, entities: [], entitiesTs: [], extensions, discovery } as Options<D>);
 }

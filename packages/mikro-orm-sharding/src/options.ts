@@ -10,6 +10,7 @@ import type { CircuitBreakerOptions } from './fleet/circuit-breaker.ts';
 import type { OnShardError } from './read/partial.ts';
 import type { ShardByOptions } from './routing/shard-by.ts';
 import { checkBindOptions, deriveShardEntities } from './routing/binds.ts';
+import type { OnShardOpen } from './fleet/fleet.ts';
 import type { TransactionMode, TwoPhaseCommitOptions } from './transactions/settings.ts';
 import { withSharedOptions } from './table-suffix/shared-options.ts';
 
@@ -40,8 +41,11 @@ export type EntityList = readonly (string | EntityClass<AnyEntity> | EntitySchem
 /** The `shards` option: each key a shard id, each value that shard's overrides of the shared options. */
 export type ShardMap<D extends IDatabaseDriver = IDatabaseDriver> = Readonly<Record<ShardId, ShardOptions<D> | string>>;
 
-/** The shard ids of a `shards` option: its keys (`'s0' | 's1'` for a literal, `string` for a record built at runtime). */
-export type ShardIdsOf<Shards> = keyof Shards & string;
+/**
+ * The shard ids of a `shards` option: its keys (`'s0' | 's1'` for a literal, `string` for a record built at runtime,
+ * or for `shards: {}`, a registry filled by `orm.addShard()`).
+ */
+export type ShardIdsOf<Shards> = [keyof Shards & string] extends [never] ? string : keyof Shards & string;
 
 type Listed<Item> = Item extends EntitySchema<infer Entity, unknown> ? Entity : Item extends EntityClass<infer Entity> ? Entity : never;
 
@@ -158,11 +162,29 @@ export interface ShardedMikroORMOptions<
    */
   readonly readYourWrites?: boolean;
   /**
-   * Connect to every shard during `init()`, so an unreachable shard fails startup with its name
-   * (MikroORM alone connects on first use).
-   * @default true
+   * Connect to every shard of `shards` during `init()`, so an unreachable shard fails startup with its name
+   * (MikroORM alone connects on first use). Shards added later (`orm.addShard()`) connect on first use.
+   * @default true, or false with `maxOpenShards`
    */
   readonly connect?: boolean;
+  /**
+   * How many shards may be open (hold a MikroORM instance and its connections) at once. Beyond it the least recently
+   * used shard with no query, transaction or lease in flight is closed, and opens again on its next use; a shard in
+   * use is never closed, so more may be open for as long as they are all busy. See docs/registry.md.
+   * @default unlimited (`Infinity`)
+   */
+  readonly maxOpenShards?: number;
+  /**
+   * Called once per shard and process when the shard first connects, before any query goes on: create or update
+   * its schema (`orm.schema.update()`), seed it, check it. A failure fails the query that opened the shard; the
+   * next use tries again.
+   *
+   * @example
+   * ```ts
+   * onShardOpen: ({ orm }) => orm.schema.update()
+   * ```
+   */
+  readonly onShardOpen?: OnShardOpen;
   /**
    * What a query over several shards does when some of them cannot be reached (`SHARD_UNAVAILABLE`): `'fail'` throws,
    * `'partial'` answers from the shards that could (see `partialFailuresOf`), a function answers as `'partial'` and
@@ -227,6 +249,8 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
     readYourWrites,
     transactionMode,
     twoPhaseCommit,
+    maxOpenShards,
+    onShardOpen,
     ...shared
   } = options;
   // First of all: every error from here on may echo options, and must mask their passwords.
@@ -234,7 +258,8 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
   if (shards !== null && typeof shards === 'object') {
     Object.values(shards).forEach(own => rememberSecrets(typeof own === 'string' ? { clientUrl: own } : (own ?? {})));
   }
-  if (shards === null || typeof shards !== 'object' || Object.keys(shards).length === 0) {
+  // `shards: {}` is a registry filled at runtime (`orm.addShard()`); a missing map is a mistake.
+  if (shards === null || typeof shards !== 'object' || Array.isArray(shards)) {
     throw ShardingError.noShards();
   }
   if (shardChooser === undefined ? shardBy === undefined && binds === undefined && defaultBind === undefined : typeof shardChooser !== 'function') {
@@ -250,22 +275,61 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
   }
   const configs = new Map<ShardId, ShardOptions<D>>();
   for (const [id, entry] of Object.entries(shards)) {
-    if (id === '') {
-      throw ShardingError.invalidOptions('a shard id cannot be empty.', id);
-    }
-    const own = shardEntry<D>(id, entry);
-    // MikroORM's own option type wants a mutable `entities` array; the list is handed over as given.
-    const merged = { ...shared, ...withSharedOptions(own, shared), contextName: id } as ShardOptions<D>;
-    const driver = merged.driver as unknown;
-    if (typeof driver !== 'function' || !(driver.prototype instanceof AbstractSqlDriver)) {
-      throw secondCopyError(id, driver) ?? ShardingError.unsupportedDriver(id, driver);
-    }
-    checkUrls(id, merged);
-    configs.set(id, withShardLoggers(withConnectionDefaults<D>(merged), id));
+    configs.set(id, shardConfig<D>(id, entry, shared));
   }
   checkBindOptions({ binds, defaultBind }, [...configs.keys()]);
   deriveShardEntities(configs, options.entities, shardsListingEntities(shards), { binds, defaultBind });
   return configs;
+}
+
+/** The options every shard shares: MikroORM's own, without the sharding options. */
+export function sharedOptionsOf<D extends IDatabaseDriver>(options: ShardedMikroORMOptions<D, object, EntityList>): ShardOptions<D> {
+  const {
+    shards,
+    shardChooser,
+    idChooser,
+    queryChooser,
+    connect,
+    onShardError,
+    circuitBreaker,
+    shardBy,
+    requireShardKey,
+    binds,
+    defaultBind,
+    readYourWrites,
+    transactionMode,
+    twoPhaseCommit,
+    maxOpenShards,
+    onShardOpen,
+    ...shared
+  } = options;
+  return shared as ShardOptions<D>;
+}
+
+/** The shard ids `init()` and `addShard()` take: letters, digits, `_`, `-`, `.` and `:`, at most 200 characters. */
+const SHARD_ID = /^[A-Za-z0-9_.:-]{1,200}$/;
+
+/**
+ * One shard's MikroORM options: the shared options merged with its own (an options object or a connection URL),
+ * validated, with its logger and connection defaults. Throws {@link ShardingError}.
+ */
+export function shardConfig<D extends IDatabaseDriver>(id: ShardId, entry: unknown, shared: object): ShardOptions<D> {
+  if (typeof id !== 'string' || id === '') {
+    throw ShardingError.invalidOptions('a shard id cannot be empty.', id);
+  }
+  if (!SHARD_ID.test(id)) {
+    throw ShardingError.invalidOptions(`shard id ${describe(id)} may only hold letters, digits, \`_\`, \`-\`, \`.\` and \`:\` (at most 200).`, id);
+  }
+  rememberSecrets(typeof entry === 'string' ? { clientUrl: entry } : ((entry ?? {}) as object));
+  const own = shardEntry<D>(id, entry as ShardOptions<D> | string | null | undefined);
+  // MikroORM's own option type wants a mutable `entities` array; the list is handed over as given.
+  const merged = { ...shared, ...withSharedOptions(own, shared), contextName: id } as ShardOptions<D>;
+  const driver = merged.driver as unknown;
+  if (typeof driver !== 'function' || !(driver.prototype instanceof AbstractSqlDriver)) {
+    throw secondCopyError(id, driver) ?? ShardingError.unsupportedDriver(id, driver);
+  }
+  checkUrls(id, merged);
+  return withShardLoggers(withConnectionDefaults<D>(merged), id);
 }
 
 /** The shards whose own options list `entities` (binds leave those lists as they are). */

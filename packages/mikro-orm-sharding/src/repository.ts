@@ -33,7 +33,7 @@ type RepositoryClass = new (em: ShardedEntityManager, entityName: EntityName<obj
  * option, else the driver's), from the configuration of the first shard that knows the entity.
  */
 export function repositoryFor(orm: ShardedMikroORM, em: ShardedEntityManager, entityName: EntityName<object>): object {
-  const shard = orm.shard(shardWith(orm, entityName));
+  const shard = orm.fleet.template(shardWith(orm, entityName));
   const meta = shard.getMetadata().get(entityName);
   const Repository = shard.config.getRepositoryClass(meta.repository) as unknown as RepositoryClass;
   return new Repository(em, entityName);

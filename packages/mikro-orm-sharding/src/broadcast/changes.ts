@@ -157,7 +157,7 @@ function orderOf(orm: ShardedMikroORM): ReadonlyMap<string, number> {
 
 function metaByName(orm: ShardedMikroORM, name: string): EntityMetadata | undefined {
   for (const id of orm.shardIds) {
-    const meta = orm.shard(id).getMetadata().getByClassName(name, false);
+    const meta = orm.fleet.metadata(id).getByClassName(name, false);
     if (meta) {
       return meta as EntityMetadata;
     }

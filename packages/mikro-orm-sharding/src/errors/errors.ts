@@ -9,6 +9,8 @@ export type ShardingErrorCode =
   | 'UNSUPPORTED_DRIVER'
   | 'SHARD_INIT_FAILED'
   | 'UNKNOWN_SHARD'
+  | 'DUPLICATE_SHARD'
+  | 'SHARD_REMOVED'
   | 'CHOOSER_FAILED'
   | 'CHOOSER_RETURNED_NOTHING'
   | 'CROSS_SHARD_REFERENCE'
@@ -144,6 +146,24 @@ export class ShardingError extends Error {
 
   static shardInitFailed(shard: ShardId, cause: unknown): ShardingError {
     return new ShardingError('SHARD_INIT_FAILED', `Shard ${quote(shard)} failed to initialise: ${messageOf(cause)}. No shard was left open.`, { shard, cause });
+  }
+
+  /** `orm.addShard()` with the id of a registered shard. */
+  static duplicateShard(shard: ShardId): ShardingError {
+    return new ShardingError(
+      'DUPLICATE_SHARD',
+      `Shard ${quote(shard)} is already registered; remove it first (\`await orm.removeShard(${quote(shard)})\`) or pick another id. Nothing was changed.`,
+      { shard, value: shard },
+    );
+  }
+
+  /** A shard `orm.removeShard()` removed (or is removing), used again. */
+  static shardRemoved(shard: ShardId, source: string): ShardingError {
+    return new ShardingError(
+      'SHARD_REMOVED',
+      `Shard ${quote(shard)} was removed (\`orm.removeShard()\`) and cannot be used by ${source}; add it again with \`orm.addShard()\` to use it.`,
+      { shard, value: shard },
+    );
   }
 
   /**

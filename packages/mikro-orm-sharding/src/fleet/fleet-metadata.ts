@@ -2,7 +2,7 @@ import type { EntityMetadata, EntityName } from '@mikro-orm/core';
 import type { ShardId } from '../choosers.ts';
 import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
 
-// What a fleet's shards know of its entities, computed once per fleet: metadata does not change after init.
+// What a fleet's shards know of its entities, computed once per fleet and forgotten when shards come or go.
 
 const knowledge = new WeakMap<ShardedMikroORM, Map<EntityName<object>, ReadonlySet<ShardId>>>();
 
@@ -14,16 +14,22 @@ export function shardsKnowing(orm: ShardedMikroORM, entityName: EntityName<objec
   const known = fleetCache(knowledge, orm);
   let shards = known.get(entityName);
   if (!shards) {
-    shards = new Set(orm.shardIds.filter(id => orm.shard(id).getMetadata().find(entityName) !== undefined));
+    shards = new Set(orm.shardIds.filter(id => orm.fleet.metadata(id).find(entityName) !== undefined));
     known.set(entityName, shards);
   }
   return shards;
 }
 
-/** The first shard that knows the entity (the first shard of all when none does: MikroORM will say so). */
-export function shardWith(orm: ShardedMikroORM, entityName: EntityName<object>): ShardId {
+/** The first shard that knows the entity (the first shard of all when none does: MikroORM will say so; none without shards). */
+export function shardWith(orm: ShardedMikroORM, entityName: EntityName<object>): ShardId | undefined {
   const [first] = shardsKnowing(orm, entityName);
-  return first ?? orm.shardIds[0]!;
+  return first ?? orm.shardIds[0];
+}
+
+/** Forgets what the shards know: shards came or went. */
+export function forgetShardKnowledge(orm: ShardedMikroORM): void {
+  knowledge.delete(orm);
+  metadata.delete(orm);
 }
 
 const metadata = new WeakMap<ShardedMikroORM, Map<EntityName<object>, EntityMetadata>>();
@@ -33,8 +39,8 @@ export function metadataOf<T extends object>(orm: ShardedMikroORM, entityName: E
   const known = fleetCache(metadata, orm);
   let meta = known.get(entityName as EntityName<object>);
   if (!meta) {
-    meta = orm
-      .shard(shardWith(orm, entityName as EntityName<object>))
+    meta = orm.fleet
+      .template(shardWith(orm, entityName as EntityName<object>))
       .getMetadata()
       .get(entityName) as EntityMetadata;
     known.set(entityName as EntityName<object>, meta);

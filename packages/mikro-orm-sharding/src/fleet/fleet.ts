@@ -1,53 +1,140 @@
-import { MikroORM, type Configuration, type IDatabaseDriver } from '@mikro-orm/core';
+import type { Configuration, IDatabaseDriver, MetadataStorage, MikroORM } from '@mikro-orm/core';
 import type { ShardId } from '../choosers.ts';
 import { ShardingError } from '../errors/errors.ts';
+import { watchConnections } from '../mikro-internals.ts';
 import type { ShardOptions } from '../options.ts';
-import { settleEach } from './settle.ts';
+import { runBounded } from './run-bounded.ts';
+import { ShardKinds, type ShardKind } from './shard-kinds.ts';
+
+/** Called once per shard and process, at the shard's first connection, before any query goes on (see `onShardOpen`). */
+export type OnShardOpen = (args: { readonly id: ShardId; readonly orm: MikroORM }) => Promise<void> | void;
+
+/** How the registry opens and closes shards. */
+export interface FleetSettings {
+  /** How many shards may be open at once; the least recently used idle one is closed beyond it. */
+  readonly maxOpenShards: number;
+  readonly onShardOpen?: OnShardOpen;
+}
+
+interface Entry<D extends IDatabaseDriver> {
+  readonly id: ShardId;
+  readonly options: ShardOptions<D>;
+  readonly kind: ShardKind;
+  /** The shard's MikroORM while open (held by the registry). */
+  orm?: MikroORM<D>;
+  /** A closed shard's MikroORM, as long as something (an entity manager, an entity) still holds it. */
+  closed?: WeakRef<MikroORM<D>>;
+  /** Queries and transactions in flight, plus leases. */
+  busy: number;
+  closing?: Promise<void>;
+  opened?: Promise<void>;
+  removed?: boolean;
+}
+
+/** Concurrency of work the registry does on many shards at once (connecting at init, closing). */
+const FLEET_CONCURRENCY = 16;
 
 /**
- * The one place that knows which shards exist and holds their MikroORM instances: nothing else keeps a shard map.
- * A shard is known by its id; the MikroORM behind an id is found through {@link Fleet.get}, and an entity's shard
- * through the `Configuration` of the entity manager that loaded it ({@link Fleet.shardOfConfig}).
+ * The shard registry: the one place that knows which shards exist and holds their MikroORM instances. A shard is
+ * known by its id. Its MikroORM is built on first use (on metadata discovered once per kind of shard, see
+ * {@link ShardKinds}) and connects when it first queries; beyond `maxOpenShards` the least recently used shard with
+ * no query, transaction or lease in flight is closed, and opens again on its next use. An entity's shard is found
+ * through the `Configuration` of the entity manager that loaded it ({@link Fleet.shardOfConfig}), for every MikroORM
+ * a shard ever had.
  *
  * @internal
  */
 export class Fleet<D extends IDatabaseDriver = IDatabaseDriver> {
-  readonly #options: Map<ShardId, ShardOptions<D>>;
-  readonly #open = new Map<ShardId, MikroORM<D>>();
+  readonly #entries = new Map<ShardId, Entry<D>>();
+  /** Open shards, least recently used first. */
+  readonly #lru = new Set<Entry<D>>();
   readonly #byConfig = new WeakMap<Configuration, ShardId>();
-  #ids: readonly ShardId[];
+  readonly #removed = new Set<ShardId>();
+  readonly #kinds = new ShardKinds();
+  readonly #settings: FleetSettings;
+  readonly #idle = new Set<() => void>();
+  readonly #instanceHooks: ((id: ShardId, orm: MikroORM) => void)[] = [];
+  #ids: readonly ShardId[] = Object.freeze([]);
+  #defaultKind: ShardKind | undefined;
 
-  private constructor(options: Map<ShardId, ShardOptions<D>>) {
-    this.#options = options;
-    this.#ids = Object.freeze([...options.keys()]);
+  private constructor(settings: FleetSettings) {
+    this.#settings = settings;
   }
 
   /**
-   * Initialises every shard's MikroORM (in parallel), connecting each when `connect` is set. If any shard fails, the
-   * others are closed again and `SHARD_INIT_FAILED` names the shard.
+   * Registers the shards and discovers their metadata (once per kind), then connects each when `connect` is set
+   * (at most `maxOpenShards` stay open). If any shard fails, the others are closed again and `SHARD_INIT_FAILED`
+   * names the shard. `fallback` are options to discover the entities with when there is no shard.
    */
-  static async open<D extends IDatabaseDriver>(options: Map<ShardId, ShardOptions<D>>, connect: boolean): Promise<Fleet<D>> {
-    const fleet = new Fleet<D>(options);
-    const ids = fleet.#ids;
-    const results = await Promise.allSettled(
-      ids.map(async id => {
-        const orm = await MikroORM.init<D>(options.get(id)!);
-        if (connect) {
-          await orm.connect().catch(async (error: unknown) => {
-            await orm.close(true);
-            throw error;
-          });
+  static async open<D extends IDatabaseDriver>(
+    options: Map<ShardId, ShardOptions<D>>,
+    connect: boolean,
+    settings: FleetSettings,
+    fallback: ShardOptions<D>,
+  ): Promise<Fleet<D>> {
+    const fleet = new Fleet<D>(settings);
+    try {
+      for (const [id, own] of options) {
+        await fleet.add(id, own);
+      }
+      fleet.#defaultKind = options.size === 0 ? await fleet.#kinds.of(fallback) : undefined;
+      if (connect) {
+        const outcomes = await runBounded([...options.keys()], id => fleet.get(id).connect(), { concurrency: FLEET_CONCURRENCY });
+        const failed = outcomes.find(outcome => outcome.status === 'failed');
+        if (failed?.status === 'failed') {
+          throw ShardingError.shardInitFailed(failed.shard, failed.error);
         }
-        return orm;
-      }),
-    );
-    const failed = results.findIndex(result => result.status === 'rejected');
-    if (failed >= 0) {
-      await Promise.allSettled(results.map(result => (result.status === 'fulfilled' ? result.value.close(true) : undefined)));
-      throw ShardingError.shardInitFailed(ids[failed]!, (results[failed] as PromiseRejectedResult).reason);
+      }
+    } catch (error) {
+      await fleet.close(true).catch(() => undefined);
+      throw error;
     }
-    ids.forEach((id, i) => fleet.#adopt(id, (results[i] as PromiseFulfilledResult<MikroORM<D>>).value));
     return fleet;
+  }
+
+  /** Registers a shard (validated options); discovers its kind's metadata if no shard of its kind did. */
+  async add(id: ShardId, options: ShardOptions<D>): Promise<void> {
+    let kind: ShardKind;
+    try {
+      kind = await this.#kinds.of(options);
+    } catch (error) {
+      throw ShardingError.shardInitFailed(id, error);
+    }
+    if (this.#entries.has(id)) {
+      throw ShardingError.duplicateShard(id);
+    }
+    this.#removed.delete(id);
+    this.#entries.set(id, { id, options, kind, busy: 0 });
+    this.#ids = Object.freeze([...this.#entries.keys()]);
+  }
+
+  /**
+   * Unregisters a shard: later uses get `SHARD_REMOVED` at once; waits for its queries, transactions and leases
+   * to finish, then closes it.
+   */
+  async remove(id: ShardId): Promise<void> {
+    const entry = this.#entry(id, 'orm.removeShard()');
+    entry.removed = true;
+    this.#entries.delete(id);
+    this.#removed.add(id);
+    this.#ids = Object.freeze([...this.#entries.keys()]);
+    while (entry.busy > 0) {
+      await new Promise<void>(resolve => this.#idle.add(resolve));
+    }
+    await entry.closing;
+    await this.#close(entry, false);
+  }
+
+  /**
+   * Runs `hook` on every MikroORM the registry built and builds from now on (a shard's first, and a new one after
+   * a closed one was forgotten): event subscribers a shard's instance needs.
+   */
+  onInstance(hook: (id: ShardId, orm: MikroORM) => void): void {
+    this.#instanceHooks.push(hook);
+    for (const entry of this.#entries.values()) {
+      const orm = entry.orm ?? entry.closed?.deref();
+      if (orm) hook(entry.id, orm as MikroORM);
+    }
   }
 
   /** The shard ids, in registry order. */
@@ -57,43 +144,189 @@ export class Fleet<D extends IDatabaseDriver = IDatabaseDriver> {
 
   /** Whether a shard of this id is registered. */
   has(id: unknown): id is ShardId {
-    return typeof id === 'string' && this.#options.has(id);
+    return typeof id === 'string' && this.#entries.has(id);
   }
 
-  /** A shard's MikroORM. Throws `UNKNOWN_SHARD`, naming `source`, for an id that is not registered. */
+  /**
+   * A shard's MikroORM, built now if the shard is not open (not connected: it connects on its first query).
+   * Throws `UNKNOWN_SHARD` (or `SHARD_REMOVED`), naming `source`, for an id that is not registered.
+   */
   get(id: ShardId, source = 'orm.shard()'): MikroORM<D> {
-    const orm = this.#open.get(id);
-    if (!orm) {
-      throw ShardingError.unknownShard(id, this.#ids, { source });
-    }
-    return orm;
+    const entry = this.#entry(id, source);
+    this.#touch(entry);
+    return entry.orm ?? this.#reopen(entry);
+  }
+
+  /**
+   * Holds a shard open until `release` is called (it is never closed for `maxOpenShards` meanwhile), waiting for
+   * a close in progress first.
+   */
+  async lease(id: ShardId, source: string): Promise<{ readonly orm: MikroORM<D>; release(): void }> {
+    const entry = this.#entry(id, source);
+    await entry.closing;
+    const orm = this.get(id, source);
+    entry.busy++;
+    let released = false;
+    return {
+      orm,
+      release: () => {
+        if (!released) {
+          released = true;
+          this.#busy(entry, -1);
+        }
+      },
+    };
   }
 
   /** The MikroORM options a shard was registered with (the shared options merged with its own). */
   options(id: ShardId): ShardOptions<D> | undefined {
-    return this.#options.get(id);
+    return this.#entries.get(id)?.options;
+  }
+
+  /** A shard's entity metadata, without opening it (shards of one kind share it). */
+  metadata(id: ShardId): MetadataStorage {
+    return this.#entry(id, 'the metadata of a shard').kind.metadata;
   }
 
   /**
-   * The shard whose MikroORM owns this configuration (every fork of a MikroORM shares its `Configuration`), or
-   * undefined for another fleet's, or a closed shard's.
+   * The never-connected MikroORM of a shard's kind (of the first shard's without `id`, of the shared options when
+   * there is no shard): MikroORM-wide settings, repositories, staging forks. Never queried.
    */
+  template(id: ShardId | undefined = this.#ids[0]): MikroORM<D> {
+    return (id === undefined ? this.#defaultKind! : this.#entry(id, 'the template of a shard').kind).template as MikroORM<D>;
+  }
+
+  /** MikroORM-wide settings (`allowGlobalContext`, `persistOnCreate` ...): the first shard's kind's. */
+  get config(): Configuration {
+    return this.template().config;
+  }
+
+  /** The entity metadata of the first shard's kind (of the shared options, when there is no shard). */
+  get defaultMetadata(): MetadataStorage {
+    return this.template().getMetadata();
+  }
+
+  /** The shard whose MikroORM (any it had) owns this configuration, or undefined for another fleet's. */
   shardOfConfig(config: Configuration): ShardId | undefined {
     return this.#byConfig.get(config);
   }
 
-  /** The MikroORM instances open now, by shard id. */
+  /** The MikroORM instances open now, by shard id, in registry order. */
   get open(): ReadonlyMap<ShardId, MikroORM<D>> {
-    return this.#open;
+    return new Map([...this.#entries.values()].filter(entry => entry.orm !== undefined).map(entry => [entry.id, entry.orm!]));
   }
 
-  /** Closes every open shard; a failure on one does not keep the others open. */
+  /** How many shards are open now. */
+  get openCount(): number {
+    return this.#lru.size;
+  }
+
+  /** Closes every open shard (a few at a time); a failure on one does not keep the others open, and is rethrown. */
   async close(force = false): Promise<void> {
-    await settleEach('close', [...this.#open.keys()], id => this.#open.get(id)!.close(force));
+    const open = new Map([...this.#lru].map(entry => [entry.id, entry]));
+    const outcomes = await runBounded([...open.keys()], id => this.#close(open.get(id)!, force), { concurrency: FLEET_CONCURRENCY, keepGoing: true });
+    const failed = outcomes.find(outcome => outcome.status === 'failed');
+    if (failed?.status === 'failed') {
+      throw failed.error;
+    }
   }
 
-  #adopt(id: ShardId, orm: MikroORM<D>): void {
-    this.#open.set(id, orm);
-    this.#byConfig.set(orm.config, id);
+  #entry(id: ShardId, source: string): Entry<D> {
+    const entry = this.#entries.get(id);
+    if (!entry) {
+      throw this.#removed.has(id) ? ShardingError.shardRemoved(id, source) : ShardingError.unknownShard(id, this.#ids, { source });
+    }
+    return entry;
+  }
+
+  /** The shard's MikroORM again: the one it had if something still holds it (its entities know it), else a new one. */
+  #reopen(entry: Entry<D>): MikroORM<D> {
+    let orm = entry.closed?.deref();
+    if (!orm) {
+      orm = ShardKinds.build<D>(entry.options, entry.kind);
+      this.#byConfig.set(orm.config, entry.id);
+      this.#watch(entry, orm);
+      this.#instanceHooks.forEach(hook => hook(entry.id, orm as MikroORM));
+    }
+    entry.closed = undefined;
+    this.#adopt(entry, orm);
+    return orm;
+  }
+
+  #adopt(entry: Entry<D>, orm: MikroORM<D>): void {
+    entry.orm = orm;
+    this.#lru.add(entry);
+    this.#evict();
+  }
+
+  #watch(entry: Entry<D>, orm: MikroORM<D>): void {
+    watchConnections(orm, {
+      connected: () => {
+        if (entry.removed) {
+          throw ShardingError.shardRemoved(entry.id, 'a query');
+        }
+        if (entry.orm !== orm) {
+          // A closed shard's entity manager queried again: the shard is open again.
+          this.#adopt(entry, orm);
+        }
+        entry.opened ??= Promise.resolve(this.#settings.onShardOpen?.({ id: entry.id, orm: orm as MikroORM }));
+        return entry.opened.catch(error => {
+          entry.opened = undefined;
+          throw error;
+        });
+      },
+      busy: delta => {
+        if (delta > 0) this.#touch(entry);
+        this.#busy(entry, delta);
+      },
+      gate: () => entry.closing,
+    });
+  }
+
+  #touch(entry: Entry<D>): void {
+    if (this.#lru.delete(entry)) {
+      this.#lru.add(entry);
+    }
+  }
+
+  #busy(entry: Entry<D>, delta: 1 | -1): void {
+    entry.busy += delta;
+    if (entry.busy === 0) {
+      this.#evict();
+      const waiting = [...this.#idle];
+      this.#idle.clear();
+      waiting.forEach(resolve => resolve());
+    }
+  }
+
+  /** Closes least recently used idle shards while more than `maxOpenShards` are open; never a busy one. */
+  #evict(): void {
+    if (this.#lru.size <= this.#settings.maxOpenShards) {
+      return;
+    }
+    const newest = [...this.#lru].at(-1);
+    for (const entry of this.#lru) {
+      if (this.#lru.size <= this.#settings.maxOpenShards) {
+        break;
+      }
+      if (entry.busy === 0 && entry !== newest) {
+        void this.#close(entry, false).catch(() => undefined);
+      }
+    }
+  }
+
+  async #close(entry: Entry<D>, force: boolean): Promise<void> {
+    const orm = entry.orm;
+    if (!orm) {
+      return;
+    }
+    this.#lru.delete(entry);
+    entry.orm = undefined;
+    entry.closed = new WeakRef(orm);
+    const closing = orm.close(force).finally(() => {
+      if (entry.closing === closing) entry.closing = undefined;
+    });
+    entry.closing = closing;
+    await closing;
   }
 }

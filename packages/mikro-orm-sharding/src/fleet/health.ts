@@ -32,6 +32,11 @@ export class FleetHealth {
     return breaker;
   }
 
+  /** Forgets a removed shard's breaker (a shard added again under its id starts closed). */
+  forget(shard: ShardId): void {
+    this.#breakers.delete(shard);
+  }
+
   /** A shard's state now. */
   of(shard: ShardId): ShardHealth {
     return this.breaker(shard).health();

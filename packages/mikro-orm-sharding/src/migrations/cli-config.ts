@@ -23,6 +23,10 @@ export function shardConfigsForCli<D extends IDatabaseDriver, Shards extends obj
   options: ShardedMikroORMOptions<D, Shards, Entities>,
 ): ShardCliConfigs<D> {
   const configs = shardConfigs(options);
+  if (configs.size === 0) {
+    // The CLI works on the shards the config names; a registry filled at runtime has none here.
+    throw ShardingError.noShards();
+  }
   const ids: ShardId[] = [...configs.keys()];
   const unknown = (contextName: string): never => {
     throw new ShardingError(

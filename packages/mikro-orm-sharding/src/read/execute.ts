@@ -2,7 +2,7 @@ import { Utils, type AbortQueryOptions, type LogContext, type LoggingOptions } f
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { CompiledQuery } from './compile.ts';
 import { isBuiltInLogger } from '../fleet/shard-logging.ts';
-import { abortDefaultsOf, executeLogged, isDefaultOnQuery, nativeClientOf } from '../mikro-internals.ts';
+import { abortDefaultsOf, executeLogged, isDefaultOnQuery, nativeClientOf, whileBusy } from '../mikro-internals.ts';
 import { isPgPool, isStalePlan, pgBindable, pgStatement, runOnPg, type PgPool } from './pg-statements.ts';
 import { isSqlite, runOnSqlite, sqliteBindable, type SqliteDatabase } from './sqlite-statements.ts';
 import { runsElsewhere } from '../table-suffix/transaction-owners.ts';
@@ -35,11 +35,23 @@ const natives = new WeakMap<object, Native>();
  * of work's transaction open on the shared connection (`execute()` waits for it; a direct read would see its
  * uncommitted rows).
  */
-export async function runCompiled(fork: SqlEntityManager, compiled: CompiledQuery, method: Method, options: RunOptions = {}): Promise<unknown> {
+export function runCompiled(fork: SqlEntityManager, compiled: CompiledQuery, method: Method, options: RunOptions = {}): Promise<unknown> {
   const ctx = fork.getTransactionContext();
   // The connection MikroORM's own find would use: the transaction's, else a read replica when preferred.
   const type = ctx ? 'write' : (options.connectionType ?? (fork.config.get('preferReadReplicas') ? 'read' : 'write'));
   const connection = fork.getConnection(type);
+  // The shard stays open while the query runs, whichever way it reaches the database.
+  return whileBusy(connection, () => runOn(fork, connection, ctx, compiled, method, options));
+}
+
+async function runOn(
+  fork: SqlEntityManager,
+  connection: ReturnType<SqlEntityManager['getConnection']>,
+  ctx: ReturnType<SqlEntityManager['getTransactionContext']>,
+  compiled: CompiledQuery,
+  method: Method,
+  options: RunOptions,
+): Promise<unknown> {
   const signal = options.signal ?? abortDefaultsOf(fork)?.signal;
   try {
     const native = signal === undefined && !compiled.inline && isDefaultOnQuery(fork.config) ? await nativeOf(connection) : null;

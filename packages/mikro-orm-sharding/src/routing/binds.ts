@@ -110,7 +110,7 @@ export function resolveBinds(fleet: Fleet, options: BindOptions, hasChooser: boo
   if (options.binds === undefined && options.defaultBind === undefined) {
     return undefined;
   }
-  const metadata = fleet.ids.map(id => fleet.get(id).getMetadata());
+  const metadata = fleet.ids.map(id => fleet.metadata(id));
   const resolved: ResolvedBinds = { byName: bindsByName(options.binds, metadata), defaultBind: options.defaultBind };
   const entities = new Map<string, EntityMetadata>();
   metadata.forEach(storage => {
@@ -129,8 +129,8 @@ export function resolveBinds(fleet: Fleet, options: BindOptions, hasChooser: boo
       if (!meta.virtual) {
         unbound.push(meta.className);
       }
-    } else if (fleet.get(shard).getMetadata().find(meta.class) === undefined) {
-      const declaredOn = fleet.ids.filter(id => fleet.get(id).getMetadata().find(meta.class) !== undefined);
+    } else if (fleet.metadata(shard).find(meta.class) === undefined) {
+      const declaredOn = fleet.ids.filter(id => fleet.metadata(id).find(meta.class) !== undefined);
       throw ShardingError.entityNotOnShard(meta.className, meta.className, shard, declaredOn, 'the `binds` option', false);
     }
     for (const prop of meta.relations) {

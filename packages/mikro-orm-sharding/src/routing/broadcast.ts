@@ -121,7 +121,7 @@ export function broadcastReadShard(scope: ShardScope, entityName: EntityName<obj
 
 function metaNamed(orm: ShardedMikroORM, name: string): EntityMetadata | undefined {
   for (const id of orm.shardIds) {
-    const meta = orm.shard(id).getMetadata().getByClassName(name, false);
+    const meta = orm.fleet.metadata(id).getByClassName(name, false);
     if (meta !== undefined) {
       return meta as EntityMetadata;
     }

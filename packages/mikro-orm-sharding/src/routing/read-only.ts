@@ -48,16 +48,16 @@ export function refuseReadOnlyFlush(scope: ShardScope): void {
  * `em.fork({ freshEventManager: true })` of a shard's own MikroORM is not guarded.
  */
 export function guardReadOnlyShards(fleet: Fleet): void {
-  for (const id of fleet.ids) {
+  fleet.onInstance((id, orm) => {
     if (isReadOnly(fleet, id)) {
       const guard: EventSubscriber = {
         beforeFlush({ em }: FlushEventArgs): void {
           refusePendingWrites(em, id, 'a flush');
         },
       };
-      fleet.get(id).em.getEventManager().registerSubscriber(guard);
+      orm.em.getEventManager().registerSubscriber(guard);
     }
-  }
+  });
 }
 
 /**

@@ -28,9 +28,13 @@ export function hasReplicas(fleet: Fleet, shard: ShardId): boolean {
  * true when the fleet has such a shard.
  */
 export function witnessWrites(fleet: Fleet): boolean {
-  const replicated = fleet.ids.filter(id => hasReplicas(fleet, id));
-  replicated.forEach(id => fleet.get(id).em.getEventManager().registerSubscriber(witness));
-  return replicated.length > 0;
+  fleet.onInstance((id, orm) => {
+    if (hasReplicas(fleet, id)) {
+      orm.em.getEventManager().registerSubscriber(witness);
+    }
+  });
+  // Shards added later with replicas are witnessed too, but only a fleet that starts with one reads its writes back.
+  return fleet.ids.some(id => hasReplicas(fleet, id));
 }
 
 /** Records a write that bypasses the unit of work (`insert`, `upsert`, `nativeUpdate`, ...) on these shards' forks. */

@@ -134,7 +134,8 @@ function queryFromDeclaration(scope: ShardScope, route: EntityRouting, where: un
     }
     if (shards.length === 0) {
       // Nothing can match (`$in: []`, contradicting keys): one shard answers, as one database would.
-      return [shardWith(scope.orm, route.meta.class)];
+      const home = shardWith(scope.orm, route.meta.class);
+      return home === undefined ? [] : [home];
     }
     return checkShards(scope, shards, route.source, route.entityName, where);
   });

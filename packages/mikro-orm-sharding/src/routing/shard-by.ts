@@ -223,11 +223,11 @@ function resolveDeclaration(
   resolveParent: (name: string) => EntityRouting,
 ): EntityRouting {
   const owner = `shardBy.${name}`;
-  const home = orm.shardIds.find(id => orm.shard(id).getMetadata().getByClassName(name, false) !== undefined);
+  const home = orm.shardIds.find(id => orm.fleet.metadata(id).getByClassName(name, false) !== undefined);
   if (home === undefined) {
     throw ShardingError.invalidOptions(`${owner}: no shard declares an entity named ${describe(name)}; use the entity's name (its class name).`, name);
   }
-  const meta = orm.shard(home).getMetadata().getByClassName(name) as EntityMetadata;
+  const meta = orm.fleet.metadata(home).getByClassName(name) as EntityMetadata;
   const knowing = shardsKnowing(orm, meta.class);
   if (declaration === null || typeof declaration !== 'object') {
     throw ShardingError.invalidOptions(`${owner} must be { key, strategy } or { parent }; got ${describe(declaration)}.`, declaration);

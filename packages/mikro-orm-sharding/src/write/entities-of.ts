@@ -32,7 +32,7 @@ function discoveredAs(orm: ShardedMikroORM, item: unknown) {
     return undefined;
   }
   for (const id of orm.shardIds) {
-    const meta = orm.shard(id).getMetadata().find(type);
+    const meta = orm.fleet.metadata(id).find(type);
     if (meta) {
       return meta;
     }

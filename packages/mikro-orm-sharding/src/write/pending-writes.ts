@@ -26,7 +26,7 @@ export class PendingWrites {
   #placings = 0;
   // Placed but not yet flushed: MikroORM tells an entity's entity manager (so its shard) only once it is written.
   readonly #placed: ReadonlyMap<object, ShardId>[] = [];
-  readonly #staging = new Map<ShardId, SqlEntityManager>();
+  readonly #staging = new Map<ShardId | undefined, SqlEntityManager>();
   readonly #stagingByEntity = new Map<EntityName<object>, SqlEntityManager>();
   /** `em.move()` calls since the last successful flush. */
   readonly #moveRequests = new Map<object, ShardId>();
@@ -210,7 +210,7 @@ export class PendingWrites {
     const home = shardWith(orm, entityName);
     let staging = this.#staging.get(home);
     if (!staging) {
-      staging = orm.shard(home).em.fork({ disableContextResolution: true, schema: STAGED_SCHEMA }) as SqlEntityManager;
+      staging = orm.fleet.template(home).em.fork({ disableContextResolution: true, schema: STAGED_SCHEMA }) as SqlEntityManager;
       markStaging(staging);
       this.#staging.set(home, staging);
     }
