@@ -14,7 +14,7 @@ import { ShardedEntityManager } from './ShardedEntityManager.ts';
 import { ShardedSchema } from './ShardedSchema.ts';
 import { ShardedMigrator } from './migrations/ShardedMigrator.ts';
 import { ShardingError } from './errors/errors.ts';
-import { Fleet } from './fleet/fleet.ts';
+import { Fleet, type OnShardOpen } from './fleet/fleet.ts';
 import { breakerSettings, FleetHealth } from './fleet/health.ts';
 import { withHealthGates, withPoolGate } from './fleet/pool-gate.ts';
 import { registrySettings } from './fleet/registry-settings.ts';
@@ -138,11 +138,19 @@ export class ShardedMikroORM<D extends IDatabaseDriver = IDatabaseDriver, Id ext
    * nothing is registered then. See docs/registry.md.
    */
   async addShard(id: string, options: ShardOptions<D> | string = {}): Promise<void> {
+    await this.registerShard(id, options);
+  }
+
+  /**
+   * @internal `addShard()` with the shard's own open hook (run once at its first connection, before `onShardOpen`):
+   * what a strategy that makes shards on demand (`tenant()`) prepares them with.
+   */
+  async registerShard(id: string, options: ShardOptions<D> | string, onOpen?: OnShardOpen): Promise<void> {
     const config = shardConfig<D>(id, options, this.#shared);
     if (this.#fleet.has(id)) {
       throw ShardingError.duplicateShard(id);
     }
-    await this.#fleet.add(id, withPoolGate<D>(config, this.#faults.health.breaker(id)));
+    await this.#fleet.add(id, withPoolGate<D>(config, this.#faults.health.breaker(id)), onOpen);
     forgetShardKnowledge(this as ShardedMikroORM);
   }
 

@@ -24,6 +24,7 @@ export { hash, type HashOptions, type HashStrategy } from './strategies/hash.ts'
 export { jump, type JumpOptions, type JumpStrategy } from './strategies/jump.ts';
 export { range, type RangeBound, type RangeEntry, type RangeStrategy } from './strategies/range.ts';
 export { directory, type DirectoryOptions, type DirectoryStrategy } from './strategies/directory.ts';
+export { tenant, type TenantOptions, type TenantSetupArgs, type TenantStrategy, type TenantTemplate } from './strategies/tenant.ts';
 export { evenSpread, rebalance, type BucketDirectory, type BucketMove, type BucketTableOptions } from './strategies/bucket-directory.ts';
 export { ShardDirectoryEntry } from './strategies/directory-table.ts';
 export { canonicalKey } from './strategies/canonical-key.ts';

@@ -20,6 +20,8 @@ interface Entry<D extends IDatabaseDriver> {
   readonly id: ShardId;
   readonly options: ShardOptions<D>;
   readonly kind: ShardKind;
+  /** The shard's own open hook (a tenant's schema), run before the fleet's `onShardOpen`. */
+  readonly onOpen?: OnShardOpen;
   /** The shard's MikroORM while open (held by the registry). */
   orm?: MikroORM<D>;
   /** A closed shard's MikroORM, as long as something (an entity manager, an entity) still holds it. */
@@ -92,8 +94,11 @@ export class Fleet<D extends IDatabaseDriver = IDatabaseDriver> {
     return fleet;
   }
 
-  /** Registers a shard (validated options); discovers its kind's metadata if no shard of its kind did. */
-  async add(id: ShardId, options: ShardOptions<D>): Promise<void> {
+  /**
+   * Registers a shard (validated options); discovers its kind's metadata if no shard of its kind did. `onOpen` runs
+   * once at its first connection, before the fleet's `onShardOpen`.
+   */
+  async add(id: ShardId, options: ShardOptions<D>, onOpen?: OnShardOpen): Promise<void> {
     let kind: ShardKind;
     try {
       kind = await this.#kinds.of(options);
@@ -104,7 +109,7 @@ export class Fleet<D extends IDatabaseDriver = IDatabaseDriver> {
       throw ShardingError.duplicateShard(id);
     }
     this.#removed.delete(id);
-    this.#entries.set(id, { id, options, kind, busy: 0 });
+    this.#entries.set(id, { id, options, kind, onOpen, busy: 0 });
     this.#ids = Object.freeze([...this.#entries.keys()]);
   }
 
@@ -269,7 +274,7 @@ export class Fleet<D extends IDatabaseDriver = IDatabaseDriver> {
           // A closed shard's entity manager queried again: the shard is open again.
           this.#adopt(entry, orm);
         }
-        entry.opened ??= Promise.resolve(this.#settings.onShardOpen?.({ id: entry.id, orm: orm as MikroORM }));
+        entry.opened ??= this.#opening(entry, orm as MikroORM);
         return entry.opened.catch(error => {
           entry.opened = undefined;
           throw error;
@@ -281,6 +286,11 @@ export class Fleet<D extends IDatabaseDriver = IDatabaseDriver> {
       },
       gate: () => entry.closing,
     });
+  }
+
+  async #opening(entry: Entry<D>, orm: MikroORM): Promise<void> {
+    await entry.onOpen?.({ id: entry.id, orm });
+    await this.#settings.onShardOpen?.({ id: entry.id, orm });
   }
 
   #touch(entry: Entry<D>): void {

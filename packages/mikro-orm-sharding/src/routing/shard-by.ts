@@ -224,10 +224,14 @@ function resolveDeclaration(
 ): EntityRouting {
   const owner = `shardBy.${name}`;
   const home = orm.shardIds.find(id => orm.fleet.metadata(id).getByClassName(name, false) !== undefined);
-  if (home === undefined) {
+  // A registry that starts empty (`shards: {}`, shards added on demand) declares the shared entities.
+  const meta = (home === undefined ? (orm.shardIds.length === 0 ? orm.fleet.defaultMetadata : undefined) : orm.fleet.metadata(home))?.getByClassName(
+    name,
+    false,
+  );
+  if (meta === undefined) {
     throw ShardingError.invalidOptions(`${owner}: no shard declares an entity named ${describe(name)}; use the entity's name (its class name).`, name);
   }
-  const meta = orm.fleet.metadata(home).getByClassName(name) as EntityMetadata;
   const knowing = shardsKnowing(orm, meta.class);
   if (declaration === null || typeof declaration !== 'object') {
     throw ShardingError.invalidOptions(`${owner} must be { key, strategy } or { parent }; got ${describe(declaration)}.`, declaration);
