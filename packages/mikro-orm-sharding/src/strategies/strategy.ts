@@ -28,9 +28,9 @@ export interface KeyRange {
  * place new entities, to look primary keys up, and to prune queries to the shards that can hold their rows; it
  * never calls it with `null` or `undefined`.
  *
- * Write your own for a scheme the built-in ones (`hash`, `jump`, `range`, `directory`) do not cover: a key that
- * always goes to one shard, a shard per tenant made at run time. Answers are checked like a chooser's
- * (`UNKNOWN_SHARD`, `ENTITY_NOT_ON_SHARD`).
+ * Write your own for a scheme the built-in ones (`hash`, `jump`, `range`, `directory`, `tenant`) do not cover: a
+ * key that always goes to one shard, say. Answers are checked like a chooser's (`UNKNOWN_SHARD`,
+ * `ENTITY_NOT_ON_SHARD`); a strategy may register the shard it answers with first (`context.orm.addShard()`).
  *
  * @example
  * ```ts
