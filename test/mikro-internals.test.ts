@@ -396,7 +396,7 @@ describe.each(['sqlite', 'postgresql'] as const)('MikroORM internals the shard r
   beforeAll(async () => {
     topology = topologies[driver]();
     // Discovered once, never connected: the registry's template of a kind of shard.
-    template = await MikroORM.init({ ...topology.shared, ...topology.database('registry_template'), entities, connect: false });
+    template = await MikroORM.init({ ...topology.shared, ...topology.database('registry_template'), entities });
   });
 
   afterAll(async () => {
