@@ -417,6 +417,18 @@ describe.each(['sqlite', 'postgresql'] as const)('MikroORM internals the shard r
     return orm;
   }
 
+  /** Runs `test` on a shard whose connections a recording watch watches, and closes the shard. */
+  async function watched(name: string, test: (orm: MikroORM, recorder: ReturnType<typeof recordingWatch>) => Promise<void>): Promise<void> {
+    const orm = await shard(name);
+    const recorder = recordingWatch();
+    watchConnections(orm, recorder.watch);
+    try {
+      await test(orm, recorder);
+    } finally {
+      await orm.close(true);
+    }
+  }
+
   it('ormWithMetadata: a MikroORM built synchronously on discovered metadata, which it shares, and which works', async () => {
     const orm = await shard('registry_built');
     try {
@@ -464,10 +476,7 @@ describe.each(['sqlite', 'postgresql'] as const)('MikroORM internals the shard r
   });
 
   it('watchConnections: every query, through any entity manager, is busy while it runs; a top-level transaction until it ends', async () => {
-    const orm = await shard('registry_busy');
-    const recorder = recordingWatch();
-    watchConnections(orm, recorder.watch);
-    try {
+    await watched('registry_busy', async (orm, recorder) => {
       await orm.em.fork().find(Author, {});
       expect(recorder.busy()).toBe(0);
       expect(recorder.heard).toContain('+1');
@@ -494,16 +503,11 @@ describe.each(['sqlite', 'postgresql'] as const)('MikroORM internals the shard r
       // A failed query ends as well.
       await expect(orm.em.getConnection().execute('select * from no_such_table')).rejects.toThrow();
       expect(recorder.busy()).toBe(0);
-    } finally {
-      await orm.close(true);
-    }
+    });
   });
 
   it('watchConnections: a query waits for the gate (a close in progress) before it starts, busy from the start', async () => {
-    const orm = await shard('registry_gate');
-    const recorder = recordingWatch();
-    watchConnections(orm, recorder.watch);
-    try {
+    await watched('registry_gate', async (orm, recorder) => {
       let open!: () => void;
       recorder.setGate(new Promise<void>(resolve => (open = resolve)));
       let done = false;
@@ -520,9 +524,7 @@ describe.each(['sqlite', 'postgresql'] as const)('MikroORM internals the shard r
       open();
       expect(await query).toEqual([{ one: 1 }]);
       expect(recorder.busy()).toBe(0);
-    } finally {
-      await orm.close(true);
-    }
+    });
   });
 
   it('whileBusy: work on the driver client is busy while it runs; on an unwatched connection it just runs', async () => {
