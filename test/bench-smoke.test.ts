@@ -128,6 +128,24 @@ describe('benchmark CLI (sqlite, tiny sizes)', () => {
     }
   });
 
+  it('--registry: lookups on album files added at run time, cold and hot, never more open than --max-open', { timeout: 60_000 }, async () => {
+    const [line, ...more] = await bench(...'--registry --registry-shards 30 --max-open 4 --points 20 --json'.split(' '));
+    expect(more).toEqual([]);
+    expect(line).toMatchObject({ mode: 'registry', driver: 'sqlite', shards: 30, max_open_shards: 4, open_after_cold: 4, open_after_hot: 4 });
+    for (const key of [
+      'cold_lookups_per_s',
+      'cold_p50_ms',
+      'cold_p99_ms',
+      'hot_lookups_per_s',
+      'hot_p50_ms',
+      'hot_p99_ms',
+      'open_query_close_ms',
+      'add_shard_us',
+    ]) {
+      expect(line![key], key).toBeGreaterThan(0);
+    }
+  });
+
   it('rejects unknown options with a usage message and exit code 2', async () => {
     await expect(bench('--no-such-option')).rejects.toMatchObject({ code: 2 });
     await expect(bench('--strategy', 'modular')).rejects.toMatchObject({ code: 2 });

@@ -27,6 +27,10 @@ import {
   rowOf,
   entityDeclarationOf,
   keepForeignKeys,
+  ormWithMetadata,
+  watchConnections,
+  whileBusy,
+  type ConnectionWatch,
 } from '../packages/mikro-orm-sharding/src/mikro-internals.ts';
 import { introspectTables } from '../packages/mikro-orm-sharding/src/introspection/introspect.ts';
 import { SqliteDriver } from '@mikro-orm/sqlite';
@@ -353,6 +357,193 @@ describe('MikroORM internals the library relies on (table reading)', () => {
         type: 'integer',
         fieldNames: ['owner_id'],
       });
+    } finally {
+      await orm.close(true);
+    }
+  });
+});
+
+/** A connection watch that records what it hears; `gate` is what it answers to a query about to start. */
+function recordingWatch(connected: () => Promise<void> | void = () => undefined) {
+  const heard: string[] = [];
+  let busy = 0;
+  let gate: Promise<void> | undefined;
+  const watch: ConnectionWatch = {
+    connected: () => {
+      heard.push('connected');
+      return connected();
+    },
+    busy: delta => {
+      busy += delta;
+      heard.push(delta > 0 ? '+1' : '-1');
+    },
+    gate: () => gate,
+  };
+  return {
+    watch,
+    heard,
+    busy: () => busy,
+    setGate: (next: Promise<void> | undefined) => {
+      gate = next;
+    },
+  };
+}
+
+describe.each(['sqlite', 'postgresql'] as const)('MikroORM internals the shard registry relies on (%s)', driver => {
+  let topology: Topology;
+  let template: MikroORM;
+
+  beforeAll(async () => {
+    topology = topologies[driver]();
+    // Discovered once, never connected: the registry's template of a kind of shard.
+    template = await MikroORM.init({ ...topology.shared, ...topology.database('registry_template'), entities });
+  });
+
+  afterAll(async () => {
+    await template?.close(true);
+    await topology?.dispose();
+  });
+
+  /** A shard's MikroORM on the template's metadata, its schema made, disconnected again. */
+  async function shard(name: string): Promise<MikroORM> {
+    const orm = ormWithMetadata(
+      { ...topology.shared, ...topology.database(name), entities } as never,
+      template.getMetadata(),
+      template.config.get('extensions'),
+    ) as MikroORM;
+    await orm.schema.ensureDatabase();
+    await orm.schema.refresh();
+    await orm.close();
+    return orm;
+  }
+
+  /** Runs `test` on a shard whose connections a recording watch watches, and closes the shard. */
+  async function watched(name: string, test: (orm: MikroORM, recorder: ReturnType<typeof recordingWatch>) => Promise<void>): Promise<void> {
+    const orm = await shard(name);
+    const recorder = recordingWatch();
+    watchConnections(orm, recorder.watch);
+    try {
+      await test(orm, recorder);
+    } finally {
+      await orm.close(true);
+    }
+  }
+
+  it('ormWithMetadata: a MikroORM built synchronously on discovered metadata, which it shares, and which works', async () => {
+    const orm = await shard('registry_built');
+    try {
+      expect(orm.getMetadata().get(Author)).toBe(template.getMetadata().get(Author));
+      expect(orm.getMetadata().getAll()).toEqual(template.getMetadata().getAll());
+      expect(await orm.isConnected()).toBe(false);
+      const em = orm.em.fork();
+      em.create(Author, { id: 1, name: 'built' });
+      await em.flush();
+      expect((await orm.em.fork().findOneOrFail(Author, 1)).name).toBe('built');
+    } finally {
+      await orm.close(true);
+    }
+  });
+
+  it('watchConnections: connected() once per connect, after MikroORM connected and before waiting queries go on', async () => {
+    const orm = await shard('registry_connect');
+    const order: string[] = [];
+    // The hook's own queries (schema tools, raw SQL) run inside the connect and do not wait for it.
+    const recorder = recordingWatch(async () => {
+      await orm.em.fork().getConnection().execute('select 1 as one');
+      order.push('hook done');
+    });
+    watchConnections(orm, recorder.watch);
+    try {
+      const connection = orm.em.getConnection();
+      // Concurrent first queries share one connect (MikroORM's ensureConnection() alone would open two clients).
+      const queries = [1, 2].map(async n => {
+        const rows = await connection.execute(`select ${n} as n`);
+        order.push(`query ${n}`);
+        return rows;
+      });
+      expect(await Promise.all(queries)).toEqual([[{ n: 1 }], [{ n: 2 }]]);
+      expect(recorder.heard.filter(event => event === 'connected')).toHaveLength(1);
+      expect(order.slice(0, 1)).toEqual(['hook done']);
+      expect(recorder.busy()).toBe(0);
+      // Closed and used again: a new connect, heard again.
+      await orm.close();
+      expect(await orm.isConnected()).toBe(false);
+      await connection.execute('select 3 as n');
+      expect(recorder.heard.filter(event => event === 'connected')).toHaveLength(2);
+    } finally {
+      await orm.close(true);
+    }
+  });
+
+  it('watchConnections: every query, through any entity manager, is busy while it runs; a top-level transaction until it ends', async () => {
+    await watched('registry_busy', async (orm, recorder) => {
+      await orm.em.fork().find(Author, {});
+      expect(recorder.busy()).toBe(0);
+      expect(recorder.heard).toContain('+1');
+      let inside = -1;
+      let nested = -1;
+      await orm.em.fork().transactional(async em => {
+        await em.find(Author, {});
+        inside = recorder.busy();
+        // A nested transaction (a savepoint, begin with the outer ctx) is part of the outer one.
+        await em.transactional(async inner => {
+          await inner.find(Author, {});
+          nested = recorder.busy();
+        });
+      });
+      expect([inside, nested, recorder.busy()]).toEqual([1, 1, 0]);
+      // A rolled-back transaction ends too.
+      await expect(
+        orm.em.fork().transactional(async em => {
+          await em.find(Author, {});
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      expect(recorder.busy()).toBe(0);
+      // A failed query ends as well.
+      await expect(orm.em.getConnection().execute('select * from no_such_table')).rejects.toThrow();
+      expect(recorder.busy()).toBe(0);
+    });
+  });
+
+  it('watchConnections: a query waits for the gate (a close in progress) before it starts, busy from the start', async () => {
+    await watched('registry_gate', async (orm, recorder) => {
+      let open!: () => void;
+      recorder.setGate(new Promise<void>(resolve => (open = resolve)));
+      let done = false;
+      const query = orm.em
+        .getConnection()
+        .execute('select 1 as one')
+        .then(rows => {
+          done = true;
+          return rows;
+        });
+      await new Promise(resolve => setTimeout(resolve, 20));
+      expect([done, recorder.busy()]).toEqual([false, 1]);
+      recorder.setGate(undefined);
+      open();
+      expect(await query).toEqual([{ one: 1 }]);
+      expect(recorder.busy()).toBe(0);
+    });
+  });
+
+  it('whileBusy: work on the driver client is busy while it runs; on an unwatched connection it just runs', async () => {
+    const orm = await shard('registry_while_busy');
+    const recorder = recordingWatch();
+    try {
+      const connection = orm.em.getConnection();
+      expect(await whileBusy(connection, async () => 'unwatched')).toBe('unwatched');
+      watchConnections(orm, recorder.watch);
+      let during = -1;
+      expect(
+        await whileBusy(connection, async () => {
+          during = recorder.busy();
+          return 'watched';
+        }),
+      ).toBe('watched');
+      expect([during, recorder.busy()]).toEqual([1, 0]);
+      await expect(whileBusy(connection, () => Promise.reject(new Error('failed')))).rejects.toThrow('failed');
+      expect(recorder.busy()).toBe(0);
     } finally {
       await orm.close(true);
     }

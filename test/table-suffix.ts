@@ -271,4 +271,48 @@ export function describeTableSuffix(makeTopology: () => Topology): void {
       await fleet.close(true);
     }
   });
+
+  it('adds a suffix at run time: orm.addShard(suffix, tableSuffixShard(...)) makes its table, and it is written and read like the others', async () => {
+    const fleet = await ShardedMikroORM.init({
+      ...topology.shared,
+      // One suffix at init (shardBy needs a shard declaring Photo), the next one added.
+      shards: {
+        main: sharedTablesShard(database, { entities: [Album] }),
+        [suffixes[0]!]: tableSuffixShard(database, { entities: [Photo], suffix: suffixes[0]! }),
+      },
+      // No `shards` list: any suffix is a shard id, registered when its first key comes.
+      shardBy: { Photo: { key: 'albumKey', strategy: tableSuffix() } },
+      binds: { Album: 'main' },
+      onShardOpen: async ({ id, orm: shard }) => {
+        if (id !== 'main') await shard.schema.update();
+      },
+    });
+    const added = md5Suffix('added at run time');
+    try {
+      await fleet.addShard(added, tableSuffixShard(database, { entities: [Photo], suffix: added }));
+      const before = await countAll();
+      const em = fleet.em.fork();
+      em.create(Photo, { id: 1001, albumKey: 'added at run time', title: 'new', takenOn: '2024-05-05', likes: 1 });
+      em.create(Photo, { id: 1002, albumKey: 'added at run time', title: 'newer', takenOn: '2024-05-06', likes: 2 });
+      await em.flush();
+      expect(await countIn(`photo_${added}`)).toBe(2);
+      expect(await countAll()).toEqual(before);
+      const found = await fleet.em.fork().find(Photo, { albumKey: 'added at run time' }, { orderBy: { id: 'asc' } });
+      expect(found.map(photo => photo.title)).toEqual(['new', 'newer']);
+      // A key whose suffix is not registered is refused, nothing written.
+      await expect(
+        (async () => {
+          const other = fleet.em.fork();
+          other.create(Photo, { id: 1003, albumKey: 'never added', title: 'x', takenOn: '2024-05-07', likes: 0 });
+          await other.flush();
+        })(),
+      ).rejects.toMatchObject({ code: 'UNKNOWN_SHARD' });
+      expect(await countIn(`photo_${added}`)).toBe(2);
+      // Removed, its table stays in the database.
+      await fleet.removeShard(added);
+      expect(await countIn(`photo_${added}`)).toBe(2);
+    } finally {
+      await fleet.close(true);
+    }
+  });
 }

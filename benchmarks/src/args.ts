@@ -36,6 +36,9 @@ export interface Args {
   warmup: boolean;
   python: string;
   strategy: StrategyName;
+  registry: boolean;
+  registryShards: number;
+  maxOpen: number;
 }
 
 export const USAGE = `Usage: pnpm bench -- [options]
@@ -67,6 +70,11 @@ The shared sharding workload (../shared/bench-workload.md), systems side by side
   --strategy NAME              how the sharded system routes: modulo (the workload's murmurhash3 % S, hand-written
                                choosers; the default), or shardBy with hash (1024 buckets), jump or range (S equal
                                ranges of ids)
+  --registry                   the runtime shard registry instead: --registry-shards SQLite files added with
+                               addShard(), at most --max-open open; --points random lookups by id, cold (each on an
+                               album not opened yet) and hot (within a working set of --max-open albums)
+  --registry-shards N          album files of --registry (default 10000)
+  --max-open N                 maxOpenShards of --registry (default 64)
   -h, --help                   this text
 `;
 
@@ -117,6 +125,9 @@ export function parse(argv: string[]): Args | undefined {
       'no-warmup': { type: 'boolean' },
       python: { type: 'string' },
       strategy: { type: 'string' },
+      registry: { type: 'boolean' },
+      'registry-shards': { type: 'string' },
+      'max-open': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -170,5 +181,8 @@ export function parse(argv: string[]): Args | undefined {
     warmup: !values['no-warmup'],
     python: values.python ?? '/usr/bin/python3',
     strategy,
+    registry: values.registry ?? false,
+    registryShards: int('registry-shards', values['registry-shards'], 10_000, 1),
+    maxOpen: int('max-open', values['max-open'], 64, 1),
   };
 }

@@ -4,6 +4,7 @@ import { compare } from './compare.ts';
 import { Databases } from './databases.ts';
 import { silentProgress, stderrProgress } from './progress.ts';
 import type { Result } from './run.ts';
+import { registry } from './registry.ts';
 import { scale } from './scale.ts';
 
 async function main(): Promise<number> {
@@ -35,7 +36,11 @@ async function main(): Promise<number> {
     if (args.json) process.stdout.write(`${JSON.stringify(line)}\n`);
   };
   try {
-    const table = args.scale ? await scale(args, dbs, progress, emit) : await compare(args, dbs, progress, emit);
+    const table = args.registry
+      ? await registry(args, progress, emit)
+      : args.scale
+        ? await scale(args, dbs, progress, emit)
+        : await compare(args, dbs, progress, emit);
     if (!args.json) process.stdout.write(`${table}\n`);
     if (args.chart) process.stderr.write(`chart written to ${args.chart}\n`);
     return 0;
