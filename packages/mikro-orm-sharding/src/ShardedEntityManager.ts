@@ -61,6 +61,7 @@ import * as routed from './write/routed-writes.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
 import type { ShardErrorOption } from './read/partial.ts';
 import { ShardTransaction } from './transactions/transaction.ts';
+import { notAcrossShards } from './unsupported.ts';
 import { absorbTransaction, forkForTransaction, nestedStartOf, transactionForkOptions } from './transactions/nesting.ts';
 import { runTransaction } from './transactions/run.ts';
 import { settingsOf } from './transactions/start.ts';
@@ -699,40 +700,37 @@ export class ShardedEntityManager<Id extends string = ShardId> {
 
   /** Not available across shards: a query builder, a stream or a cursor runs on one database. Use `em.on(shard)`. */
   createQueryBuilder(): never {
-    throw ShardingError.unsupported('createQueryBuilder()', 'a query builder runs on one database; use em.on(shard).createQueryBuilder()');
+    throw notAcrossShards('createQueryBuilder()');
   }
 
   /** Not available across shards: see {@link createQueryBuilder}. */
   qb(): never {
-    throw ShardingError.unsupported('qb()', 'a query builder runs on one database; use em.on(shard).qb()');
+    throw notAcrossShards('qb()');
   }
 
   /** Not available across shards: see {@link createQueryBuilder}. */
   stream(): never {
-    throw ShardingError.unsupported('stream()', 'use em.on(shard).stream() on each shard, or find() with limit/offset');
+    throw notAcrossShards('stream()');
   }
 
   /** Not available across shards: see {@link createQueryBuilder}. */
   findByCursor(): never {
-    throw ShardingError.unsupported(
-      'findByCursor()',
-      'use keyset pagination with find() (orderBy a unique key, continue after the last one), or em.on(shard).findByCursor()',
-    );
+    throw notAcrossShards('findByCursor()');
   }
 
   /** Not available: which shard a raw row belongs to is unknown. Use `em.on(shard).map()`. */
   map(): never {
-    throw ShardingError.unsupported('map()', 'which shard a raw row belongs to is not known; use em.on(shard).map()');
+    throw notAcrossShards('map()');
   }
 
   /** Not available: which shard an entity's data belongs to is unknown. Use `em.on(shard).merge()`. */
   merge(): never {
-    throw ShardingError.unsupported('merge()', 'which shard the data belongs to is not known; use em.on(shard).merge()');
+    throw notAcrossShards('merge()');
   }
 
   /** Not available yet across shards. Use `em.on(shard).countBy()` per shard. */
   countBy(): never {
-    throw ShardingError.unsupported('countBy()', 'use em.on(shard).countBy() on each shard and add the counts up');
+    throw notAcrossShards('countBy()');
   }
 
   /**
