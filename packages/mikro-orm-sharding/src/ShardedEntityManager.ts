@@ -45,30 +45,24 @@ import {
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from './choosers.ts';
 import { ShardingError } from './errors/errors.ts';
-import { onlyCandidate, shardInIdentityMaps } from './read/lookup.ts';
 import * as reads from './read/read-path.ts';
+import { populateOnShards } from './read/populate.ts';
+import { referenceFork } from './read/reference.ts';
+import { refreshOnShard } from './read/refresh.ts';
 import { ShardedRequestContext } from './fleet/request-context.ts';
-import { onReadyFork, type ShardScope } from './scope.ts';
+import type { ShardScope } from './scope.ts';
 import { metadataOf } from './fleet/fleet-metadata.ts';
-import { groupInto } from './group.ts';
-import { entitiesOf } from './write/entities-of.ts';
 import { PendingWrites } from './write/pending-writes.ts';
-import { checkEntityOnShard } from './route.ts';
-import { knownShard, rememberShard } from './write/shard-of.ts';
+import { knownShard } from './write/shard-of.ts';
+import { createEntity, flushPending, moveAll, NO_OPTIONS, persistAll, removeAll } from './write/unit-of-work.ts';
 import { ShardFilters } from './filters.ts';
 import { repositoryFor, type ShardedRepository } from './repository.ts';
 import * as routed from './write/routed-writes.ts';
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
-import { settleEach } from './fleet/settle.ts';
-import { onShard } from './errors/shard-failure.ts';
-import { labelOf } from './write/write-plan.ts';
 import type { ShardErrorOption } from './read/partial.ts';
-import { refuseReadOnlyFlush } from './routing/read-only.ts';
-import { readOn } from './routing/read-your-writes.ts';
-import { forgetDeletionsInParent, mergeIntoParent, releaseEntity } from './mikro-internals.ts';
 import { ShardTransaction } from './transactions/transaction.ts';
-import { flushShards } from './transactions/flush.ts';
-import { planOf } from './transactions/propagation.ts';
+import { notAcrossShards } from './unsupported.ts';
+import { absorbTransaction, forkForTransaction, nestedStartOf, transactionForkOptions } from './transactions/nesting.ts';
 import { runTransaction } from './transactions/run.ts';
 import { settingsOf } from './transactions/start.ts';
 import { transactionEntityManager } from './transactions/context.ts';
@@ -217,45 +211,19 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     options: CreateOptions<boolean> & ShardOption<Id> = NO_OPTIONS,
   ): Entity {
     const em = this.#context();
-    if (options === NO_OPTIONS) {
-      const staging = em.#pending.stagingFork(entityName as EntityName<object>);
-      const entity = staging.create(entityName, data as never, DO_NOT_PERSIST) as Entity;
-      if (staging.config.get('persistOnCreate')) {
-        em.#pending.add(entity);
-      }
-      return entity;
-    }
-    const { shard, ...rest } = options;
-    const target = shard === undefined ? em.#pending.stagingFork(entityName as EntityName<object>) : em.#forkFor(entityName, shard, true);
-    const entity = target.create(entityName, data as never, { ...rest, persist: false }) as Entity;
-    if (shard !== undefined) {
-      rememberShard(entity, shard);
-    }
-    if (rest.persist ?? target.config.get('persistOnCreate')) {
-      em.#pending.add(entity);
-    }
-    return entity;
+    return createEntity(em.#scope, em.#pending, entityName, data, options);
   }
 
   /** Marks entities for writing at the next flush; new ones get their shard then. */
   persist(entity: object | Iterable<object>): this {
-    const em = this.#context();
-    for (const item of entitiesOf(this.#orm, entity, 'persist')) {
-      em.#pending.add(item);
-    }
+    persistAll(this.#orm, this.#context().#pending, entity);
     return this;
   }
 
   /** Marks entities for removal (on their own shards) at the next flush. */
   remove(entity: object | Iterable<object>): this {
     const em = this.#context();
-    for (const target of entitiesOf(this.#orm, entity, 'remove')) {
-      em.#pending.delete(target);
-      const shard = em.shardOf(target);
-      if (shard !== undefined) {
-        em.#fork(shard).remove(target);
-      }
-    }
+    removeAll(em.#scope, em.#pending, entity);
     return this;
   }
 
@@ -267,17 +235,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
    */
   async flush(): Promise<void> {
     const em = this.#context();
-    if (em.#pending.insideChooser()) {
-      throw ShardingError.flushInsideChooser();
-    }
-    try {
-      await em.#pending.place(true);
-      refuseReadOnlyFlush(em.#scope);
-      await flushShards(em.#scope, em.#transaction, em.#pending.moves);
-      em.#pending.flushed();
-    } finally {
-      em.#pending.endMoves();
-    }
+    return flushPending(em.#scope, em.#pending, em.#transaction);
   }
 
   /**
@@ -291,13 +249,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
    */
   move(entity: object | Iterable<object>, shard: Id): this {
     const em = this.#context();
-    em.#fork(shard, 'em.move()');
-    for (const target of entitiesOf(this.#orm, entity, 'move')) {
-      if (em.shardOf(target) === undefined) {
-        throw ShardingError.unplacedEntity('move', labelOf(target));
-      }
-      em.#pending.requestMove(target, shard);
-    }
+    moveAll(em.#scope, em.#pending, entity, shard);
     return this;
   }
 
@@ -311,24 +263,13 @@ export class ShardedEntityManager<Id extends string = ShardId> {
    */
   async transactional<T>(cb: (em: ShardedEntityManager<Id>) => T | Promise<T>, options: ShardedTransactionOptions = {}): Promise<T> {
     const em = this.#context(false);
-    if (em.#transactionsDisabled || em.#config().get('disableTransactions')) {
+    const start = em.#transactionsOff() ? 'join' : nestedStartOf(this.#orm, em.#transaction?.active ? em.#transaction : undefined, options);
+    if (start === 'join') {
       return cb(em as ShardedEntityManager<Id>);
-    }
-    const outer = em.#transaction?.active ? em.#transaction : undefined;
-    const plan = planOf(options.propagation, outer !== undefined);
-    if (plan === 'join') {
-      return cb(em as ShardedEntityManager<Id>);
-    }
-    // Checked before anything runs: a mode the fleet cannot do throws here.
-    // Nested in a transaction that never commits (rollbackScope()), it runs in its own mode, as it would outside.
-    const inMode = plan === 'nested' && !outer!.rollbackOnly;
-    const settings = plan === 'none' ? undefined : settingsOf(this.#orm, inMode ? { ...options, mode: outer!.mode } : options, 'transaction');
-    if (inMode && options.mode !== undefined && options.mode !== outer!.mode) {
-      throw ShardingError.invalidOptions(`a nested transaction runs in its outer transaction's mode ('${outer!.mode}'), not '${options.mode}'.`, options.mode);
     }
     const { child, inherited } = em.#transactionFork(options);
-    if (settings) {
-      child.#transaction = new ShardTransaction(child.#scope, settings, plan === 'nested' ? outer : undefined);
+    if (start.settings) {
+      child.#transaction = new ShardTransaction(child.#scope, start.settings, start.parent);
     } else {
       child.#transactionsDisabled = true;
     }
@@ -343,7 +284,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
    */
   async begin(options: Omit<ShardedTransactionOptions, 'propagation' | 'clear' | 'flushMode' | 'ignoreNestedTransactions'> = {}): Promise<void> {
     const em = this.#context(false);
-    if (em.#transactionsDisabled || em.#config().get('disableTransactions')) {
+    if (em.#transactionsOff()) {
       return;
     }
     if (em.#transaction?.active) {
@@ -359,7 +300,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
    */
   async commit(): Promise<void> {
     const em = this.#context(false);
-    if (em.#transactionsDisabled || em.#config().get('disableTransactions')) {
+    if (em.#transactionsOff()) {
       return em.flush();
     }
     const transaction = em.#transaction;
@@ -374,7 +315,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   /** Rolls back the transaction begun with {@link begin} on every shard it touched. */
   async rollback(): Promise<void> {
     const em = this.#context(false);
-    if (em.#transactionsDisabled || em.#config().get('disableTransactions')) {
+    if (em.#transactionsOff()) {
       return;
     }
     const transaction = em.#transaction;
@@ -528,19 +469,15 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     entity: Entity,
     options: FindOneOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null> {
-    const em = this.#context();
     const { shard, ...rest } = options;
-    const target = em.#shardFor('refresh', entity, shard);
-    return onShard(
-      'refresh',
-      target,
-      onReadyFork(
-        em.#scope,
-        target,
-        fork => fork.refresh(entity, readOn(em.#scope, target, helper(entity).__meta.class, rest) as never),
-        'the { shard } option',
-      ),
-    ) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true> | null>;
+    return refreshOnShard(this.#context().#scope, entity, shard, rest as FindOneOptions<Entity>, false) as Promise<MergeLoaded<
+      Entity,
+      Naked,
+      Hint,
+      Fields,
+      Excludes,
+      true
+    > | null>;
   }
 
   /** `refresh`, throwing MikroORM's `NotFoundError` (or your `failHandler`'s error) when the row is gone. */
@@ -554,19 +491,10 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     entity: Entity,
     options: FindOneOrFailOptions<Entity, Hint, Fields, Excludes> & ShardOption<Id> = {},
   ): Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>> {
-    const em = this.#context();
     const { shard, ...rest } = options;
-    const target = em.#shardFor('refresh', entity, shard);
-    return onShard(
-      'refresh',
-      target,
-      onReadyFork(
-        em.#scope,
-        target,
-        fork => fork.refreshOrFail(entity, readOn(em.#scope, target, helper(entity).__meta.class, rest) as never),
-        'the { shard } option',
-      ),
-    ) as Promise<MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>>;
+    return refreshOnShard(this.#context().#scope, entity, shard, rest as FindOneOptions<Entity>, true) as Promise<
+      MergeLoaded<Entity, Naked, Hint, Fields, Excludes, true>
+    >;
   }
 
   /**
@@ -605,22 +533,8 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     id: Primary<Entity>,
     options: GetReferenceOptions & ShardOption<Id> = {},
   ): Entity | Reference<Entity> {
-    const em = this.#context();
     const { shard, ...rest } = options;
-    const name = Utils.className(entityName);
-    if (rest.key !== undefined && shard === undefined) {
-      throw ShardingError.unsupported(
-        `getReference(${name}, ..., { key: '${rest.key}' }) without { shard }`,
-        'the id chooser routes primary keys, not alternate keys; pass { shard }, or use findOne()',
-      );
-    }
-    const fork =
-      shard === undefined
-        ? em.#fork(
-            shardInIdentityMaps(em.#scope, entityName as EntityName<object>, id as Primary<object>) ??
-              onlyCandidate(em.#scope, entityName as EntityName<object>, id as Primary<object>),
-          )
-        : em.#forkFor(entityName, shard, false);
+    const fork = referenceFork(this.#context().#scope, entityName as EntityName<object>, id as Primary<object>, shard, rest.key);
     return fork.getReference(entityName, id, rest as GetReferenceOptions);
   }
 
@@ -642,21 +556,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     type Populated = Entity extends object[]
       ? MergeLoaded<ElementOf<Entity>, Naked, Hint, Fields, Excludes>[]
       : MergeLoaded<Entity, Naked, Hint, Fields, Excludes>;
-    const em = this.#context();
-    const list: object[] = Array.isArray(entities) ? entities : [entities];
-    const byShard = new Map<ShardId, object[]>();
-    for (const entity of list) {
-      const shard = em.shardOf(entity);
-      if (shard === undefined) {
-        throw ShardingError.unplacedEntity('populate', labelOf(entity));
-      }
-      groupInto(byShard, shard, entity);
-    }
-    await settleEach('populate', [...byShard.keys()], shard => {
-      const group = byShard.get(shard)!;
-      const read = readOn(em.#scope, shard, helper(group[0]!).__meta.class, options as { connectionType?: unknown; flushMode?: unknown });
-      return onReadyFork(em.#scope, shard, fork => fork.populate(group, populate as never, read as never));
-    });
+    await populateOnShards(this.#context().#scope, Array.isArray(entities) ? entities : [entities], populate, options);
     return entities as unknown as Populated;
   }
 
@@ -800,40 +700,37 @@ export class ShardedEntityManager<Id extends string = ShardId> {
 
   /** Not available across shards: a query builder, a stream or a cursor runs on one database. Use `em.on(shard)`. */
   createQueryBuilder(): never {
-    throw ShardingError.unsupported('createQueryBuilder()', 'a query builder runs on one database; use em.on(shard).createQueryBuilder()');
+    throw notAcrossShards('createQueryBuilder()');
   }
 
   /** Not available across shards: see {@link createQueryBuilder}. */
   qb(): never {
-    throw ShardingError.unsupported('qb()', 'a query builder runs on one database; use em.on(shard).qb()');
+    throw notAcrossShards('qb()');
   }
 
   /** Not available across shards: see {@link createQueryBuilder}. */
   stream(): never {
-    throw ShardingError.unsupported('stream()', 'use em.on(shard).stream() on each shard, or find() with limit/offset');
+    throw notAcrossShards('stream()');
   }
 
   /** Not available across shards: see {@link createQueryBuilder}. */
   findByCursor(): never {
-    throw ShardingError.unsupported(
-      'findByCursor()',
-      'use keyset pagination with find() (orderBy a unique key, continue after the last one), or em.on(shard).findByCursor()',
-    );
+    throw notAcrossShards('findByCursor()');
   }
 
   /** Not available: which shard a raw row belongs to is unknown. Use `em.on(shard).map()`. */
   map(): never {
-    throw ShardingError.unsupported('map()', 'which shard a raw row belongs to is not known; use em.on(shard).map()');
+    throw notAcrossShards('map()');
   }
 
   /** Not available: which shard an entity's data belongs to is unknown. Use `em.on(shard).merge()`. */
   merge(): never {
-    throw ShardingError.unsupported('merge()', 'which shard the data belongs to is not known; use em.on(shard).merge()');
+    throw notAcrossShards('merge()');
   }
 
   /** Not available yet across shards. Use `em.on(shard).countBy()` per shard. */
   countBy(): never {
-    throw ShardingError.unsupported('countBy()', 'use em.on(shard).countBy() on each shard and add the counts up');
+    throw notAcrossShards('countBy()');
   }
 
   /**
@@ -841,27 +738,12 @@ export class ShardedEntityManager<Id extends string = ShardId> {
    * those this one has at once), with this one's pending entities unless `clear`, as MikroORM forks for a transaction.
    */
   #transactionFork(options: ShardedTransactionOptions): { child: ShardedEntityManager; inherited: readonly object[] } {
-    const clear = options.clear ?? false;
-    const forkOptions = {
-      clear,
-      flushMode: options.flushMode,
-      cloneEventManager: true,
-      loggerContext: options.loggerContext,
-      signal: options.signal,
-      inflightQueryAbortStrategy: options.inflightQueryAbortStrategy,
-    };
+    const forkOptions = transactionForkOptions(options);
     const propagate = this.#propagates();
-    const makeFork = (shard: ShardId) => {
-      const parent = this.#fork(shard);
-      const fork = parent.fork(forkOptions) as SqlEntityManager;
-      if (propagate) {
-        forgetDeletionsInParent(fork, parent);
-      }
-      return fork;
-    };
+    const makeFork = (shard: ShardId) => forkForTransaction(this.#fork(shard), forkOptions, propagate);
     const child = new ShardedEntityManager(this.#orm, false, makeFork, this.#filters?.copy());
     child.#transactionsDisabled = options.ignoreNestedTransactions === true;
-    if (clear) {
+    if (forkOptions.clear) {
       return { child, inherited: [] };
     }
     this.#forks.forEach((_, shard) => child.#fork(shard));
@@ -871,18 +753,14 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   /** After a `transactional()` callback's success: its entities become this entity manager's, as in MikroORM. */
   #absorb(child: ShardedEntityManager, inherited: readonly object[]): void {
     const moved = child.#pending.takeMovedAway();
-    if (!this.#propagates()) {
-      return;
+    if (this.#propagates()) {
+      absorbTransaction(this.#scope, this.#pending, child.#forks, moved, inherited);
     }
-    // What the transaction moved leaves the forks of the shards it left, as its fork of those shards forgot it.
-    moved?.forEach((from, entity) => {
-      const fork = this.#forks.get(from);
-      if (fork !== undefined) {
-        releaseEntity(fork, entity);
-      }
-    });
-    child.#forks.forEach((fork, shard) => mergeIntoParent(fork, this.#fork(shard)));
-    inherited.forEach(entity => this.#pending.delete(entity));
+  }
+
+  /** Whether transactions are off here: MikroORM's `disableTransactions`, or a callback's with `ignoreNestedTransactions`. */
+  #transactionsOff(): boolean {
+    return this.#transactionsDisabled || this.#config().get('disableTransactions');
   }
 
   /** Whether a transaction's entities go back to this entity manager: not to the global one, unless it allows a global context. */
@@ -893,19 +771,6 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   /** The configuration MikroORM-wide settings are read from: the first shard's (shards share them). */
   #config() {
     return this.#orm.fleet.config;
-  }
-
-  /** The shard of an entity for an operation on it: `{ shard }` (which must agree with a known shard), else its own. */
-  #shardFor(operation: string, entity: object, shard: Id | undefined): ShardId {
-    const known = this.shardOf(entity);
-    if (shard !== undefined && known !== undefined && known !== shard) {
-      throw ShardingError.shardMismatch(operation, labelOf(Reference.unwrapReference(entity)), known, shard);
-    }
-    const target = shard ?? known;
-    if (target === undefined) {
-      throw ShardingError.unplacedEntity(operation, labelOf(Reference.unwrapReference(entity)));
-    }
-    return target;
   }
 
   /** Where a filter or its parameters go now: the forks made so far, or on the global entity manager every shard's own. */
@@ -928,13 +793,6 @@ export class ShardedEntityManager<Id extends string = ShardId> {
       }
       this.#forks.set(shard, fork);
     }
-    return fork;
-  }
-
-  /** The fork of the shard named by a `{ shard }` option, which must be configured and declare the entity. */
-  #forkFor<T extends object>(entityName: EntityName<T>, shard: ShardId, written: boolean): SqlEntityManager {
-    const fork = this.#fork(shard, 'the { shard } option');
-    checkEntityOnShard(this.#scope, entityName, shard, 'the { shard } option', written);
     return fork;
   }
 
@@ -964,8 +822,5 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     return this;
   }
 }
-
-const NO_OPTIONS = Object.freeze({});
-const DO_NOT_PERSIST = Object.freeze({ persist: false });
 
 type ElementOf<T> = T extends readonly (infer Item)[] ? Item : never;

@@ -1,4 +1,5 @@
 import { Utils, type EntityName } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { MaybePromise, ShardId } from './choosers.ts';
 import { ShardingError } from './errors/errors.ts';
 import { shardsKnowing } from './fleet/fleet-metadata.ts';
@@ -61,6 +62,13 @@ export function checkEntityOnShard<T extends object>(
     const name = Utils.className(entityName);
     throw ShardingError.entityNotOnShard(label?.() ?? name, name, shard, [...knowing], source, written);
   }
+}
+
+/** The fork of the shard named by a `{ shard }` option, which must be configured and declare the entity. */
+export function forkOfOption(scope: ShardScope, entityName: EntityName<object>, shard: ShardId, written: boolean): SqlEntityManager {
+  const fork = scope.fork(shard, 'the { shard } option');
+  checkEntityOnShard(scope, entityName, shard, 'the { shard } option', written);
+  return fork;
 }
 
 /**

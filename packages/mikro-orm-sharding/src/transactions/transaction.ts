@@ -1,18 +1,15 @@
 import type { IsolationLevel, LogContext, Transaction } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { ShardId } from '../choosers.ts';
 import { ShardingError } from '../errors/errors.ts';
 import { settleEach } from '../fleet/settle.ts';
-import { onShard, recordFailure } from '../errors/shard-failure.ts';
+import { recordFailure } from '../errors/shard-failure.ts';
 import type { ShardScope } from '../scope.ts';
-import { beginOn, flushThrough, Rendezvous } from './flush-gate.ts';
+import { beginOn } from './flush-gate.ts';
 import { commitInOrder } from './multi.ts';
 import type { TransactionMode } from './settings.ts';
 import { checkSingle, rollbackShard, twoTransactions, type Participant } from './single.ts';
 import { commitTwoPhase } from './twopc.ts';
-import { settled } from '../routing/settled.ts';
-import { broadcastChangesOf, checkOneHome, replicate, writesBroadcast } from '../broadcast/changes.ts';
-import { BroadcastMeeting, NOT_REPLAYED } from '../broadcast/meeting.ts';
+import { flushInTransaction } from './transaction-flush.ts';
 import { databaseOf } from '../table-suffix/same-database.ts';
 
 /** How one sharded transaction runs on each shard it touches. */
@@ -96,70 +93,27 @@ export class ShardTransaction {
     return this.#beginning?.get(shard) ?? this.#begin(shard);
   }
 
-  /**
-   * Flushes every fork of the entity manager inside the transaction. A fork that writes and has not begun begins
-   * now (MikroORM tells at `onFlush`, before it writes); one with nothing to write begins nothing. In `single` mode,
-   * and whenever a shard's circuit breaker is open, the forks first wait for each other, so that a flush writing two
-   * shards (`single`), or writing to a shard that is refused (`SHARD_UNAVAILABLE`), fails before any shard writes.
-   */
+  /** Flushes every fork of the entity manager inside the transaction (see {@link flushInTransaction}). */
   async flush(): Promise<void> {
     if (this.#state !== 'open') {
       throw ShardingError.transactionClosed(this.#state);
     }
-    if (this.#scope.orm.shardKeys.hasBroadcast) {
-      return this.#flushWithBroadcast();
-    }
-    const forks = this.#scope.forks;
-    if (forks.size === 1) {
-      // The common case, one shard: no gathering of outcomes.
-      const [shard, fork] = forks.entries().next().value!;
-      return onShard(this.#settings.operation, shard, this.#flushShard(shard, fork, undefined, undefined));
-    }
-    const shards = [...forks.keys()];
-    const { health } = this.#scope.orm.faults;
-    const meeting =
-      this.mode === 'single' || shards.some(shard => health.refusesNow(shard)) ? new Rendezvous(shards.length, writers => this.#admit(writers)) : undefined;
-    await settleEach(
-      this.#settings.operation,
-      shards,
-      shard => this.#flushShard(shard, forks.get(shard)!, meeting, undefined),
-      () => false,
-    );
+    return flushInTransaction(this, this.#scope);
   }
 
-  /**
-   * {@link flush} for a fleet with broadcast entities: forks that write broadcast rows write first, their rows are
-   * replayed on every other shard holding the entity, then the other forks write (see {@link BroadcastMeeting}).
-   */
-  async #flushWithBroadcast(): Promise<void> {
-    const forks = this.#scope.forks;
-    const shards = [...forks.keys()];
-    const orm = this.#scope.orm;
-    const broadcast = new BroadcastMeeting(shards.length, changes => {
-      checkOneHome(changes);
-      return replicate(orm, changes, async shard => {
-        const ready = this.ready(shard);
-        if (ready) {
-          await ready;
-        }
-        return this.#scope.fork(shard);
-      });
-    });
-    const { health } = orm.faults;
-    const meeting =
-      this.mode === 'single' || shards.some(shard => health.refusesNow(shard)) ? new Rendezvous(shards.length, writers => this.#admit(writers)) : undefined;
-    const outcomes = await Promise.allSettled(shards.map(shard => this.#flushShard(shard, forks.get(shard)!, meeting, broadcast)));
-    // No fork waits for the replay when every fork wrote broadcast rows: wait for it here.
-    await broadcast.replayed();
-    if (broadcast.error !== undefined) {
-      throw broadcast.error;
-    }
-    const failed = outcomes.flatMap((outcome, i) =>
-      outcome.status === 'rejected' && outcome.reason !== NOT_REPLAYED ? [{ shard: shards[i]!, error: outcome.reason as unknown }] : [],
-    );
-    if (failed.length > 0) {
-      throw recordFailure({ operation: this.#settings.operation, shard: failed[0]!.shard, done: [], failed }, true);
-    }
+  /** What a failure is reported as in `shardFailureOf(error).operation`. */
+  get operation(): string {
+    return this.#settings.operation;
+  }
+
+  /** Whether it has begun on the shard (or the shard joined another's transaction). */
+  hasBegun(shard: ShardId): boolean {
+    return this.#begun.has(shard);
+  }
+
+  /** Its transaction (or savepoint) on the shard, once begun. */
+  begunOn(shard: ShardId): Transaction | undefined {
+    return this.#begun.get(shard);
   }
 
   /** Commits on every shard it began, the mode's way; a nested transaction releases its savepoints. */
@@ -262,56 +216,11 @@ export class ShardTransaction {
     return this.#begun.get(shard)!;
   }
 
-  async #flushShard(shard: ShardId, fork: SqlEntityManager, meeting: Rendezvous | undefined, broadcast: BroadcastMeeting | undefined): Promise<void> {
-    if (meeting === undefined && broadcast === undefined && this.#begun.has(shard)) {
-      // Begun: its flush writes in the shard's transaction, with nothing to decide.
-      return fork.flush();
-    }
-    const orm = this.#scope.orm;
-    let home = false;
-    try {
-      await flushThrough(fork, {
-        enter:
-          broadcast === undefined
-            ? dirty => (meeting ? meeting.arrive(shard, dirty).then(() => this.#enter(shard, dirty)) : this.#enter(shard, dirty))
-            : (dirty, uow) =>
-                // Every fork meets the rendezvous first: a fork waiting for broadcast rows there would block it.
-                settled(meeting?.arrive(shard, dirty), () => {
-                  home = dirty && writesBroadcast(orm, uow);
-                  return settled(broadcast.arrive(shard, home), () => this.#enter(shard, dirty));
-                }) as Promise<void> | undefined,
-        after: broadcast === undefined ? undefined : uow => home && broadcast.written(shard, broadcastChangesOf(orm, fork, uow, shard)),
-        implicitStart: () => {
-          throw ShardingError.unsupported(
-            `A flush to which an onFlush subscriber added changes after the sharded transaction had looked (shard ${JSON.stringify(shard)})`,
-            "register event subscribers in init()'s `subscribers` option, so that they run first. Nothing was written on that shard",
-          );
-        },
-      });
-    } catch (error) {
-      broadcast?.failed(shard);
-      throw error;
-    } finally {
-      meeting?.leave(shard);
-      broadcast?.arrive(shard, false);
-      // MikroORM resets a fork's transaction after a flush that began without one: give back the one begun meanwhile.
-      const ctx = this.#begun.get(shard);
-      if (ctx !== undefined && fork.getTransactionContext() !== ctx) {
-        fork.setTransactionContext(ctx);
-      }
-    }
-  }
-
-  /** At a fork's `onFlush`: begins the shard if the flush writes there. */
-  #enter(shard: ShardId, dirty: boolean): Promise<void> | undefined {
-    return dirty && !this.#begun.has(shard) ? this.ready(shard) : undefined;
-  }
-
   /**
    * Once every fork of a flush is at `onFlush`, before any writes: a `single` transaction may write one shard, and
    * no transaction writes to a shard whose circuit is open (its refusal, recorded as that shard's, nothing done).
    */
-  #admit(writers: ReadonlySet<ShardId>): void {
+  admit(writers: ReadonlySet<ShardId>): void {
     if (this.mode === 'single') {
       const span = twoTransactions([...this.#begun.keys(), ...writers], this.#databaseOf);
       if (span !== undefined) {
