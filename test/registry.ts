@@ -137,7 +137,9 @@ export function registryBehaviour(makeTopology: () => Topology): void {
       await removing;
       expect(removed).toBe(true);
       expect(await codeOf(() => orm.shard('c'))).toBe('SHARD_REMOVED');
-      expect(await codeOf(orm.em.fork().find(Author, {}, { shard: 'c' } as never))).toBe('UNKNOWN_SHARD');
+      expect(await codeOf(orm.em.fork().find(Author, {}, { shard: 'c' } as never))).toBe('SHARD_REMOVED');
+      expect(await codeOf(() => orm.em.fork({ shard: 'c' } as never))).toBe('SHARD_REMOVED');
+      expect(await codeOf(() => orm.em.fork().create(Author, { id: 10, name: 'Gone' }, { shard: 'c' } as never))).toBe('SHARD_REMOVED');
       // Added again, it holds what was committed before its removal.
       await orm.addShard('c2', topology.database('c'));
       const lease = await orm.leaseShard('c2');

@@ -140,7 +140,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
   /** @internal Pins an entity manager to a shard (a request's `shardResolver`); see {@link fork}. */
   static pin(em: ShardedEntityManager, shard: ShardId): void {
     if (!em.#orm.fleet.has(shard)) {
-      throw ShardingError.unknownShard(shard, em.#orm.shardIds, { source: 'shardResolver' });
+      throw em.#orm.fleet.notRegistered(shard, { source: 'shardResolver' });
     }
     em.#pinned = shard;
   }
@@ -169,7 +169,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     const parent = this.#context(false);
     const { shard, ...forkOptions } = options ?? {};
     if (shard !== undefined && !this.#orm.fleet.has(shard)) {
-      throw ShardingError.unknownShard(shard, this.#orm.shardIds, { source: 'em.fork()' });
+      throw this.#orm.fleet.notRegistered(shard, { source: 'em.fork()' });
     }
     const own = options === undefined ? undefined : forkOptions;
     const makeFork = (id: ShardId) => (parent.#forks.get(id) ?? this.#orm.shard(id).em).fork(own) as SqlEntityManager;
@@ -785,7 +785,7 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     let fork = this.#forks.get(shard);
     if (!fork) {
       if (!this.#orm.fleet.has(shard)) {
-        throw ShardingError.unknownShard(shard, this.#orm.shardIds, { source });
+        throw this.#orm.fleet.notRegistered(shard, { source });
       }
       fork = this.#makeFork(shard);
       if (this.#filters !== undefined) {

@@ -41,7 +41,7 @@ export function checkShard(scope: ShardScope, shard: unknown, source: string, en
   if (shard === undefined || shard === null || shard === '') {
     throw ShardingError.chooserReturnedNothing(source, label, value);
   }
-  throw ShardingError.unknownShard(shard, scope.orm.shardIds, { entity: label, source });
+  throw scope.orm.fleet.notRegistered(shard, { entity: label, source });
 }
 
 /**

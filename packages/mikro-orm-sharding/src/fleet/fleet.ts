@@ -236,10 +236,17 @@ export class Fleet<D extends IDatabaseDriver = IDatabaseDriver> {
     }
   }
 
+  /** The error for an id that is not registered: `SHARD_REMOVED` for one `remove()` took away, else `UNKNOWN_SHARD`. */
+  notRegistered(id: unknown, context: { readonly entity?: string; readonly source: string }): ShardingError {
+    return typeof id === 'string' && this.#removed.has(id)
+      ? ShardingError.shardRemoved(id, context.source)
+      : ShardingError.unknownShard(id, this.#ids, context);
+  }
+
   #entry(id: ShardId, source: string): Entry<D> {
     const entry = this.#entries.get(id);
     if (!entry) {
-      throw this.#removed.has(id) ? ShardingError.shardRemoved(id, source) : ShardingError.unknownShard(id, this.#ids, { source });
+      throw this.notRegistered(id, { source });
     }
     return entry;
   }

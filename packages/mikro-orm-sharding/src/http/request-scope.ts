@@ -123,7 +123,7 @@ function checkedPin(orm: AnyShardedMikroORM, shard: unknown): ShardId | undefine
     return undefined;
   }
   if (!orm.fleet.has(shard)) {
-    throw ShardingError.unknownShard(shard, orm.shardIds, { source: 'shardResolver' });
+    throw orm.fleet.notRegistered(shard, { source: 'shardResolver' });
   }
   return shard;
 }
