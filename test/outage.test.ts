@@ -135,11 +135,13 @@ describe('a shard server that dies in the middle of a workload and comes back', 
       }
     };
     const workers = Array.from({ length: 4 }, worker);
-    await sleep(300);
+    // Enough work done before the stop, however busy the machine is.
+    while (results.length <= 10) await sleep(20);
     stopping = performance.now();
     await doomed.stop('immediate');
     stoppedAt = performance.now();
-    await sleep(500);
+    const afterStop = () => results.filter(result => result.startedAt > stoppedAt);
+    while (afterStop().filter(r => r.shard === 's2').length <= 3 || afterStop().filter(r => r.shard !== 's2').length <= 10) await sleep(20);
     stop = true;
     await Promise.all(workers);
     died.resolve();
@@ -150,7 +152,7 @@ describe('a shard server that dies in the middle of a workload and comes back', 
     const before = results.filter(result => result.startedAt + result.ms < stopping);
     expect(before.length).toBeGreaterThan(10);
     expect(before.filter(result => result.error !== undefined)).toEqual([]);
-    const after = results.filter(result => result.startedAt > stoppedAt);
+    const after = afterStop();
     for (const result of after) {
       if (result.shard === 's2') {
         expectUnavailable(result.error, 's2');
