@@ -7,6 +7,7 @@ import {
   type Options,
   helper,
   QueryHelper,
+  RequestContext,
   TransactionManager,
   type AbortQueryOptions,
   type Dictionary,
@@ -409,4 +410,15 @@ export function ormWithMetadata<D extends IDatabaseDriver>(options: Options<D>, 
     },
   };
   return new MikroORM<D>({ ...options, entities: [], entitiesTs: [], extensions, discovery } as Options<D>);
+}
+
+/**
+ * Runs `next` in a new MikroORM `RequestContext` over `map` (its entity managers by `contextName`). The public
+ * `RequestContext.create` forks every entity manager it is given up front; the library's map makes a shard's fork
+ * when the request first asks for it, so it needs the context made over a map of its own, which takes the private
+ * `RequestContext.storage` (the `AsyncLocalStorage` that `RequestContext.getEntityManager(name)` reads).
+ */
+export function runWithContextMap<T>(map: Map<string, EntityManager>, next: () => T): T {
+  const storage = (RequestContext as unknown as { readonly storage: AsyncLocalStorage<RequestContext> }).storage;
+  return storage.run(new RequestContext(map), next);
 }

@@ -1,16 +1,17 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { RequestContext, type CreateContextOptions, type IDatabaseDriver } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/sql';
-import type { ShardId } from '../choosers.ts';
+import type { CreateContextOptions, IDatabaseDriver } from '@mikro-orm/core';
+import { runWithContextMap } from '../mikro-internals.ts';
 import { ShardedEntityManager } from '../ShardedEntityManager.ts';
 import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
+import { RequestForks } from './request-forks.ts';
 
 const storage = new AsyncLocalStorage<ReadonlyMap<ShardedMikroORM, ShardedEntityManager>>();
 
 /**
  * A request-scoped sharded entity manager, like MikroORM's `RequestContext`: inside `next`, `orm.em` acts on a
  * fresh fork, and each shard's own `orm.shard(id).em` resolves to that fork's entity manager for the shard
- * (MikroORM's `RequestContext` with one `contextName` per shard).
+ * (MikroORM's `RequestContext` with one `contextName` per shard). A shard is forked when the request first uses it,
+ * so a request that touches one shard of a large fleet forks (and opens) that shard alone.
  *
  * @example
  * ```ts
@@ -21,20 +22,13 @@ export class ShardedRequestContext {
   /** Runs `next` with a fresh request context for the fleet of `em`. */
   static create<T>(em: ShardedEntityManager, next: () => T, options?: CreateContextOptions): T {
     const orm = em.orm;
-    const shardEms = orm.shardIds.map(id => orm.shard(id).em);
-    return RequestContext.create(
-      shardEms,
-      () => {
-        const forks = new Map<ShardId, SqlEntityManager>();
-        for (const id of orm.shardIds) {
-          forks.set(id, RequestContext.getEntityManager(id) as SqlEntityManager);
-        }
-        const scoped = new Map(storage.getStore());
-        scoped.set(orm, ShardedEntityManager.adopt(orm, forks));
-        return storage.run(scoped, next);
-      },
-      options,
+    const forks = new RequestForks(orm, options);
+    const scoped = new Map(storage.getStore());
+    scoped.set(
+      orm,
+      ShardedEntityManager.adopt(orm, shard => forks.fork(shard)),
     );
+    return runWithContextMap(forks, () => storage.run(scoped, next));
   }
 
   /** The request's sharded entity manager for this fleet, if a context is active. */
