@@ -344,11 +344,13 @@ function watchConnection(connection: WatchedConnection, watch: ConnectionWatch, 
     if (gate) await gate;
     if (connecting && !preparing.getStore()) await connecting;
   };
+  // Most queries have nothing to wait for: they skip `ready()`'s promise (this runs once per query).
+  const mustWait = () => watch.gate() !== undefined || (connecting !== undefined && !preparing.getStore());
   const busy = async <T>(run: () => Promise<T>): Promise<T> => {
     // Busy at once, before anything is awaited: the shard must not be picked for closing from here on.
     watch.busy(1);
     try {
-      await ready();
+      if (mustWait()) await ready();
       return await run();
     } finally {
       watch.busy(-1);

@@ -45,7 +45,5 @@ export class RequestForks extends Map<string, EntityManager> {
   }
 
   /** The request's fork of a shard of the fleet, made now if the request had not used the shard yet. */
-  fork(shard: ShardId): SqlEntityManager {
-    return this.get(shard) as SqlEntityManager;
-  }
+  readonly fork = (shard: ShardId): SqlEntityManager => this.get(shard) as SqlEntityManager;
 }
