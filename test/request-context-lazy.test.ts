@@ -121,4 +121,26 @@ describe('request contexts fork a shard on first use', () => {
     expect(orm.shards.size).toBeLessThanOrEqual(Math.max(before, MAX_OPEN));
     expect(RequestContext.currentRequestContext()).toBeUndefined();
   });
+
+  it('a context inside another forks from the outer fork of a shard, and the outer one is back after it', async () => {
+    await ShardedRequestContext.create(orm.em, async () => {
+      const outer = ShardedRequestContext.getEntityManager(orm)!;
+      const outerFork = orm.shard('t20').em.getContext();
+      outerFork.create(Page, { id: 900, tenant: 't20' });
+      const inner = await ShardedRequestContext.create(orm.em, async () => {
+        const em = ShardedRequestContext.getEntityManager(orm)!;
+        expect(em).not.toBe(outer);
+        const fork = orm.shard('t20').em.getContext();
+        expect(fork).not.toBe(outerFork);
+        // A fork of the outer fork, as MikroORM's RequestContext.create makes inside another context: its own identity map.
+        expect(fork.getUnitOfWork().getPersistStack().size).toBe(0);
+        return em;
+      });
+      expect(inner).not.toBe(outer);
+      expect(ShardedRequestContext.getEntityManager(orm)).toBe(outer);
+      expect(orm.shard('t20').em.getContext()).toBe(outerFork);
+      expect(outerFork.getUnitOfWork().getPersistStack().size).toBe(1);
+    });
+    expect(ShardedRequestContext.getEntityManager(orm)).toBeUndefined();
+  });
 });
