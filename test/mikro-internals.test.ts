@@ -1,4 +1,4 @@
-import { DefaultLogger, MikroORM, type EventSubscriber, type LogContext, type LoggerOptions } from '@mikro-orm/core';
+import { DefaultLogger, MikroORM, RequestContext, type EntityManager, type EventSubscriber, type LogContext, type LoggerOptions } from '@mikro-orm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // White-box: these are not part of the library's API, so they are imported from the module itself. Each test below
 // pins one MikroORM internal the library relies on; a MikroORM upgrade that changes it fails here, by name.
@@ -31,6 +31,7 @@ import {
   watchConnections,
   whileBusy,
   type ConnectionWatch,
+  runWithContextMap,
 } from '../packages/mikro-orm-sharding/src/mikro-internals.ts';
 import { introspectTables } from '../packages/mikro-orm-sharding/src/introspection/introspect.ts';
 import { SqliteDriver } from '@mikro-orm/sqlite';
@@ -287,6 +288,26 @@ describe.each(['sqlite', 'postgresql'] as const)('MikroORM internals the library
     adoptEntity(from, author, into);
     expect(managerOf(author)).toBe(into);
     await fork().nativeUpdate(Author, { id: 2 }, { name: 'two' });
+  });
+
+  it("RequestContext.storage: a context over a map of our own, whose get answers MikroORM's lookups by contextName", async () => {
+    const own = orm.em.fork({ useContext: true });
+    const asked: string[] = [];
+    class Lookups extends Map<string, EntityManager> {
+      override get(name: string): EntityManager | undefined {
+        asked.push(name);
+        return super.get(name) ?? (name === orm.em.name ? own : undefined);
+      }
+    }
+    const map = new Lookups();
+    const inside = await runWithContextMap(map, async () => {
+      await Promise.resolve();
+      return { map: RequestContext.currentRequestContext()?.map, context: orm.em.getContext(), named: RequestContext.getEntityManager(orm.em.name) };
+    });
+    expect(inside).toEqual({ map, context: own, named: own });
+    expect(inside.context).toBe(own);
+    expect(asked).toContain(orm.em.name);
+    expect(RequestContext.currentRequestContext()).toBeUndefined();
   });
 
   it("getNativeClient: the driver's own client, with the API the fast path uses", async () => {

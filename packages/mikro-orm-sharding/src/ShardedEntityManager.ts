@@ -132,9 +132,9 @@ export class ShardedEntityManager<Id extends string = ShardId> {
     return new ShardedEntityManager(orm, true, shard => orm.shard(shard).em as SqlEntityManager);
   }
 
-  /** @internal An entity manager over existing shard forks (a request context's). */
-  static adopt(orm: ShardedMikroORM, forks: ReadonlyMap<ShardId, SqlEntityManager>): ShardedEntityManager {
-    return new ShardedEntityManager(orm, false, shard => forks.get(shard)!);
+  /** @internal An entity manager over a request context's shard forks, each made when first used. */
+  static adopt(orm: ShardedMikroORM, forkOf: (shard: ShardId) => SqlEntityManager): ShardedEntityManager {
+    return new ShardedEntityManager(orm, false, forkOf);
   }
 
   /** @internal Pins an entity manager to a shard (a request's `shardResolver`); see {@link fork}. */

@@ -7,6 +7,7 @@ import {
   type Options,
   helper,
   QueryHelper,
+  RequestContext,
   TransactionManager,
   type AbortQueryOptions,
   type Dictionary,
@@ -343,11 +344,13 @@ function watchConnection(connection: WatchedConnection, watch: ConnectionWatch, 
     if (gate) await gate;
     if (connecting && !preparing.getStore()) await connecting;
   };
+  // Most queries have nothing to wait for: they skip `ready()`'s promise (this runs once per query).
+  const mustWait = () => watch.gate() !== undefined || (connecting !== undefined && !preparing.getStore());
   const busy = async <T>(run: () => Promise<T>): Promise<T> => {
     // Busy at once, before anything is awaited: the shard must not be picked for closing from here on.
     watch.busy(1);
     try {
-      await ready();
+      if (mustWait()) await ready();
       return await run();
     } finally {
       watch.busy(-1);
@@ -409,4 +412,15 @@ export function ormWithMetadata<D extends IDatabaseDriver>(options: Options<D>, 
     },
   };
   return new MikroORM<D>({ ...options, entities: [], entitiesTs: [], extensions, discovery } as Options<D>);
+}
+
+/**
+ * Runs `next` in a new MikroORM `RequestContext` over `map` (its entity managers by `contextName`). The public
+ * `RequestContext.create` forks every entity manager it is given up front; the library's map makes a shard's fork
+ * when the request first asks for it, so it needs the context made over a map of its own, which takes the private
+ * `RequestContext.storage` (the `AsyncLocalStorage` that `RequestContext.getEntityManager(name)` reads).
+ */
+export function runWithContextMap<T>(map: Map<string, EntityManager>, next: () => T): T {
+  const storage = (RequestContext as unknown as { readonly storage: AsyncLocalStorage<RequestContext> }).storage;
+  return storage.run(new RequestContext(map), next);
 }

@@ -310,9 +310,11 @@ export class Fleet<D extends IDatabaseDriver = IDatabaseDriver> {
     entry.busy += delta;
     if (entry.busy === 0) {
       this.#evict();
-      const waiting = [...this.#idle];
-      this.#idle.clear();
-      waiting.forEach(resolve => resolve());
+      if (this.#idle.size > 0) {
+        const waiting = [...this.#idle];
+        this.#idle.clear();
+        waiting.forEach(resolve => resolve());
+      }
     }
   }
 

@@ -1,7 +1,7 @@
 import type { IDatabaseDriver } from '@mikro-orm/core';
 import type { ChosenShard, MaybePromise, ShardId } from '../choosers.ts';
 import { describe, ShardingError } from '../errors/errors.ts';
-import { ShardedRequestContext } from '../fleet/request-context.ts';
+import { enterFleetContext } from '../fleet/request-context.ts';
 import { ShardedEntityManager } from '../ShardedEntityManager.ts';
 import type { ShardedMikroORM } from '../ShardedMikroORM.ts';
 
@@ -63,20 +63,6 @@ export function resolveShard<Request, Id extends string>(
 }
 
 /**
- * Runs `next` in a new request context of the fleet (`ShardedRequestContext.create`), pinned to `shard` when one is
- * given: `orm.em` inside it is the request's own sharded entity manager.
- */
-export function enterRequestContext<T>(orm: AnyShardedMikroORM, shard: ShardId | undefined, next: () => T): T {
-  if (shard === undefined) {
-    return ShardedRequestContext.create(orm.em, next);
-  }
-  return ShardedRequestContext.create(orm.em, () => {
-    ShardedEntityManager.pin(ShardedRequestContext.getEntityManager(orm)!, shard);
-    return next();
-  });
-}
-
-/**
  * The building block of the middleware, for any other framework: resolves the request's shard, then runs `next` in a
  * new request context pinned to it. Resolves to (or returns, when the resolver is synchronous) what `next` returns.
  *
@@ -115,7 +101,7 @@ export function enterResolved<Request, T>(
   } catch (error) {
     return fail(error);
   }
-  return shard instanceof Promise ? shard.then(id => enterRequestContext(orm, id, next), fail) : enterRequestContext(orm, shard, next);
+  return shard instanceof Promise ? shard.then(id => enterFleetContext(orm, id, next), fail) : enterFleetContext(orm, shard, next);
 }
 
 function checkedPin(orm: AnyShardedMikroORM, shard: unknown): ShardId | undefined {
