@@ -1,5 +1,6 @@
 import type { ShardedMikroORM } from './ShardedMikroORM.ts';
-import { settleEach } from './fleet/settle.ts';
+import { FLEET_CONCURRENCY, runBounded } from './fleet/run-bounded.ts';
+import { throwFirstFailure } from './fleet/settle.ts';
 import { writableShards } from './routing/read-only.ts';
 
 /** The options of MikroORM's schema generator methods, whatever the driver. */
@@ -56,8 +57,12 @@ export class ShardedSchema {
   }
 
   /** Schema changes commit per shard: on a failure, every shard that finished a change is reported as changed. */
-  #each<T>(operation: string, task: (id: string) => Promise<T>, changes = true): Promise<T[]> {
+  // Bounded: a registry of thousands of shards must not open them all, and run DDL on all, at the same moment.
+  // Every shard is attempted, as a failure on one must not leave the others half-known.
+  async #each<T>(operation: string, task: (id: string) => Promise<T>, changes = true): Promise<T[]> {
     const ids = changes ? writableShards(this.#orm.fleet, this.#orm.shardIds, operation, false) : this.#orm.shardIds;
-    return settleEach(operation, ids, task, changes ? () => true : undefined);
+    const outcomes = await runBounded(ids, task, { concurrency: FLEET_CONCURRENCY, keepGoing: true });
+    throwFirstFailure(operation, outcomes, changes);
+    return outcomes.map(outcome => (outcome as { readonly value: T }).value);
   }
 }

@@ -3,7 +3,7 @@ import type { ShardId } from '../choosers.ts';
 import { ShardingError } from '../errors/errors.ts';
 import { watchConnections } from '../mikro-internals.ts';
 import type { ShardOptions } from '../options.ts';
-import { runBounded } from './run-bounded.ts';
+import { FLEET_CONCURRENCY, runBounded } from './run-bounded.ts';
 import { ShardKinds, type ShardKind } from './shard-kinds.ts';
 
 /** Called once per shard and process, at the shard's first connection, before any query goes on (see `onShardOpen`). */
@@ -32,9 +32,6 @@ interface Entry<D extends IDatabaseDriver> {
   opened?: Promise<void>;
   removed?: boolean;
 }
-
-/** Concurrency of work the registry does on many shards at once (connecting at init, closing). */
-const FLEET_CONCURRENCY = 16;
 
 /**
  * The shard registry: the one place that knows which shards exist and holds their MikroORM instances. A shard is

@@ -16,6 +16,9 @@ export interface FleetRunOptions {
   readonly concurrency?: number;
 }
 
+/** Concurrency of the fleet's own work on many shards at once (connecting at init, closing, `orm.schema.*`). */
+export const FLEET_CONCURRENCY = 16;
+
 /** The default of {@link FleetRunOptions.concurrency}. */
 export const DEFAULT_CONCURRENCY = 4;
 
