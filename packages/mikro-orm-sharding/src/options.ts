@@ -234,25 +234,8 @@ export function shardConfigs<D extends IDatabaseDriver, Shards extends object, E
   if (options === null || typeof options !== 'object') {
     throw ShardingError.invalidOptions('pass an options object.', options);
   }
-  const {
-    shards,
-    shardChooser,
-    idChooser,
-    queryChooser,
-    connect,
-    onShardError,
-    circuitBreaker,
-    shardBy,
-    requireShardKey,
-    binds,
-    defaultBind,
-    readYourWrites,
-    transactionMode,
-    twoPhaseCommit,
-    maxOpenShards,
-    onShardOpen,
-    ...shared
-  } = options;
+  const { shards, shardChooser, idChooser, queryChooser, shardBy, binds, defaultBind } = options;
+  const shared = sharedOptionsOf(options as ShardedMikroORMOptions<D, object, EntityList>);
   // First of all: every error from here on may echo options, and must mask their passwords.
   rememberSecrets(shared);
   if (shards !== null && typeof shards === 'object') {
