@@ -66,14 +66,20 @@ function fromDeclaration(scope: ShardScope, route: EntityRouting, entity: object
   });
 }
 
-/** The shards a primary key may be on, in search order: the id chooser's, else the declaration's, else every shard. */
-export function shardsOfId(scope: ShardScope, meta: EntityMetadata, id: unknown): MaybePromise<readonly ShardId[]> {
+/** Where reads of an entity go whatever the key or query: its bind or the pinned shard, or a broadcast entity's one shard. */
+function presetReadShards(scope: ShardScope, meta: EntityMetadata): readonly ShardId[] | undefined {
   const fixed = fixedReadShards(scope, meta.className);
   if (fixed !== undefined) {
     return fixed;
   }
-  if (isBroadcast(scope.orm, meta)) {
-    return [broadcastReadShard(scope, meta.class as EntityName<object>)];
+  return isBroadcast(scope.orm, meta) ? [broadcastReadShard(scope, meta.class as EntityName<object>)] : undefined;
+}
+
+/** The shards a primary key may be on, in search order: the id chooser's, else the declaration's, else every shard. */
+export function shardsOfId(scope: ShardScope, meta: EntityMetadata, id: unknown): MaybePromise<readonly ShardId[]> {
+  const preset = presetReadShards(scope, meta);
+  if (preset !== undefined) {
+    return preset;
   }
   const route = scope.orm.shardKeys.of(meta);
   const chooser = scope.orm.routing.idChooser;
@@ -97,12 +103,9 @@ function idFromDeclaration(scope: ShardScope, route: EntityRouting, id: unknown)
 
 /** The shards a query runs on: the query chooser's, else those the declaration leaves (pruned by `where`), else every shard. */
 export function shardsOfQuery(scope: ShardScope, meta: EntityMetadata, where: unknown, options: object, operation: string): MaybePromise<readonly ShardId[]> {
-  const fixed = fixedReadShards(scope, meta.className);
-  if (fixed !== undefined) {
-    return fixed;
-  }
-  if (isBroadcast(scope.orm, meta)) {
-    return [broadcastReadShard(scope, meta.class as EntityName<object>)];
+  const preset = presetReadShards(scope, meta);
+  if (preset !== undefined) {
+    return preset;
   }
   const route = scope.orm.shardKeys.of(meta);
   const chooser = scope.orm.routing.queryChooser;
