@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
+/** `runuser` lives in sbin, which a root shell's PATH may leave out. */
+const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser'].find(path => existsSync(path)) ?? 'runuser';
 /** Each pg_ctl / initdb call is given this long before it is killed. */
 const COMMAND_TIMEOUT_MS = 30_000;
 
@@ -144,7 +146,7 @@ function postgresUser(): { uid: number; gid: number } {
 function command(args: readonly string[]): [string, string[]] {
   const [binary, ...rest] = args;
   const path = join(BIN, binary!);
-  return asRoot() ? ['runuser', ['-u', 'postgres', '--', path, ...rest]] : [path, rest];
+  return asRoot() ? [RUNUSER, ['-u', 'postgres', '--', path, ...rest]] : [path, rest];
 }
 
 function run(args: readonly string[], log?: string): Promise<void> {
